@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test setup setup-dev examples clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	touch $(STAMP)
+
+$(DEVSTAMP): $(STAMP)
+	$(PIP) install -q -e '.[dev]'
+	touch $(DEVSTAMP)
+
+setup: $(STAMP)
+setup-dev: $(DEVSTAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/livus analyze examples --out demo-output
+
+test: $(DEVSTAMP)
+	$(PY) -m pytest tests
+
+examples: $(STAMP)
+	$(VENV)/bin/livus simulate-examples --out examples
+
+clean:
+	rm -rf $(VENV) demo-output

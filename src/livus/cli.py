@@ -1,0 +1,153 @@
+"""``livus`` command line. Every sub-command is a thin call into the package.
+
+Imports are done inside the handlers so that ``livus --help`` stays fast and a sub-command only
+loads what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from livus.infer.pipeline import analyze_paths
+
+    summary = analyze_paths(
+        [Path(p) for p in args.paths],
+        Path(args.out),
+        config_path=args.config,
+        patient_path=args.patient,
+        workers=args.workers,
+        language=args.language,
+        overlays=not args.no_overlays,
+    )
+    return 0 if summary.n_frames > 0 or not summary.errors else 1
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from livus.evaluate.run import evaluate_results
+
+    metrics = evaluate_results(Path(args.results), Path(args.data), out_dir=Path(args.out) if args.out else None)
+    print(metrics.summary_text())
+    return 0
+
+
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from livus.io.importers import import_dataset
+
+    ds = import_dataset(Path(args.src), args.format, Path(args.out))
+    print(f"imported {len(ds)} images into {args.out}")
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from livus.io.dataset import load_dataset
+    from livus.io.importers import dataset_info
+
+    print(dataset_info(load_dataset(Path(args.dir))))
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from livus.simulate.dataset import simulate_dataset
+
+    path = simulate_dataset(
+        Path(args.out),
+        n=args.n,
+        clips=args.clips,
+        ceus=args.ceus,
+        dicom=args.dicom,
+        profile=args.profile,
+        seed=args.seed,
+    )
+    print(f"simulated dataset written to {path}")
+    return 0
+
+
+def _cmd_simulate_examples(args: argparse.Namespace) -> int:
+    from livus.simulate.examples import write_examples
+
+    path = write_examples(Path(args.out), seed=args.seed)
+    print(f"examples written to {path}")
+    return 0
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from livus.train.detector import train_detector_cli
+
+    return train_detector_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="livus", description="Liver ultrasound lesion analysis (decision support).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="analyse images, DICOM, clips → results.jsonl, overlays, report")
+    a.add_argument("paths", nargs="+", help="files or folders (recursive)")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--config", default=None, help="YAML config (see livus.config)")
+    a.add_argument("--patient", default=None, help="JSON file with the patient's liver background")
+    a.add_argument("--workers", type=int, default=1, help="parallel worker processes for files")
+    a.add_argument("--language", choices=["zh", "en"], default="zh", help="report language")
+    a.add_argument("--no-overlays", action="store_true", help="skip overlay PNGs")
+    a.set_defaults(func=_cmd_analyze)
+
+    e = sub.add_parser("evaluate", help="metrics of results.jsonl against a labelled dataset")
+    e.add_argument("--results", required=True, help="folder with results.jsonl")
+    e.add_argument("--data", required=True, help="livus dataset folder")
+    e.add_argument("--out", default=None, help="where to write metrics.json and plots (default: results folder)")
+    e.set_defaults(func=_cmd_evaluate)
+
+    d = sub.add_parser("data", help="dataset import and info")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    di = dsub.add_parser("import", help="import a dataset into the livus format")
+    di.add_argument("src")
+    di.add_argument("--format", required=True, choices=["aul", "coco", "masks", "csv"])
+    di.add_argument("--out", required=True)
+    di.set_defaults(func=_cmd_data_import)
+    dn = dsub.add_parser("info", help="counts per class and lesion-size quantiles")
+    dn.add_argument("dir")
+    dn.set_defaults(func=_cmd_data_info)
+
+    s = sub.add_parser("simulate", help="simulated, fully labelled B-mode/CEUS data")
+    s.add_argument("--n", type=int, default=100, help="number of still images")
+    s.add_argument("--out", required=True)
+    s.add_argument("--clips", action="store_true", help="also write B-mode clips")
+    s.add_argument("--ceus", action="store_true", help="also write CEUS clips")
+    s.add_argument("--dicom", action="store_true", help="also write DICOM files")
+    s.add_argument("--profile", default=None, help="scanner profile name (default: mix of all)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_simulate)
+
+    se = sub.add_parser("simulate-examples", help="regenerate the bundled examples/ folder")
+    se.add_argument("--out", default="examples")
+    se.add_argument("--seed", type=int, default=7)
+    se.set_defaults(func=_cmd_simulate_examples)
+
+    t = sub.add_parser("train", help="train models")
+    tsub = t.add_subparsers(dest="train_command", required=True)
+    td = tsub.add_parser("detector", help="train the lesion detector/segmenter")
+    td.add_argument("--data", required=True, help="livus dataset folder (see `livus data import`)")
+    td.add_argument("--config", default=None, help="YAML config")
+    td.add_argument("--out", default="runs/detector", help="run folder (checkpoints, log.csv)")
+    td.add_argument("--folds", type=int, default=None, help="k for cross-validation (0 = train on all)")
+    td.add_argument("--resume", action="store_true", help="resume from the run folder's checkpoint")
+    td.set_defaults(func=_cmd_train_detector)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from livus.errors import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"livus: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

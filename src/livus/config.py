@@ -1,0 +1,153 @@
+"""Typed configuration: dataclasses with defaults, loaded from and saved to YAML.
+
+Each part of livus has its own section dataclass; ``LivusConfig`` groups them. A YAML file only
+needs the keys it changes; unknown keys are an error (a typo must not pass silently).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+@dataclass
+class PreprocessConfig:
+    """Preprocessing of one frame (see ``livus.preprocess``)."""
+
+    input_size_px: int = 256  # model input side (letterboxed square)
+    remove_overlays: bool = True
+    normalise: str = "percentile"  # percentile | clahe | none
+    percentile_low: float = 1.0
+    percentile_high: float = 99.0
+    gamma: float = 1.0
+    speckle_filter: str = "none"  # none | median | bilateral | nlmeans | srad | guided
+    crop_to_fan: bool = True
+
+
+@dataclass
+class DetectorConfig:
+    """Detector/segmenter network and decoding (see ``livus.models.detector``)."""
+
+    input_size_px: int = 256
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    fpn_channels: int = 64
+    use_cbam: bool = True
+    factorised: bool = False
+    score_threshold: float = 0.3
+    max_detections: int = 10
+    soft_nms_sigma: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    """Training loop settings (see ``livus.train``)."""
+
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    folds: int = 3
+    seed: int = 0
+    num_threads: int = 2
+    use_simulated: bool = False
+    hard_example_mining: bool = True
+    copy_paste_prob: float = 0.3
+
+
+@dataclass
+class ClassifierConfig:
+    """Lesion classifier (see ``livus.models.classifier``)."""
+
+    crop_size_px: int = 96
+    margin: float = 0.5  # crop side = lesion box side * (1 + 2 * margin)
+    widths: tuple[int, ...] = (32, 64, 128)
+
+
+@dataclass
+class AnalyzeConfig:
+    """Batch analysis (``livus analyze``)."""
+
+    keyframe_interval: int = 5
+    keyframe_mode: str = "quality"  # quality | interval
+    write_overlays: bool = True
+    gradcam: bool = True
+    workers: int = 1
+    language: str = "zh"  # zh | en
+
+
+@dataclass
+class LivusConfig:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        return tuple(_convert(inner, v, where) for v in value)
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_convert(inner, v, where) for v in value]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise TypeError(f"config {where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from a (partial) dict; missing keys keep their defaults."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise TypeError(f"config {where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise KeyError(f"config {where or cls.__name__}: unknown keys {sorted(unknown)}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}".lstrip(".")) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass → plain dict/list structure (tuples become lists) for YAML/JSON."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def load_config(path: str | Path | None, cls: type[T] = LivusConfig) -> T:  # type: ignore[assignment]
+    """Load ``cls`` from a YAML file (``None`` → defaults)."""
+    if path is None:
+        return cls()
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return from_dict(cls, data)
+
+
+def save_config(obj: Any, path: str | Path) -> None:
+    """Write a config dataclass as YAML."""
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(to_dict(obj), fh, sort_keys=False, allow_unicode=True)
