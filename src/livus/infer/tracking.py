@@ -1,0 +1,140 @@
+"""Link per-frame lesion detections of a clip into lesion tracks with stable ids.
+
+Association is greedy on a cost that mixes box IoU and centre distance (normalised by lesion
+size) against each track's predicted position (constant-velocity motion). Written by hand:
+the trackers in common libraries (SORT/ByteTrack packages) pull in heavy dependencies for what
+is a few lines here. All coordinates are original-image pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from livus.types import Lesion, LesionTrack
+
+
+def box_iou(a: list[float], b: list[float]) -> float:
+    """IoU of two ``[x0, y0, x1, y1]`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _ActiveTrack:
+    track: LesionTrack
+    center: np.ndarray
+    velocity: np.ndarray
+    size_px: float
+    last_frame: int
+    weights: list[float] = field(default_factory=list)
+
+
+@dataclass
+class LesionTracker:
+    """Greedy frame-to-frame association.
+
+    ``max_center_dist`` is in units of the lesion's long axis; ``max_gap_frames`` is how many
+    frames a track may be unseen before it is closed.
+    """
+
+    max_center_dist: float = 1.0
+    min_iou: float = 0.1
+    max_gap_frames: int = 5
+    _active: list[_ActiveTrack] = field(default_factory=list)
+    _done: list[_ActiveTrack] = field(default_factory=list)
+    _next_id: int = 1
+
+    def update(self, frame_index: int, lesions: list[Lesion], frame_quality: float = 1.0, source: str = "") -> None:
+        """Add one frame's lesions; sets ``lesion.track_id`` on each."""
+        for t in list(self._active):
+            if frame_index - t.last_frame > self.max_gap_frames:
+                self._active.remove(t)
+                self._done.append(t)
+        pairs = []
+        for ti, t in enumerate(self._active):
+            gap = frame_index - t.last_frame
+            pred = t.center + t.velocity * gap
+            for li, les in enumerate(lesions):
+                c = np.asarray(les.center_px, float)
+                scale = max(t.size_px, les.long_axis_px, 1.0)
+                dist = float(np.linalg.norm(c - pred)) / scale
+                last_box = np.asarray(t.track.observations[-1][1].bbox_px)
+                predicted_box = (last_box + np.tile(pred - t.center, 2)).tolist()
+                iou = box_iou(predicted_box, les.bbox_px)
+                if dist <= self.max_center_dist or iou >= self.min_iou:
+                    pairs.append((dist - iou, ti, li))
+        pairs.sort()
+        used_t, used_l = set(), set()
+        for _, ti, li in pairs:
+            if ti in used_t or li in used_l:
+                continue
+            used_t.add(ti)
+            used_l.add(li)
+            self._extend(self._active[ti], frame_index, lesions[li], frame_quality)
+        for li, les in enumerate(lesions):
+            if li not in used_l:
+                track = LesionTrack(track_id=self._next_id, source=source)
+                self._next_id += 1
+                at = _ActiveTrack(track, np.asarray(les.center_px, float), np.zeros(2), les.long_axis_px, frame_index)
+                self._active.append(at)
+                self._extend(at, frame_index, les, frame_quality, new=True)
+
+    def _extend(self, t: _ActiveTrack, frame_index: int, les: Lesion, quality: float, new: bool = False) -> None:
+        c = np.asarray(les.center_px, float)
+        if not new:
+            gap = max(frame_index - t.last_frame, 1)
+            t.velocity = 0.5 * t.velocity + 0.5 * (c - t.center) / gap
+        t.center, t.size_px, t.last_frame = c, 0.5 * (t.size_px + les.long_axis_px), frame_index
+        les.track_id = t.track.track_id
+        t.track.observations.append((frame_index, les))
+        t.weights.append(max(les.score, 1e-3) * max(quality, 1e-3))
+
+    def finish(self, min_observations: int = 1) -> list[LesionTrack]:
+        """Close all tracks and aggregate their scores; tracks seen fewer times are dropped."""
+        all_tracks = self._done + self._active
+        self._done, self._active = [], []
+        out = []
+        for t in sorted(all_tracks, key=lambda a: a.track.track_id):
+            if len(t.track.observations) < min_observations:
+                continue
+            aggregate_track(t.track, t.weights)
+            out.append(t.track)
+        return out
+
+
+def attention_weighted_mean(values: list[float], weights: list[float]) -> float:
+    """Σ w·v / Σ w with softmax-sharpened weights (confident, good frames dominate)."""
+    w = np.asarray(weights, float)
+    w = np.exp(4.0 * (w - w.max()))
+    return float(np.sum(w * np.asarray(values, float)) / np.sum(w))
+
+
+def aggregate_track(track: LesionTrack, weights: list[float]) -> None:
+    """Lesion-level score, malignancy and size from the track's frames."""
+    lesions = [les for _, les in track.observations]
+    track.score = attention_weighted_mean([les.score for les in lesions], weights)
+    mals = [(les.malignancy, w) for les, w in zip(lesions, weights) if les.malignancy is not None]
+    if mals:
+        track.malignancy = attention_weighted_mean([m for m, _ in mals], [w for _, w in mals])
+    sizes = [(les.long_axis_mm, les.short_axis_mm, w) for les, w in zip(lesions, weights) if les.long_axis_mm is not None]
+    if sizes:
+        # the sonographer reports the largest reliable diameter: take the best-weighted frame's.
+        best = max(sizes, key=lambda s: s[2])
+        track.long_axis_mm, track.short_axis_mm = round(best[0], 2), round(best[1], 2)
+
+
+def tracks_from_single_frames(lesions_per_frame: list[tuple[str, list[Lesion]]]) -> list[LesionTrack]:
+    """Each lesion of independent still images is its own track (no linking across images)."""
+    tracks = []
+    for source, lesions in lesions_per_frame:
+        for les in lesions:
+            t = LesionTrack(track_id=len(tracks) + 1, source=source, observations=[(0, les)])
+            les.track_id = t.track_id
+            aggregate_track(t, [max(les.score, 1e-3)])
+            tracks.append(t)
+    return tracks
