@@ -34,23 +34,33 @@ class PreprocessConfig:
 
 @dataclass
 class DetectorConfig:
-    """Detector/segmenter network and decoding (see ``livus.models.detector``)."""
+    """Detector/segmenter network and decoding (see ``livus.models.detector``).
+
+    Sizes are model-input pixels; ``widths`` are backbone channels at strides 4/8/16/32.
+    """
 
     input_size_px: int = 256
     widths: tuple[int, ...] = (32, 64, 128, 256)
+    stem_channels: int = 16
     fpn_channels: int = 64
+    head_channels: int = 32
     use_cbam: bool = True
     factorised: bool = False
-    score_threshold: float = 0.3
+    deep_supervision: bool = True
+    score_threshold: float = 0.3  # final detection score to report
+    candidate_threshold: float = 0.02  # heatmap peak score to enter soft-NMS
+    max_candidates: int = 50
     max_detections: int = 10
     soft_nms_sigma: float = 0.5
+    mask_threshold: float = 0.5  # lesion/liver mask probability
+    polygon_margin: float = 0.25  # region around a detection's box searched for its mask (fraction of box side)
 
 
 @dataclass
 class TrainConfig:
     """Training loop settings (see ``livus.train``)."""
 
-    epochs: int = 40
+    epochs: int = 12
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -59,7 +69,18 @@ class TrainConfig:
     num_threads: int = 2
     use_simulated: bool = False
     hard_example_mining: bool = True
+    hard_example_fraction: float = 0.3  # share of each epoch drawn by per-image loss
     copy_paste_prob: float = 0.3
+    augment: bool = True
+    heatmap_weight: float = 1.0
+    axes_weight: float = 0.5
+    orient_weight: float = 0.2
+    offset_weight: float = 0.5
+    lesion_mask_weight: float = 1.0
+    liver_mask_weight: float = 0.5
+    aux_weight: float = 0.4
+    max_train_images: int = 0  # 0 = all (a cap for quick runs)
+    eval_every: int = 2  # epochs between validation passes (the last epoch is always validated)
 
 
 @dataclass
@@ -80,7 +101,9 @@ class AnalyzeConfig:
     write_overlays: bool = True
     gradcam: bool = True
     workers: int = 1
+    threads: int = 2  # torch/ONNX threads per worker
     language: str = "zh"  # zh | en
+    case_rules_path: str | None = None  # YAML rules table; None = the one shipped with livus
 
 
 @dataclass

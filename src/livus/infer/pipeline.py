@@ -1,0 +1,340 @@
+"""The analysis pipeline: inputs → frames → preprocessing → models → results, overlays, reports.
+
+``FrameAnalyzer.analyze(frame)`` is the one place where a frame becomes a ``FrameResult`` (used
+by batch analysis and by the service). ``analyze_paths`` is the batch job behind
+``livus analyze``: it reads files/folders/DICOM/clips, analyses every still frame and the
+keyframes of clips, tracks lesions through clips, assesses each case and writes
+``results.jsonl``, ``summary.csv``, ``cases/<case>/case.json``, overlays and reports.
+All coordinates written are in original-image pixels.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from livus import __version__
+from livus.config import LivusConfig, load_config
+from livus.errors import InputError
+from livus.types import CaseResult, Frame, FrameResult, Lesion, PatientBackground
+
+DEFAULT_DETECTOR_FILE = "detector.pt"
+
+
+def default_model_dir() -> Path:
+    """Folder of the bundled weights: ``$LIVUS_MODEL_DIR`` or the repository's ``models/``."""
+    env = os.environ.get("LIVUS_MODEL_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "models"
+
+
+@dataclass
+class FrameAnalysis:
+    """A frame's result plus what is needed to draw it (not serialised)."""
+
+    frame: Frame
+    result: FrameResult
+    heatmap: np.ndarray | None = None  # explanation in original pixels, [0, 1]
+
+
+class FrameAnalyzer:
+    """Frame → FrameResult with the configured preprocessing and models.
+
+    Without detector weights the frame is still preprocessed (fan, spacing) and the result says
+    that no lesion analysis was done; nothing is invented.
+    """
+
+    def __init__(self, cfg: LivusConfig | None = None, model_dir: Path | None = None) -> None:
+        self.cfg = cfg or LivusConfig()
+        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
+        self.detector = None
+        self.model_info = {"name": "none", "version": "0"}
+        det_path = self.model_dir / DEFAULT_DETECTOR_FILE
+        if det_path.is_file():
+            import torch
+
+            from livus.models.detector import load_detector
+
+            torch.set_num_threads(max(1, self.cfg.analyze.threads))
+            self.detector = load_detector(det_path)
+            meta = getattr(self.detector, "meta", {}) or {}
+            self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown"))}
+            self.cfg.preprocess.input_size_px = self.detector.cfg.input_size_px
+
+    def analyze(self, frame: Frame, cache: object | None = None) -> FrameAnalysis:
+        from livus.preprocess.pipeline import preprocess_frame
+
+        pre = preprocess_frame(frame, self.cfg.preprocess, cache)
+        result = FrameResult(
+            source=frame.source,
+            frame_index=frame.frame_index,
+            time_s=frame.time_s,
+            image_size_px=frame.size_px,
+            pixel_spacing_mm=pre.pixel_spacing_mm,
+            fan_polygon_px=pre.fan_polygon_px,
+            warnings=list(pre.warnings),
+            model=dict(self.model_info),
+        )
+        if frame.has_color:
+            result.warnings.append("colour (Doppler) overlay present: colour pixels ignored")
+        if self.detector is None:
+            result.warnings.append("no detector model found: lesions not analysed")
+            return FrameAnalysis(frame, result)
+        lesions, liver_model = self._detect(pre)
+        lb = pre.letterbox
+        for les in lesions:
+            les.fill_mm(pre.pixel_spacing_mm)
+        result.lesions = lesions
+        if liver_model:
+            result.liver_polygon_px = lb.points_to_original(np.asarray(liver_model, float)).tolist()
+        return FrameAnalysis(frame, result)
+
+    def _detect(self, pre: object) -> tuple[list[Lesion], list[list[float]] | None]:
+        import torch
+
+        from livus.models.decode import decode_detections, liver_polygon
+
+        x = torch.from_numpy(pre.image[None, None].astype(np.float32))
+        valid = torch.from_numpy(pre.valid_mask[None, None].astype(np.float32))
+        with torch.no_grad():
+            out = self.detector(x)
+        dets = decode_detections(out, self.detector.cfg, valid_mask=valid)[0]
+        lb = pre.letterbox
+        lesions = []
+        for i, d in enumerate(dets, start=1):
+            center = lb.points_to_original(np.asarray([d.center_px], float))[0]
+            poly = lb.points_to_original(np.asarray(d.polygon_px, float)).tolist() if d.polygon_px else []
+            lesions.append(
+                Lesion(
+                    id=i,
+                    score=float(d.score),
+                    center_px=(float(center[0]), float(center[1])),
+                    long_axis_px=float(d.long_axis_px) / lb.scale,
+                    short_axis_px=float(d.short_axis_px) / lb.scale,
+                    angle_deg=float(d.angle_deg),
+                    polygon_px=poly,
+                )
+            )
+        return lesions, liver_polygon(out, 0)
+
+
+# ----------------------------------------------------------------------------- batch analysis
+
+
+@dataclass
+class InputAnalysis:
+    """All analysed frames of one input file, its case key and an error (if it failed)."""
+
+    path: str
+    frames: list[FrameAnalysis] = field(default_factory=list)
+    case_key: str = ""
+    is_clip: bool = False
+    error: str | None = None
+
+
+@dataclass
+class AnalyzeSummary:
+    out_dir: Path
+    n_inputs: int = 0
+    n_frames: int = 0
+    n_lesions: int = 0
+    errors: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _case_key(path: Path, frame: Frame) -> str:
+    """Frames of one DICOM study/patient share a case; any other input is its own case."""
+    md = frame.metadata
+    key = md.get("StudyInstanceUID") or md.get("PatientID")
+    raw = f"study-{key}" if key else path.stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)[:80]
+
+
+def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
+    """Analyse one file: every frame of a still/DICOM, the keyframes of a clip, tracked."""
+    from livus.io.readers import read_frames
+    from livus.preprocess.keyframes import select_keyframes
+
+    out = InputAnalysis(path=str(path))
+    try:
+        frames = list(read_frames(path))
+        if not frames:
+            raise InputError(str(path), "no frames could be read")
+        out.is_clip = len(frames) > 1
+        out.case_key = _case_key(path, frames[0])
+        if out.is_clip:
+            cfg = analyzer.cfg.analyze
+            keep = select_keyframes(frames, mode=cfg.keyframe_mode, interval=cfg.keyframe_interval)
+            frames = [frames[i] for i in keep]
+        cache = None
+        for fr in frames:
+            fa = analyzer.analyze(fr, cache)
+            out.frames.append(fa)
+    except InputError as exc:
+        out.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        out.error = f"{path}: {type(exc).__name__}: {exc}"
+    return out
+
+
+_WORKER: FrameAnalyzer | None = None
+
+
+def _worker_init(cfg: LivusConfig, model_dir: Path | None) -> None:
+    global _WORKER  # noqa: PLW0603 - one analyzer per worker process
+    _WORKER = FrameAnalyzer(cfg, model_dir)
+
+
+def _worker_run(path: Path) -> InputAnalysis:
+    assert _WORKER is not None
+    res = analyze_input(path, _WORKER)
+    for fa in res.frames:  # keep the transfer small: pixels are re-read for overlays
+        fa.heatmap = None
+    return res
+
+
+def _summary_row(r: FrameResult) -> dict[str, object]:
+    mals = [les.malignancy for les in r.lesions if les.malignancy is not None]
+    sizes = [les.long_axis_mm for les in r.lesions if les.long_axis_mm is not None]
+    return {
+        "source": r.source,
+        "frame_index": r.frame_index,
+        "n_lesions": len(r.lesions),
+        "max_score": round(max((les.score for les in r.lesions), default=0.0), 4),
+        "max_malignancy": round(max(mals), 4) if mals else "",
+        "largest_long_axis_mm": round(max(sizes), 2) if sizes else "",
+        "pixel_spacing_known": r.pixel_spacing_mm is not None,
+        "warnings": " | ".join(r.warnings),
+    }
+
+
+def _iter_results(inputs: list[Path], cfg: LivusConfig, model_dir: Path | None, workers: int):
+    if workers <= 1:
+        analyzer = FrameAnalyzer(cfg, model_dir)
+        for p in inputs:
+            yield analyze_input(p, analyzer)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cfg, model_dir)) as pool:
+        yield from pool.map(_worker_run, inputs)
+
+
+def analyze_paths(
+    paths: list[Path],
+    out_dir: Path,
+    config_path: str | Path | None = None,
+    patient_path: str | Path | None = None,
+    workers: int = 1,
+    language: str = "zh",
+    overlays: bool = True,
+    model_dir: Path | None = None,
+    progress: bool = True,
+) -> AnalyzeSummary:
+    """Batch analysis (``livus analyze``); bad inputs are listed, the rest is still processed."""
+    from tqdm import tqdm
+
+    from livus.infer.case import assess_case, load_case_rules, load_patient
+    from livus.infer.tracking import LesionTracker, tracks_from_single_frames
+    from livus.io.readers import collect_inputs
+
+    t0 = time.perf_counter()
+    cfg = load_config(config_path)
+    patient = load_patient(patient_path) if patient_path else PatientBackground()
+    rules = load_case_rules(cfg.analyze.case_rules_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = AnalyzeSummary(out_dir=out_dir)
+    missing = [p for p in paths if not Path(p).exists()]
+    summary.errors += [f"{p}: no such file or folder" for p in missing]
+    inputs = collect_inputs([Path(p) for p in paths if Path(p).exists()])
+    summary.n_inputs = len(inputs)
+
+    cases: dict[str, list[InputAnalysis]] = {}
+    results_path = out_dir / "results.jsonl"
+    rows = []
+    bar = tqdm(total=len(inputs), unit="file", desc="analysing", disable=not progress)
+    with open(results_path, "w", encoding="utf-8") as fh:
+        for res in _iter_results(inputs, cfg, model_dir, workers):
+            bar.update(1)
+            if res.error:
+                summary.errors.append(res.error)
+                continue
+            cases.setdefault(res.case_key, []).append(res)
+            for fa in res.frames:
+                fh.write(json.dumps(fa.result.to_json_dict(), ensure_ascii=False) + "\n")
+                rows.append(_summary_row(fa.result))
+                summary.n_frames += 1
+                summary.n_lesions += len(fa.result.lesions)
+    bar.close()
+    summary.outputs["results"] = str(results_path)
+
+    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as fh:
+        fields = list(_summary_row(FrameResult("", 0, (0, 0))).keys())
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary.outputs["summary"] = str(out_dir / "summary.csv")
+
+    for case_key, items in cases.items():
+        tracks = []
+        for item in items:
+            if item.is_clip:
+                tracker = LesionTracker()
+                for fa in item.frames:
+                    tracker.update(fa.frame.frame_index, fa.result.lesions, source=item.path)
+                tracks += tracker.finish()
+            else:
+                tracks += tracks_from_single_frames([(fa.result.source, fa.result.lesions) for fa in item.frames])
+        for i, t in enumerate(tracks, start=1):
+            t.track_id = i
+        case = assess_case(case_key, tracks, patient, rules, language=language)
+        case.sources = [it.path for it in items]
+        case.model = items[0].frames[0].result.model if items[0].frames else {}
+        _write_case(case, items, out_dir / "cases" / case_key, cfg, language, overlays)
+    summary.outputs["cases"] = str(out_dir / "cases")
+    summary.seconds = time.perf_counter() - t0
+
+    _print_summary(summary)
+    return summary
+
+
+def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path, cfg: LivusConfig,
+                language: str, overlays: bool) -> None:
+    """case.json, overlay PNGs and the HTML/PDF report of one case."""
+    from livus.io.dataset import write_png
+    from livus.report import render_report
+    from livus.report.overlay import draw_overlay
+
+    case_dir.mkdir(parents=True, exist_ok=True)
+    (case_dir / "case.json").write_text(json.dumps(case.to_json_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    overlay_paths: dict[tuple[str, int], Path] = {}
+    frames = [fa for item in items for fa in item.frames]
+    if overlays and cfg.analyze.write_overlays:
+        for fa in frames:
+            if not fa.result.lesions and len(frames) > 1 and fa.frame.frame_index != frames[0].frame.frame_index:
+                continue  # clips: overlays only for frames that show something (and the first)
+            rgb = draw_overlay(fa.frame.pixels, fa.result, heatmap=fa.heatmap, language=language)
+            path = case_dir / f"overlay_{Path(fa.result.source).stem}_{fa.result.frame_index:04d}.png"
+            write_png(path, rgb[..., ::-1])
+            overlay_paths[(fa.result.source, fa.result.frame_index)] = path
+    render_report(case, [fa.result for fa in frames], overlay_paths, case_dir, language)
+
+
+def _print_summary(s: AnalyzeSummary) -> None:
+    print(f"livus {__version__}: analysed {s.n_frames} frame(s) from {s.n_inputs} input(s), "
+          f"{s.n_lesions} lesion(s), in {s.seconds:.1f} s")
+    for name, path in s.outputs.items():
+        print(f"  {name:8s} {path}")
+    if s.errors:
+        print(f"{len(s.errors)} input(s) could not be analysed:")
+        for e in s.errors:
+            print(f"  - {e}")
