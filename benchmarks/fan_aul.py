@@ -1,0 +1,69 @@
+"""Fan detection accuracy on AUL: IoU of the detected fan vs the annotated outline polygon.
+
+Usage: python benchmarks/fan_aul.py [AUL_DIR] [--limit N] [--worst K]
+Prints median IoU, 5th percentile, share of images with IoU >= 0.90 (targets: median >= 0.97,
+>= 0.90 on 95% of images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livus.io.dataset import polygon_mask
+from livus.preprocess.fan import detect_fan, mask_iou
+
+DEFAULT_AUL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "aul"
+
+
+def aul_outline_pairs(aul_dir: Path) -> list[tuple[Path, Path]]:
+    """(image, outline json) pairs of an AUL folder, sorted."""
+    pairs = []
+    for outline in sorted(aul_dir.glob("*/segmentation/outline/*.json")):
+        image = outline.parents[2] / "image" / (outline.stem + ".jpg")
+        if image.is_file():
+            pairs.append((image, outline))
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("aul_dir", nargs="?", default=str(DEFAULT_AUL))
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--worst", type=int, default=10)
+    args = ap.parse_args(argv)
+    pairs = aul_outline_pairs(Path(args.aul_dir).resolve())
+    if args.limit:
+        pairs = pairs[:: max(1, len(pairs) // args.limit)][: args.limit]
+    if not pairs:
+        print(f"no AUL outlines under {args.aul_dir}", file=sys.stderr)
+        return 1
+    ious, names, times = [], [], []
+    for image, outline in pairs:
+        grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+        truth = polygon_mask(json.loads(outline.read_text()), grey.shape[1], grey.shape[0])
+        t0 = time.perf_counter()
+        fan = detect_fan(grey)
+        times.append(time.perf_counter() - t0)
+        ious.append(mask_iou(fan.mask, truth))
+        names.append(f"{image.parents[1].name}/{image.stem}")
+    ious_a = np.array(ious)
+    print(f"AUL fan IoU over {len(ious_a)} images")
+    print(f"  median IoU          {np.median(ious_a):.4f}   (target >= 0.97)")
+    print(f"  5th percentile IoU  {np.percentile(ious_a, 5):.4f}")
+    print(f"  share IoU >= 0.90   {np.mean(ious_a >= 0.90):.4f}   (target >= 0.95)")
+    print(f"  mean IoU            {ious_a.mean():.4f}")
+    print(f"  detect_fan ms       median {1000 * np.median(times):.2f}")
+    order = np.argsort(ious_a)[: args.worst]
+    print("  worst: " + ", ".join(f"{names[i]}={ious_a[i]:.3f}" for i in order))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
