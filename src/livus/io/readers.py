@@ -308,7 +308,10 @@ def _read_dicom(path: Path, max_frames: int | None) -> Iterator[Frame]:
         ds = pydicom.dcmread(str(path), force=True)
     except Exception as exc:  # pydicom raises many types for malformed files
         raise InputError(str(path), f"cannot parse DICOM ({_first_line(exc)})") from None
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    if not has_pixels and "SOPClassUID" not in ds:
+        raise InputError(str(path), "not a DICOM file (no DICOM header or image attributes)")
+    if not has_pixels:
         raise InputError(str(path), "DICOM has no pixel data (not an image object)")
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         # a file without meta header: assume the default transfer syntax so decoding can proceed
