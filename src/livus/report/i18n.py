@@ -1,0 +1,155 @@
+"""Chinese and English strings of the outputs (overlays, HTML/PDF report, SR notes).
+
+One table, keyed by a short English id; ``text(key, language)`` picks the string. Medical terms
+follow common Chinese ultrasound usage (肝细胞癌, 低回声, 后方回声增强, 动脉期高增强, 廓清...).
+Unknown keys fall back to the key itself so that a new feature name shows up readable rather
+than crashing a report.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("zh", "en")
+
+# B-mode and CEUS feature names of livus.io.dataset.FEATURE_NAMES / CEUS_FEATURE_NAMES.
+FEATURE_LABELS: dict[str, dict[str, str]] = {
+    "echo_hypo": {"zh": "低回声", "en": "hypoechoic"},
+    "echo_iso": {"zh": "等回声", "en": "isoechoic"},
+    "echo_hyper": {"zh": "高回声", "en": "hyperechoic"},
+    "echo_anechoic": {"zh": "无回声", "en": "anechoic"},
+    "margin_ill_defined": {"zh": "边界不清", "en": "ill-defined margin"},
+    "halo": {"zh": "晕环", "en": "halo"},
+    "posterior_enhancement": {"zh": "后方回声增强", "en": "posterior acoustic enhancement"},
+    "posterior_shadowing": {"zh": "后方声影", "en": "posterior acoustic shadowing"},
+    "heterogeneous": {"zh": "回声不均匀", "en": "heterogeneous echotexture"},
+    "target_sign": {"zh": "靶环征", "en": "target sign"},
+    "arterial_phase_hyperenhancement": {"zh": "动脉期高增强", "en": "arterial phase hyperenhancement"},
+    "washout": {"zh": "廓清", "en": "washout"},
+    "washout_early": {"zh": "早廓清", "en": "early washout"},
+    "washout_late": {"zh": "晚廓清", "en": "late washout"},
+    "capsule_enhancement": {"zh": "包膜样强化", "en": "capsule-like enhancement"},
+}
+
+DIAGNOSIS_LABELS: dict[str, dict[str, str]] = {
+    "hcc": {"zh": "肝细胞癌", "en": "hepatocellular carcinoma"},
+    "metastasis": {"zh": "转移瘤", "en": "metastasis"},
+    "hemangioma": {"zh": "血管瘤", "en": "haemangioma"},
+    "cyst": {"zh": "囊肿", "en": "cyst"},
+    "fnh": {"zh": "局灶性结节增生", "en": "focal nodular hyperplasia"},
+}
+
+PRIORITY_LABELS: dict[str, dict[str, str]] = {
+    "routine": {"zh": "常规", "en": "routine"},
+    "soon": {"zh": "尽快", "en": "soon"},
+    "urgent": {"zh": "紧急", "en": "urgent"},
+}
+
+# Coarse image position: (vertical, horizontal) thirds of the image.
+LOCATION_LABELS: dict[str, dict[str, str]] = {
+    "upper-left": {"zh": "图像左上部", "en": "upper-left of the image"},
+    "upper-centre": {"zh": "图像上部中央", "en": "upper centre of the image"},
+    "upper-right": {"zh": "图像右上部", "en": "upper-right of the image"},
+    "middle-left": {"zh": "图像中部左侧", "en": "middle left of the image"},
+    "middle-centre": {"zh": "图像中央", "en": "centre of the image"},
+    "middle-right": {"zh": "图像中部右侧", "en": "middle right of the image"},
+    "lower-left": {"zh": "图像左下部", "en": "lower-left of the image"},
+    "lower-centre": {"zh": "图像下部中央", "en": "lower centre of the image"},
+    "lower-right": {"zh": "图像右下部", "en": "lower-right of the image"},
+}
+
+STRINGS: dict[str, dict[str, str]] = {
+    # overlay labels (short)
+    "det": {"zh": "检出", "en": "det"},
+    "malig_short": {"zh": "恶性", "en": "malig."},
+    "not_assessed_short": {"zh": "未评估", "en": "—"},
+    "no_spacing_banner": {"zh": "无像素间距：尺寸单位为像素", "en": "no pixel spacing: sizes in pixels"},
+    "heatmap_panel": {"zh": "Grad-CAM 热力图", "en": "Grad-CAM heatmap"},
+    # report
+    "title": {"zh": "肝脏超声病灶分析报告", "en": "Liver ultrasound lesion analysis report"},
+    "decision_support_banner": {
+        "zh": "辅助决策结果，非诊断结论",
+        "en": "Decision support, not a diagnosis",
+    },
+    "case_id": {"zh": "病例编号", "en": "Case ID"},
+    "patient_id": {"zh": "患者编号", "en": "Patient ID"},
+    "study": {"zh": "检查", "en": "Study"},
+    "generated_at": {"zh": "生成时间", "en": "Generated"},
+    "sources": {"zh": "图像来源", "en": "Images"},
+    "n_lesions": {"zh": "病灶数目", "en": "Number of lesions"},
+    "lesions": {"zh": "病灶", "en": "Lesions"},
+    "lesion": {"zh": "病灶", "en": "Lesion"},
+    "image": {"zh": "图像", "en": "Image"},
+    "frame": {"zh": "帧", "en": "frame"},
+    "position": {"zh": "位置", "en": "Position"},
+    "centre_px": {"zh": "中心 (像素)", "en": "centre (px)"},
+    "long_axis": {"zh": "长径", "en": "Long axis"},
+    "short_axis": {"zh": "短径", "en": "Short axis"},
+    "size": {"zh": "长径 × 短径", "en": "Long × short axis"},
+    "detection_score": {"zh": "检出置信度", "en": "Detection score"},
+    "malignancy": {"zh": "恶性概率", "en": "Malignancy probability"},
+    "features": {"zh": "征象 (置信度)", "en": "Features (confidence)"},
+    "overlay": {"zh": "标注图", "en": "Overlay"},
+    "no_lesion": {"zh": "未检出病灶", "en": "No lesion detected"},
+    "not_assessed": {"zh": "未评估", "en": "not assessed"},
+    "no_features": {"zh": "无征象输出", "en": "no feature output"},
+    "px_warning": {
+        "zh": "未知像素间距：尺寸以像素表示，不能换算为毫米",
+        "en": "pixel spacing unknown: sizes are in pixels and cannot be converted to mm",
+    },
+    "assessment": {"zh": "病例评估", "en": "Case assessment"},
+    "risk": {"zh": "病例风险", "en": "Case risk"},
+    "priority": {"zh": "处理优先级", "en": "Priority"},
+    "follow_up": {"zh": "建议随访间隔", "en": "Follow-up interval"},
+    "months": {"zh": "个月", "en": "months"},
+    "reasons": {"zh": "依据", "en": "Reasons"},
+    "background": {"zh": "肝脏背景", "en": "Liver background"},
+    "unknown": {"zh": "未知", "en": "unknown"},
+    "yes": {"zh": "是", "en": "yes"},
+    "no": {"zh": "否", "en": "no"},
+    "hbv": {"zh": "乙肝 (HBV)", "en": "HBV"},
+    "hcv": {"zh": "丙肝 (HCV)", "en": "HCV"},
+    "cirrhosis": {"zh": "肝硬化", "en": "cirrhosis"},
+    "afp": {"zh": "甲胎蛋白 AFP (ng/mL)", "en": "AFP (ng/mL)"},
+    "warnings": {"zh": "提示", "en": "Warnings"},
+    "model": {"zh": "模型", "en": "Model"},
+    "disclaimer_title": {"zh": "声明", "en": "Disclaimer"},
+    "disclaimer": {
+        "zh": (
+            "本模型使用 AUL 肝脏超声数据集（Xu 等，Zenodo 7272660，CC BY 4.0）及模拟图像训练。"
+            "本结果仅为辅助决策信息，不是诊断结论，且未经临床使用验证；"
+            "请由有资质的医师结合临床资料判断。"
+        ),
+        "en": (
+            "The model was trained on the AUL liver ultrasound dataset (Xu et al., Zenodo 7272660, "
+            "CC BY 4.0) and on simulated images. This result is decision support, not a diagnosis, "
+            "and it is not validated for clinical use; a qualified physician must interpret it "
+            "together with the clinical findings."
+        ),
+    },
+}
+
+
+def _pick(table: dict[str, dict[str, str]], key: str, language: str) -> str:
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
+    entry = table.get(key)
+    return key if entry is None else entry[language]
+
+
+def text(key: str, language: str) -> str:
+    """The string ``key`` in ``language`` (``zh`` or ``en``); the key itself when unknown."""
+    return _pick(STRINGS, key, language)
+
+
+def feature_label(name: str, language: str) -> str:
+    """Display name of a feature probability key (e.g. ``echo_hypo`` → 低回声)."""
+    if name.startswith("dx_") or name.startswith("diagnosis_"):
+        return _pick(DIAGNOSIS_LABELS, name.split("_", 1)[1], language)
+    return _pick(FEATURE_LABELS, name, language)
+
+
+def priority_label(priority: str, language: str) -> str:
+    return _pick(PRIORITY_LABELS, priority, language)
+
+
+def location_label(key: str, language: str) -> str:
+    return _pick(LOCATION_LABELS, key, language)
