@@ -199,3 +199,59 @@ def write_items(
         stems.add(rec.file_name)
     save_dataset(out, records, info)
     return load_dataset(out)
+
+
+def read_mask_file(path: Path) -> np.ndarray:
+    """A lesion mask image as stored (grey, colour or 16-bit), raising ``InputError`` when unreadable."""
+    from livus.errors import InputError
+
+    if not Path(path).is_file():
+        raise InputError(str(path), "mask file not found")
+    m = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise InputError(str(path), "cannot decode mask image")
+    return m
+
+
+def merge_instance_masks(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """One instance mask from several lesion masks (one file per lesion, BUSI-style): the
+    instances of each mask, in turn, numbered after those of the previous ones."""
+    out = np.zeros(shape, np.uint8)
+    for m in masks:
+        inst = instances_from_mask(m)
+        if inst.shape != shape:
+            raise ValueError(f"mask size {inst.shape} differs from image size {shape}")
+        base = int(out.max())
+        sel = inst > 0
+        out[sel] = inst[sel] + base
+    return out
+
+
+def safe_stem(relative: str | Path) -> str:
+    """File-system-safe image stem from a relative path: ``"benign/benign (1).png"`` → ``"benign_benign_1"``."""
+    import re
+
+    text = Path(relative).with_suffix("").as_posix()
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.") or "image"
+
+
+def parse_spacing_mm(value: Any) -> tuple[float, float] | None:
+    """``0.2``, ``"0.2"``, ``"0.2;0.25"``, ``"0.2x0.25"``, ``[0.2, 0.25]`` → ``(dx_mm, dy_mm)``; empty → ``None``."""
+    import re
+
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return (float(value), float(value)) if value > 0 else None
+    if isinstance(value, (list, tuple)):
+        parts = [float(v) for v in value]
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        parts = [float(v) for v in re.split(r"[;x×\s/]+", text) if v]
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise ValueError(f"pixel spacing {value!r}: expected 'd' or 'dx;dy' in mm, both > 0")
+    return parts[0], parts[1]
