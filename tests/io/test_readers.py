@@ -354,3 +354,30 @@ def test_read_aul_images(aul_dir):
         # the content is grey: the grey image matches the channel mean outside coloured marks
         keep = ~frame.color_mask if frame.color_mask is not None else np.ones(raw.shape[:2], bool)
         assert np.abs(frame.pixels[keep].astype(float) - raw.mean(2)[keep]).mean() < 2
+
+
+def test_dicom_colour_jpeg_baseline_ybr_full_422(tmp_path):
+    bgr = np.full((32, 48, 3), 100, np.uint8)
+    bgr[8:24, 16:32] = (0, 0, 220)  # red block
+    ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ds = _dicom(np.zeros((32, 48, 3), np.uint8), "RGB")
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PixelData = encapsulate([jpg.tobytes()])
+    ds["PixelData"].VR = "OB"
+    frame = read_frame(_save(ds, tmp_path / "colour_jpeg.dcm"))
+    assert frame.has_color
+    assert frame.color_mask[10:22, 18:30].all() and not frame.color_mask[:4].any()
+    assert np.abs(frame.pixels[:4].astype(int) - 100).max() <= 3
+
+
+def test_dicom_frame_time_vector():
+    from livus.io.readers import dicom_frame_times_s
+
+    ds = Dataset()
+    ds.FrameTimeVector = [0, 40, 40, 60]
+    assert dicom_frame_times_s(ds, 4) == pytest.approx([0.0, 0.04, 0.08, 0.14])
+    ds2 = Dataset()
+    ds2.RecommendedDisplayFrameRate = 20
+    assert dicom_frame_times_s(ds2, 3) == pytest.approx([0.0, 0.05, 0.10])
+    assert dicom_frame_times_s(Dataset(), 3) is None
