@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livus.types import FrameResult, Lesion
+from livus.types import CaseResult, FrameResult, Lesion, LesionTrack, PatientBackground
 
 
 def make_frame(width: int = 320, height: int = 240, seed: int = 0) -> np.ndarray:
@@ -35,3 +35,21 @@ def make_result(width: int = 320, height: int = 240, spacing: tuple[float, float
                        pixel_spacing_mm=spacing, fan_polygon_px=fan,
                        liver_polygon_px=[[60.0, 60.0], [260.0, 60.0], [280.0, 220.0], [40.0, 220.0]],
                        lesions=[l1, l2], model={"name": "livus-detector", "version": "0.1.0"})
+
+
+def make_case(frame_result: FrameResult, assessed: bool = True) -> CaseResult:
+    """A case with one track per lesion of ``frame_result``; without the case-level
+    assessment (risk, priority, follow-up) when ``assessed`` is False."""
+    tracks = [
+        LesionTrack(track_id=lesion.id, source=frame_result.source, observations=[(frame_result.frame_index, lesion)],
+                    score=lesion.score, malignancy=lesion.malignancy, long_axis_mm=lesion.long_axis_mm,
+                    short_axis_mm=lesion.short_axis_mm)
+        for lesion in frame_result.lesions
+    ]
+    case = CaseResult(case_id="case-001", sources=[frame_result.source], tracks=tracks,
+                      patient=PatientBackground(hbv=True, cirrhosis=True, afp_ng_ml=25.0),
+                      model={"name": "livus-detector", "version": "0.1.0"})
+    if assessed:
+        case.risk, case.priority, case.follow_up_months = 0.78, "urgent", 0.5
+        case.reasons = ["[high_malignancy] malignancy 0.83 ≥ 0.70 → urgent, CEUS/CT within 2 weeks"]
+    return case

@@ -86,6 +86,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "size": {"zh": "长径 × 短径", "en": "Long × short axis"},
     "detection_score": {"zh": "检出置信度", "en": "Detection score"},
     "malignancy": {"zh": "恶性概率", "en": "Malignancy probability"},
+    "detection_score_short": {"zh": "检出置信度", "en": "Det. score"},
+    "malignancy_short": {"zh": "恶性概率", "en": "Malignancy"},
     "features": {"zh": "征象 (置信度)", "en": "Features (confidence)"},
     "overlay": {"zh": "标注图", "en": "Overlay"},
     "no_lesion": {"zh": "未检出病灶", "en": "No lesion detected"},

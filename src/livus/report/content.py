@@ -1,0 +1,227 @@
+"""What a case report says, as plain strings in one language (shared by HTML and PDF).
+
+:func:`build_report_content` turns a :class:`~livus.types.CaseResult` and its frames into a
+:class:`ReportContent`: identifiers, one :class:`LesionRow` per lesion (image, position, size,
+malignancy, features, overlay path), the case assessment and the disclaimer. The renderers
+only lay these strings out, so both formats always say the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livus.report.i18n import feature_label, location_label, priority_label, text
+from livus.types import CaseResult, FrameResult, Lesion
+
+OverlayKey = Any  # (source, frame_index) tuple, "source#frame_index" or source
+
+
+@dataclass
+class LesionRow:
+    """One lesion of the report (strings ready to print)."""
+
+    number: int
+    image: str  # file name and frame
+    centre_px: str
+    location: str  # coarse position on the image
+    long_axis: str
+    short_axis: str
+    size_in_px: bool  # True when the pixel spacing is unknown (sizes in px)
+    detection_score: str
+    malignancy: str
+    features: list[str]  # "低回声 0.90", sorted by confidence
+    overlay_path: Path | None = None
+
+
+@dataclass
+class ReportContent:
+    """Everything a report prints, in ``language``."""
+
+    language: str
+    labels: dict[str, str]
+    case_id: str
+    generated_at: str
+    sources: list[str]
+    lesions: list[LesionRow]
+    risk: str
+    priority: str
+    follow_up: str
+    reasons: list[str]
+    background: list[tuple[str, str]]
+    warnings: list[str]
+    model: str
+    disclaimer: str
+    any_size_in_px: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+LABEL_KEYS = (
+    "title", "decision_support_banner", "case_id", "generated_at", "sources", "n_lesions", "lesions", "lesion",
+    "image", "position", "centre_px", "long_axis", "short_axis", "size", "detection_score", "malignancy",
+    "detection_score_short", "malignancy_short", "features", "overlay", "no_lesion", "px_warning", "assessment", "risk", "priority", "follow_up", "reasons",
+    "background", "warnings", "model", "disclaimer_title", "not_assessed",
+)
+
+
+def coarse_location(center_px: tuple[float, float], image_size_px: tuple[int, int]) -> str:
+    """Which third of the image (vertically and horizontally) holds ``center_px``, as a key
+    like ``upper-left`` (see :data:`livus.report.i18n.LOCATION_LABELS`)."""
+    x, y = center_px
+    width, height = image_size_px
+    col = ("left", "centre", "right")[min(2, max(0, int(3 * x / max(width, 1))))]
+    row = ("upper", "middle", "lower")[min(2, max(0, int(3 * y / max(height, 1))))]
+    return f"{row}-{col}"
+
+
+def _display_name(source: str) -> str:
+    return Path(source).name or source
+
+
+def _overlay_for(overlay_paths: dict[OverlayKey, Path], source: str, frame_index: int) -> Path | None:
+    for key in ((source, frame_index), f"{source}#{frame_index}", source, _display_name(source)):
+        if key in overlay_paths:
+            return Path(overlay_paths[key])
+    return None
+
+
+def _fmt_mm_or_px(mm: float | None, px: float) -> tuple[str, bool]:
+    if mm is None:
+        return f"{px:.0f} px", True
+    return f"{mm:.1f} mm", False
+
+
+def _fmt_prob(p: float | None, language: str) -> str:
+    return text("not_assessed", language) if p is None else f"{p:.2f}"
+
+
+def _feature_strings(features: dict[str, float], language: str) -> list[str]:
+    ranked = sorted(features.items(), key=lambda kv: -kv[1])
+    return [f"{feature_label(name, language)} {p:.2f}" for name, p in ranked]
+
+
+def _lesion_row(
+    number: int,
+    lesion: Lesion,
+    source: str,
+    frame_index: int,
+    frame: FrameResult | None,
+    malignancy: float | None,
+    long_mm: float | None,
+    short_mm: float | None,
+    overlay_paths: dict[OverlayKey, Path],
+    language: str,
+) -> LesionRow:
+    long_txt, long_px = _fmt_mm_or_px(long_mm, lesion.long_axis_px)
+    short_txt, short_px = _fmt_mm_or_px(short_mm, lesion.short_axis_px)
+    cx, cy = lesion.center_px
+    location = location_label(coarse_location(lesion.center_px, frame.image_size_px), language) if frame else "—"
+    return LesionRow(
+        number=number,
+        image=f"{_display_name(source)}, {text('frame', language)} {frame_index}",
+        centre_px=f"({cx:.0f}, {cy:.0f})",
+        location=location,
+        long_axis=long_txt,
+        short_axis=short_txt,
+        size_in_px=long_px or short_px,
+        detection_score=f"{lesion.score:.2f}",
+        malignancy=_fmt_prob(malignancy, language),
+        features=_feature_strings(lesion.features, language),
+        overlay_path=_overlay_for(overlay_paths, source, frame_index),
+    )
+
+
+def _find_frame(frames: list[FrameResult], source: str, frame_index: int) -> FrameResult | None:
+    same_source = [f for f in frames if f.source == source]
+    for f in same_source:
+        if f.frame_index == frame_index:
+            return f
+    return same_source[0] if same_source else None
+
+
+def _lesion_rows(
+    case: CaseResult, frames: list[FrameResult], overlay_paths: dict[OverlayKey, Path], language: str
+) -> list[LesionRow]:
+    rows: list[LesionRow] = []
+    if case.tracks:
+        for number, track in enumerate(case.tracks, start=1):
+            if not track.observations:
+                continue
+            frame_index, lesion = max(track.observations, key=lambda obs: obs[1].score)
+            frame = _find_frame(frames, track.source, frame_index)
+            malignancy = track.malignancy if track.malignancy is not None else lesion.malignancy
+            long_mm = track.long_axis_mm if track.long_axis_mm is not None else lesion.long_axis_mm
+            short_mm = track.short_axis_mm if track.short_axis_mm is not None else lesion.short_axis_mm
+            rows.append(_lesion_row(number, lesion, track.source, frame_index, frame, malignancy, long_mm,
+                                    short_mm, overlay_paths, language))
+        return rows
+    # no tracking information: every lesion of every frame is listed
+    for frame in frames:
+        for lesion in frame.lesions:
+            rows.append(_lesion_row(len(rows) + 1, lesion, frame.source, frame.frame_index, frame,
+                                    lesion.malignancy, lesion.long_axis_mm, lesion.short_axis_mm,
+                                    overlay_paths, language))
+    return rows
+
+
+def _yes_no(value: bool | None, language: str) -> str:
+    if value is None:
+        return text("unknown", language)
+    return text("yes" if value else "no", language)
+
+
+def _model_string(case: CaseResult, frames: list[FrameResult]) -> str:
+    model = case.model or (frames[0].model if frames else {})
+    name = model.get("name", "unknown")
+    version = model.get("version", "?")
+    return f"{name} {version}"
+
+
+def build_report_content(
+    case: CaseResult,
+    frames: list[FrameResult],
+    overlay_paths: dict[OverlayKey, Path] | None,
+    language: str,
+    generated_at: _dt.datetime | None = None,
+) -> ReportContent:
+    """Report strings for ``case`` in ``language`` (``zh`` or ``en``).
+
+    ``overlay_paths`` maps ``(source, frame_index)`` (or ``"source#frame_index"``, or the source
+    alone) to an overlay PNG. Values the case logic has not filled (risk, priority, follow-up)
+    print as "not assessed"/"未评估".
+    """
+    overlay_paths = overlay_paths or {}
+    rows = _lesion_rows(case, frames, overlay_paths, language)
+    not_assessed = text("not_assessed", language)
+    warnings = list(dict.fromkeys(list(case.warnings) + [w for f in frames for w in f.warnings]))
+    any_px = any(r.size_in_px for r in rows)
+    if any_px:
+        warnings.insert(0, text("px_warning", language))
+    p = case.patient
+    background = [
+        (text("hbv", language), _yes_no(p.hbv, language)),
+        (text("hcv", language), _yes_no(p.hcv, language)),
+        (text("cirrhosis", language), _yes_no(p.cirrhosis, language)),
+        (text("afp", language), text("unknown", language) if p.afp_ng_ml is None else f"{p.afp_ng_ml:g}"),
+    ]
+    when = generated_at or _dt.datetime.now().astimezone()
+    return ReportContent(
+        language=language,
+        labels={key: text(key, language) for key in LABEL_KEYS},
+        case_id=case.case_id,
+        generated_at=when.strftime("%Y-%m-%d %H:%M"),
+        sources=sorted({_display_name(s) for s in (case.sources or [f.source for f in frames])}),
+        lesions=rows,
+        risk=not_assessed if case.risk is None else f"{case.risk:.2f}",
+        priority=not_assessed if case.priority is None else priority_label(case.priority, language),
+        follow_up=not_assessed if case.follow_up_months is None
+        else f"{case.follow_up_months:g} {text('months', language)}",
+        reasons=list(case.reasons) or [not_assessed],
+        background=background,
+        warnings=warnings,
+        model=_model_string(case, frames),
+        disclaimer=text("disclaimer", language),
+        any_size_in_px=any_px,
+    )
