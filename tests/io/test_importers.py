@@ -176,3 +176,12 @@ def test_instances_from_mask_and_spacing_parsing():
     assert parse_spacing_mm("0.2x0.3") == (0.2, 0.3) and parse_spacing_mm("") is None
     with pytest.raises(ValueError):
         parse_spacing_mm("0;1")
+
+
+def test_name_collision_is_refused(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a b.png"), _image())
+    cv2.imwrite(str(src / "a_b.png"), _image())
+    with pytest.raises(ValueError, match="same name"):
+        import_dataset(src, "masks", tmp_path / "out")

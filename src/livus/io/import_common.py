@@ -10,6 +10,7 @@ has no lesion) and ``annotations.json``. Grey conversion is :mod:`livus.io.grey`
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,16 +188,18 @@ def write_items(
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     stems: set[str] = set()
+    lock = threading.Lock()
 
     def run(indexed: tuple[int, Callable[[], ImportItem]]) -> ImageRecord:
         i, load = indexed
-        return write_item(out, i + 1, load())
+        item = load()
+        with lock:  # refuse before writing, so one image never overwrites another
+            if item.stem in stems:
+                raise ValueError(f"two source images map to the same name {item.stem!r}; rename one")
+            stems.add(item.stem)
+        return write_item(out, i + 1, item)
 
     records = parallel_map(run, list(enumerate(loaders)), workers)
-    for rec in records:
-        if rec.file_name in stems:
-            raise ValueError(f"two source images map to the same name {rec.file_name}")
-        stems.add(rec.file_name)
     save_dataset(out, records, info)
     return load_dataset(out)
 
