@@ -53,3 +53,80 @@ def make_case(frame_result: FrameResult, assessed: bool = True) -> CaseResult:
         case.risk, case.priority, case.follow_up_months = 0.78, "urgent", 0.5
         case.reasons = ["[high_malignancy] malignancy 0.83 ≥ 0.70 → urgent, CEUS/CT within 2 weeks"]
     return case
+
+
+FAKE_IDENTITY = {
+    "PatientName": "Zhang^Wei",
+    "PatientID": "MRN-99887766",
+    "PatientBirthDate": "19610304",
+    "InstitutionName": "Sunshine General Hospital",
+    "ReferringPhysicianName": "Li^Qiang",
+    "PerformingPhysicianName": "Wang^Fang",
+    "OperatorsName": "Chen^Jie",
+    "AccessionNumber": "ACC-5550123",
+    "StudyDate": "20240517",
+    "StudyTime": "101530",
+    "StudyID": "STUDY-4711",
+}
+PRIVATE_VALUE = "PRIVATE-SECRET-42"
+
+
+def make_us_dicom(pixels, identity: dict | None = None, frames: int = 1, spacing_mm: float | None = 0.25,
+                  study_uid: str | None = None):
+    """A small uncompressed US Image Storage dataset (MONOCHROME2) with fake identifying values,
+    one private tag and, with ``spacing_mm``, a Sequence of Ultrasound Regions."""
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, generate_uid
+
+    ident = dict(FAKE_IDENTITY, **(identity or {}))
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = UltrasoundMultiFrameImageStorage if frames > 1 else UltrasoundImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.Modality = "US"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.PatientSex = "M"
+    ds.SeriesDate = ident["StudyDate"]
+    ds.ContentDate = ident["StudyDate"]
+    ds.AcquisitionDateTime = ident["StudyDate"] + "101531"
+    ds.Manufacturer = "FakeScan"
+    for key, value in ident.items():
+        setattr(ds, key, value)
+    block = ds.private_block(0x0011, "FAKE VENDOR", create=True)
+    block.add_new(0x01, "LO", PRIVATE_VALUE)
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+        data = np.stack([pixels] * frames)
+    else:
+        data = pixels
+    ds.PixelData = np.ascontiguousarray(data, dtype=np.uint8).tobytes()
+    if spacing_mm is not None:
+        region = Dataset()
+        region.RegionSpatialFormat = 1
+        region.RegionDataType = 1
+        region.RegionLocationMinX0 = 0
+        region.RegionLocationMinY0 = 0
+        region.RegionLocationMaxX1 = int(ds.Columns) - 1
+        region.RegionLocationMaxY1 = int(ds.Rows) - 1
+        region.PhysicalUnitsXDirection = 3  # cm
+        region.PhysicalUnitsYDirection = 3
+        region.PhysicalDeltaX = spacing_mm / 10.0
+        region.PhysicalDeltaY = spacing_mm / 10.0
+        ds.SequenceOfUltrasoundRegions = pydicom.Sequence([region])
+    return ds

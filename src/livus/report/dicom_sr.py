@@ -1,0 +1,169 @@
+"""DICOM Structured Report of one frame's lesions (TID 1500 Measurement Report, via highdicom).
+
+One measurement group (TID 1410, planar ROI) per lesion: the lesion outline as an image region
+(its mask polygon, or the ellipse of its axes) on the source image, the long and short axis
+(TID 1410 allows no per-measurement coordinates, so the axes' lines are not stored), and the malignancy probability as a numeric
+"Probability of cancer" (DCM 111047, unitless 0–1) when the classifier gave one. Axes are in
+mm when the pixel spacing is known; otherwise in pixels (UCUM annotation unit ``{pixels}``), so
+a reader can never take a pixel length for millimetres.
+
+Coordinates: livus uses pixel centres (the centre of the top-left pixel is (0, 0)); DICOM
+SCOORD puts the top-left corner of the top-left pixel at (0, 0), so 0.5 is added to each
+coordinate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.sr.codedict import codes
+
+from livus.report.overlay import axis_endpoints_px, lesion_outline_px
+from livus.types import FrameResult, Lesion
+
+PIXELS_UNIT = hd.sr.CodedConcept(value="{pixels}", scheme_designator="UCUM", meaning="pixels")
+PROBABILITY_UNIT = codes.UCUM.NoUnits
+MEASUREMENT_CODES = {
+    "long_axis": codes.SCT.LongAxis,
+    "short_axis": codes.SCT.ShortAxis,
+    "malignancy": codes.DCM.ProbabilityOfCancer,
+}
+NO_LESION_FINDING = hd.sr.CodedConcept(value="281900007", scheme_designator="SCT", meaning="No abnormality detected")
+SR_SERIES_NUMBER = 900
+
+
+def _scoord(points_px: np.ndarray) -> np.ndarray:
+    return np.asarray(points_px, dtype=np.float32) + 0.5
+
+
+def _source_image(ds: pydicom.Dataset, frame_index: int) -> hd.sr.SourceImageForRegion:
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    return hd.sr.SourceImageForRegion(
+        referenced_sop_class_uid=ds.SOPClassUID,
+        referenced_sop_instance_uid=ds.SOPInstanceUID,
+        referenced_frame_numbers=[frame_index + 1] if n_frames > 1 else None,
+    )
+
+
+def _region(lesion: Lesion, source: hd.sr.SourceImageForRegion) -> hd.sr.ImageRegion:
+    if len(lesion.polygon_px) >= 3:
+        pts = np.asarray(lesion.polygon_px, dtype=np.float64)
+        closed = np.vstack([pts, pts[:1]])  # TID 1410 wants a closed polyline
+        return hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=_scoord(closed),
+                                 source_image=source)
+    long_ends, short_ends = axis_endpoints_px(lesion)
+    return hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.ELLIPSE,
+                             graphic_data=_scoord(np.vstack([long_ends, short_ends])), source_image=source)
+
+
+def _measurement(
+    name: str, value: float, unit: hd.sr.CodedConcept, algorithm: hd.sr.AlgorithmIdentification
+) -> hd.sr.Measurement:
+    return hd.sr.Measurement(name=MEASUREMENT_CODES[name], value=float(value), unit=unit, algorithm_id=algorithm)
+
+
+def lesion_measurement_group(
+    lesion: Lesion,
+    number: int,
+    result: FrameResult,
+    source: hd.sr.SourceImageForRegion,
+    algorithm: hd.sr.AlgorithmIdentification,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    """TID 1410 group of one lesion (outline, long/short axis, malignancy probability)."""
+    if result.pixel_spacing_mm is not None and lesion.long_axis_mm is not None and lesion.short_axis_mm is not None:
+        long_value, short_value, unit = lesion.long_axis_mm, lesion.short_axis_mm, codes.UCUM.Millimeter
+    else:
+        long_value, short_value, unit = lesion.long_axis_px, lesion.short_axis_px, PIXELS_UNIT
+    measurements = [
+        _measurement("long_axis", long_value, unit, algorithm),
+        _measurement("short_axis", short_value, unit, algorithm),
+    ]
+    if lesion.malignancy is not None:
+        measurements.append(_measurement("malignancy", lesion.malignancy, PROBABILITY_UNIT, algorithm))
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"lesion {number}"),
+        referenced_region=_region(lesion, source),
+        finding_type=codes.SCT.Lesion,
+        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
+        algorithm_id=algorithm,
+        measurements=measurements,
+    )
+
+
+def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult) -> hd.sr.ComprehensiveSR:
+    """The SR document (not yet written) for ``result`` found on ``source_dataset``."""
+    model = result.model or {}
+    name, version = str(model.get("name", "livus")), str(model.get("version", "0"))
+    algorithm = hd.sr.AlgorithmIdentification(name=name, version=version)
+    source = _source_image(source_dataset, result.frame_index)
+    observation_context = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=hd.UID(), name="livus", model_name=f"{name} {version}"
+            ),
+        )
+    )
+    groups = [lesion_measurement_group(lesion, number, result, source, algorithm)
+              for number, lesion in enumerate(result.lesions, start=1)]
+    if not groups:  # TID 1500 needs one group: state the negative finding (TID 1501)
+        groups = [hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="no lesion"),
+            algorithm_id=algorithm,
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESION_FINDING)],
+        )]
+    report = hd.sr.MeasurementReport(
+        observation_context=observation_context,
+        procedure_reported=codes.SCT.DiagnosticUltrasonography,
+        imaging_measurements=groups,
+    )
+    return hd.sr.ComprehensiveSR(
+        evidence=[source_dataset],
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="livus",
+        is_complete=True,
+        series_description="livus lesion measurements (decision support, not a diagnosis)",
+    )
+
+
+def write_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, path: Path) -> Path:
+    """Write a TID 1500 Measurement Report SR of ``result`` (lesions on ``source_dataset``) to
+    ``path``; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_measurement_sr(source_dataset, result).save_as(path, enforce_file_format=True)
+    return path
+
+
+def _walk(items: pydicom.Sequence) -> list[pydicom.Dataset]:
+    out: list[pydicom.Dataset] = []
+    for item in items:
+        out.append(item)
+        if "ContentSequence" in item:
+            out.extend(_walk(item.ContentSequence))
+    return out
+
+
+def read_sr_measurements(sr: pydicom.Dataset) -> list[dict[str, tuple[float, str]]]:
+    """Numeric measurements per measurement group of a livus SR, in document order:
+    ``[{"long_axis": (value, unit), "short_axis": ..., "malignancy": ...}, ...]``."""
+    by_code = {code.value: key for key, code in MEASUREMENT_CODES.items()}
+    groups: list[dict[str, tuple[float, str]]] = []
+    for item in _walk(sr.ContentSequence):
+        concept = item.ConceptNameCodeSequence[0] if "ConceptNameCodeSequence" in item else None
+        if concept is None:
+            continue
+        if item.ValueType == "CONTAINER" and concept.CodeValue == "125007":  # Measurement Group
+            groups.append({})
+        elif item.ValueType == "NUM" and concept.CodeValue in by_code and groups:
+            measured = item.MeasuredValueSequence[0]
+            unit = measured.MeasurementUnitsCodeSequence[0].CodeValue
+            groups[-1][by_code[concept.CodeValue]] = (float(measured.NumericValue), str(unit))
+    return groups

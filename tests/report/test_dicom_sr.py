@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pydicom
+import pytest
+from report_factories import make_frame, make_result, make_us_dicom
+
+from livus.report.dicom_sr import read_sr_measurements, write_measurement_sr
+
+
+def test_sr_roundtrip_mm(tmp_path, frame_grey, frame_result):
+    source = make_us_dicom(frame_grey)
+    path = write_measurement_sr(source, frame_result, tmp_path / "sr.dcm")
+    sr = pydicom.dcmread(path)
+    assert sr.Modality == "SR" and sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    assert sr.PatientID == source.PatientID and sr.StudyInstanceUID == source.StudyInstanceUID
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert evidence.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert source.SOPInstanceUID.encode() in path.read_bytes()  # also referenced by the image regions
+
+    groups = read_sr_measurements(sr)
+    assert len(groups) == 2
+    for group, lesion in zip(groups, frame_result.lesions):
+        assert group["long_axis"][0] == pytest.approx(lesion.long_axis_mm, abs=1e-3)
+        assert group["short_axis"][0] == pytest.approx(lesion.short_axis_mm, abs=1e-3)
+        assert group["long_axis"][1] == "mm"
+    assert groups[0]["malignancy"] == (pytest.approx(0.83), "1")
+    assert "malignancy" not in groups[1]  # not assessed → no number invented
+
+
+def test_sr_pixels_when_no_spacing_and_multiframe(tmp_path):
+    result = make_result(spacing=None)
+    result.frame_index = 2
+    source = make_us_dicom(make_frame(), frames=3, spacing_mm=None)
+    sr = pydicom.dcmread(write_measurement_sr(source, result, tmp_path / "sr.dcm"))
+    groups = read_sr_measurements(sr)
+    assert groups[0]["long_axis"] == (pytest.approx(52.0), "{pixels}")
+    assert groups[1]["short_axis"] == (pytest.approx(18.0), "{pixels}")
+    # the region references frame 3 (1-based) of the multi-frame source
+    frames = [item.ReferencedFrameNumber for item in _iter(sr.ContentSequence)
+              if "ReferencedFrameNumber" in item]
+    assert frames and all(int(f) == 3 for f in frames)
+
+
+def _iter(seq):
+    for item in seq:
+        yield item
+        for key in ("ContentSequence", "ReferencedSOPSequence"):
+            if key in item:
+                yield from _iter(getattr(item, key))
+
+
+def test_sr_without_lesions(tmp_path, frame_grey):
+    result = make_result()
+    result.lesions = []
+    sr = pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), result, tmp_path / "sr.dcm"))
+    assert read_sr_measurements(sr) == [{}]  # one group, no measurement
+    assert "281900007" in str(sr)  # SCT "No abnormality detected"
