@@ -83,7 +83,7 @@ def lesion_enhancement(spec: LesionSpec, t: float, rho: np.ndarray, phi: np.ndar
 
 
 def contrast_map(scene: Scene, X: np.ndarray, Z: np.ndarray, t: float, motion: PlaneMotion | None = None,
-                 tissue_leak: float = 0.06) -> EchoMaps:
+                 tissue_leak: float = 0.004) -> EchoMaps:
     """Contrast-mode backscatter amplitude at time ``t`` (tissue mostly suppressed)."""
     m = evaluate_scene(scene, X, Z, motion)
     amp = tissue_leak * m.echo

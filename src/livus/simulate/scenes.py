@@ -65,7 +65,7 @@ def sample_anatomy(rng: np.random.Generator, geom: ScanGeometry, liver_state: st
                       float(rng.uniform(-20, 20)))
     states = {
         "normal": (1.0, 0.5, 0.18, 0.05),
-        "steatosis": (rng.uniform(1.4, 2.0), rng.uniform(0.8, 1.3), 0.15, 0.05),
+        "steatosis": (rng.uniform(1.3, 1.8), rng.uniform(0.58, 0.75), 0.15, 0.05),
         "cirrhosis": (rng.uniform(0.9, 1.25), rng.uniform(0.55, 0.75), 0.15, rng.uniform(0.15, 0.3)),
     }
     liver_echo, liver_att, tex_amp, coarse_amp = states[liver_state]
@@ -115,14 +115,14 @@ def _add_vessels(rng: np.random.Generator, scene: Scene, geom: ScanGeometry, hal
     n = int(rng.integers(1, 5)) if depth > 80 else int(rng.integers(0, 3))
     for _ in range(n):
         kind = "portal" if rng.random() < 0.5 else "hepatic"
-        r = float(rng.uniform(1.5, 6.0) if depth > 80 else rng.uniform(1.0, 3.0))
+        r = float(rng.uniform(1.2, 4.5) if depth > 80 else rng.uniform(0.8, 2.5))
         z0 = scene.wall_mm + scene.ascites_mm + rng.uniform(0.25, 0.8) * (depth - scene.wall_mm)
         x0 = rng.uniform(-0.8, 0.8) * half_w
         if rng.random() < 0.4:  # cross-section: a circle
             pts = np.array([[x0, z0], [x0 + 0.01, z0]])
         else:
             ang = rng.uniform(-0.6, 0.6) + (0 if rng.random() < 0.5 else np.pi)
-            L = rng.uniform(0.3, 0.9) * depth
+            L = rng.uniform(0.15, 0.45) * depth
             n_seg = 3
             pts = [[x0, z0]]
             for _ in range(n_seg):

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 
-def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    """Write uint8 grey frames (all the same size) to ``path`` (.avi → MJPG, .mp4 → mp4v)."""
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0, quality: int = 85) -> Path:
+    """Write uint8 grey frames (all the same size) to ``path`` (.avi → MJPG, .mp4 → mp4v);
+    ``quality`` is the MJPG JPEG quality (0–100)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not frames:
@@ -19,6 +20,7 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -
     vw = cv2.VideoWriter(str(path), fourcc, float(fps), (w, h), True)
     if not vw.isOpened():
         raise OSError(f"{path}: cannot open video writer")
+    vw.set(cv2.VIDEOWRITER_PROP_QUALITY, float(quality))
     try:
         for f in frames:
             vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
