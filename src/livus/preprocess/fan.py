@@ -36,7 +36,8 @@ class FanParams:
     floor_grey: float = 6.0  # smoothed grey above background + this counts as echo
     min_local_std: float = 0.0  # echo is speckled: local grey std above this (0 = off)
     std_window_px: int = 5  # window of that std (work pixels)
-    open_px: float = 5.0  # opening (work pixels) removes structures thinner than this (text, lines)
+    open_px: float = 5.0
+    min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
     max_side_angle_gap_deg: float = 90.0  # sides more asymmetric than this: mirror the steeper side
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
     polygon_epsilon_px: float = 0.7  # polygon simplification tolerance (work pixels)
@@ -82,7 +83,15 @@ def echo_support(grey_small: np.ndarray, params: FanParams) -> np.ndarray:
         var = cv2.boxFilter(g * g, -1, k) - mean * mean
         raw &= var > params.min_local_std**2
     raw = raw.astype(np.uint8)
-    return _largest_component(cv2.morphologyEx(raw, cv2.MORPH_OPEN, _disk(params.open_px)))
+    opened = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _disk(params.open_px))
+    # the largest region plus big pieces split off by dark bands (near-field gaps, shadows)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(opened)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, bool)
+    keep[1:] = areas >= params.min_piece_share * areas.max()
+    return keep[labels].astype(np.uint8)
 
 
 def _hull_mask(support: np.ndarray) -> np.ndarray:
