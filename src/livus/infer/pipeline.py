@@ -24,6 +24,7 @@ import numpy as np
 from livus import __version__
 from livus.config import LivusConfig, load_config
 from livus.errors import InputError
+from livus.preprocess.fan import FanCache
 from livus.types import CaseResult, Frame, FrameResult, Lesion, PatientBackground
 
 DEFAULT_DETECTOR_FILE = "detector.pt"
@@ -70,7 +71,7 @@ class FrameAnalyzer:
             self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown"))}
             self.cfg.preprocess.input_size_px = self.detector.cfg.input_size_px
 
-    def analyze(self, frame: Frame, cache: object | None = None) -> FrameAnalysis:
+    def analyze(self, frame: Frame, cache: FanCache | None = None) -> FrameAnalysis:
         from livus.preprocess.pipeline import preprocess_frame
 
         pre = preprocess_frame(frame, self.cfg.preprocess, cache)
@@ -176,7 +177,7 @@ def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
             cfg = analyzer.cfg.analyze
             keep = select_keyframes(frames, mode=cfg.keyframe_mode, interval=cfg.keyframe_interval)
             frames = [frames[i] for i in keep]
-        cache = None
+        cache = FanCache() if out.is_clip else None  # a clip keeps one fan; stills may differ
         for fr in frames:
             fa = analyzer.analyze(fr, cache)
             out.frames.append(fa)
@@ -310,9 +311,8 @@ def analyze_paths(
 def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path, cfg: LivusConfig,
                 language: str, overlays: bool) -> None:
     """case.json, overlay PNGs and the HTML/PDF report of one case."""
-    from livus.io.dataset import write_png
     from livus.report import render_report
-    from livus.report.overlay import draw_overlay
+    from livus.report.overlay import draw_overlay, write_overlay_png
 
     case_dir.mkdir(parents=True, exist_ok=True)
     (case_dir / "case.json").write_text(json.dumps(case.to_json_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -324,7 +324,7 @@ def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path, cf
                 continue  # clips: overlays only for frames that show something (and the first)
             rgb = draw_overlay(fa.frame.pixels, fa.result, heatmap=fa.heatmap, language=language)
             path = case_dir / f"overlay_{Path(fa.result.source).stem}_{fa.result.frame_index:04d}.png"
-            write_png(path, rgb[..., ::-1])
+            write_overlay_png(path, rgb)
             overlay_paths[(fa.result.source, fa.result.frame_index)] = path
     render_report(case, [fa.result for fa in frames], overlay_paths, case_dir, language)
 

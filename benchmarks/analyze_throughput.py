@@ -1,0 +1,88 @@
+"""End-to-end batch throughput of `livus analyze` on still 1024×768 JPEGs (issue 7 target ≥ 20/s).
+
+Times, per image: reading, FrameAnalyzer.analyze (preprocessing + models + mapping back) and
+JSON serialisation; overlays are timed separately. Uses AUL 1024×768 images when the folder is
+there, else simulated ones. Prints images/s and per-stage medians.
+
+    .venv/bin/python benchmarks/analyze_throughput.py [--n 60] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livus.config import LivusConfig
+from livus.infer.pipeline import FrameAnalyzer
+from livus.io.readers import read_frames
+from livus.report.overlay import draw_overlay
+
+AUL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "aul"
+
+
+def _jpeg_inputs(n: int, tmp: Path) -> list[Path]:
+    found = []
+    for p in sorted(AUL.glob("*/image/*.jpg")):
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if img is not None and img.shape == (768, 1024):
+            found.append(p)
+        if len(found) == n:
+            return found
+    from livus.simulate.dataset import simulate_dataset
+
+    sim = simulate_dataset(tmp / "sim", n=n - len(found), clips=False, ceus=False, dicom=False, profile=None, seed=1)
+    for i, p in enumerate(sorted((Path(sim) / "images").glob("*.png"))):
+        img = cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (1024, 768))
+        out = tmp / f"sim_{i}.jpg"
+        cv2.imwrite(str(out), img)
+        found.append(out)
+    return found[:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    cfg = LivusConfig()
+    cfg.analyze.threads = args.threads
+    with tempfile.TemporaryDirectory() as d:
+        inputs = _jpeg_inputs(args.n, Path(d))
+        analyzer = FrameAnalyzer(cfg)
+        print(f"model: {analyzer.model_info}, {len(inputs)} images, threads={args.threads}")
+        analyzer.analyze(next(read_frames(inputs[0])))  # warm-up
+        t_read, t_an, t_json, t_ov = [], [], [], []
+        t_all = time.perf_counter()
+        for p in inputs:
+            t0 = time.perf_counter()
+            frame = next(read_frames(p))
+            t1 = time.perf_counter()
+            fa = analyzer.analyze(frame)
+            t2 = time.perf_counter()
+            json.dumps(fa.result.to_json_dict())
+            t3 = time.perf_counter()
+            t_read.append(t1 - t0)
+            t_an.append(t2 - t1)
+            t_json.append(t3 - t2)
+        total = time.perf_counter() - t_all
+        for p in inputs[:10]:
+            frame = next(read_frames(p))
+            fa = analyzer.analyze(frame)
+            t0 = time.perf_counter()
+            draw_overlay(frame.pixels, fa.result, heatmap=np.zeros(frame.pixels.shape, np.float32))
+            t_ov.append(time.perf_counter() - t0)
+    ms = lambda xs: 1000 * statistics.median(xs)  # noqa: E731
+    print(f"end-to-end (read + analyse + JSON): {len(inputs) / total:.1f} images/s "
+          f"(target >= 20); median ms: read {ms(t_read):.1f}, analyse {ms(t_an):.1f}, json {ms(t_json):.2f}")
+    print(f"overlay drawing (separate): median {ms(t_ov):.1f} ms/image")
+
+
+if __name__ == "__main__":
+    main()

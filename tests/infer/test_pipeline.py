@@ -1,0 +1,91 @@
+"""End-to-end batch analysis on small generated inputs (a tiny untrained detector)."""
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from livus.config import DetectorConfig
+from livus.infer.pipeline import FrameAnalyzer, analyze_paths
+from livus.models.detector import LesionDetector, save_detector
+from livus.types import Frame
+
+
+def _fan_image(w=640, h=480, seed=0, blob=True):
+    """A grey convex fan with speckle-like noise and a dark round 'lesion'."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (w // 2, -h // 4), (int(h * 1.1), int(h * 1.1)), 90, -35, 35, 1, -1)
+    cv2.circle(mask, (w // 2, -h // 4), int(h * 0.35), 0, -1)
+    tex = np.clip(rng.rayleigh(40, (h, w)), 0, 255).astype(np.uint8)
+    img[mask > 0] = tex[mask > 0]
+    if blob:
+        cv2.circle(img, (w // 2, h // 2 + 40), 30, 10, -1)
+    return img
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    cfg = DetectorConfig(widths=(8, 16, 16, 32), fpn_channels=16, input_size_px=128, score_threshold=0.0)
+    import torch
+
+    torch.manual_seed(0)
+    save_detector(LesionDetector(cfg), d / "detector.pt", {"version": "test-0"})
+    return d
+
+
+def test_frame_analyzer_maps_to_original_pixels(tiny_model_dir):
+    an = FrameAnalyzer(model_dir=tiny_model_dir)
+    frame = Frame(_fan_image(), source="x.png", pixel_spacing_mm=(0.2, 0.2))
+    res = an.analyze(frame).result
+    assert res.model["version"] == "test-0"
+    assert res.image_size_px == (640, 480)
+    assert res.fan_polygon_px and len(res.fan_polygon_px) >= 3
+    for les in res.lesions:  # untrained model: any number, but coordinates must be in the image
+        assert -1 <= les.center_px[0] <= 640 and -1 <= les.center_px[1] <= 480
+        assert les.long_axis_mm == pytest.approx(les.long_axis_px * 0.2, rel=0.35)
+    d = json.loads(json.dumps(res.to_json_dict()))
+    assert d["schema"] == "livus.result/1"
+
+
+def test_analyze_batch_with_bad_inputs(tmp_path, tiny_model_dir):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(src / f"img{i}.png"), _fan_image(seed=i))
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (src / "notes.png").write_text("hello")
+    out = tmp_path / "out"
+    s = analyze_paths([src, tmp_path / "missing.png"], out, model_dir=tiny_model_dir, progress=False, language="en")
+    assert s.n_frames == 2
+    assert len(s.errors) == 3
+    assert any("broken.jpg" in e for e in s.errors) and any("missing.png" in e for e in s.errors)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(x)["schema"] == "livus.result/1" for x in lines)
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert {r["source"] for r in rows} == {str(src / "img0.png"), str(src / "img1.png")}
+    case_dirs = sorted((out / "cases").iterdir())
+    assert [p.name for p in case_dirs] == ["img0", "img1"]
+    case = json.loads((case_dirs[0] / "case.json").read_text())
+    assert case["priority"] in ("routine", "soon", "urgent") and case["reasons"]
+    assert list(case_dirs[0].glob("overlay_*.png"))
+    assert list(case_dirs[0].glob("*.pdf")) and list(case_dirs[0].glob("*.html"))
+
+
+def test_analyze_without_model_warns(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), _fan_image())
+    s = analyze_paths([tmp_path / "a.png"], tmp_path / "out", model_dir=tmp_path / "nomodel", progress=False)
+    rec = json.loads((tmp_path / "out" / "results.jsonl").read_text())
+    assert s.n_frames == 1 and rec["lesions"] == []
+    assert any("no detector model" in w for w in rec["warnings"])
+
+
+def test_nothing_analysable_is_an_error(tmp_path):
+    (tmp_path / "x.png").write_text("nope")
+    from livus.cli import main
+
+    assert main(["analyze", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 1
