@@ -256,9 +256,15 @@ def rf_envelope(geom: ScanGeometry, maps: EchoMaps, rng: np.random.Generator,
     return envelope(field) * tgc[:, None]
 
 
+DISPLAY_DR_SCALE = 0.75
+"""Displayed dynamic range as a fraction of the preset's nominal one (scanners' grey maps are
+steeper than a linear dB map); tuned toward AUL's grey-level spread."""
+
+
 def log_compress(env: np.ndarray, dynamic_range_db: float, gain_db: float, liver_grey: float = 80.0) -> np.ndarray:
     """Log compression to 0–255 (float32): normal liver speckle (E|env|² = 2) maps to a mean
     grey of about ``liver_grey``; ``dynamic_range_db`` spans the 256 grey levels."""
+    dynamic_range_db = dynamic_range_db * DISPLAY_DR_SCALE
     db = 20.0 * np.log10(env + 1e-6)
     offset = liver_grey * dynamic_range_db / 255.0 - 0.5  # mean 20log10 Rayleigh(E R²=2) ≈ +0.5 dB
     return np.clip((db + gain_db + offset) * (255.0 / dynamic_range_db), 0, 255).astype(np.float32)
@@ -270,10 +276,19 @@ def scan_convert(geom: ScanGeometry, polar: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def display(geom: ScanGeometry, env: np.ndarray, liver_grey: float = 80.0) -> np.ndarray:
+SPECKLE_REDUCTION_SIGMA = 2.0
+"""Gaussian sigma (polar samples) of the scanner's speckle-reduction filter applied to the
+log-compressed image; tuned so the displayed speckle SNR moves toward real exports (AUL)."""
+
+
+def display(geom: ScanGeometry, env: np.ndarray, liver_grey: float = 80.0,
+            speckle_reduction: float = SPECKLE_REDUCTION_SIGMA) -> np.ndarray:
     """Envelope (polar) → 8-bit grey exported image (fan only; overlays are added later)."""
     p = geom.profile
-    grey = scan_convert(geom, log_compress(env, p.dynamic_range_db, p.gain_db, liver_grey))
+    logc = log_compress(env, p.dynamic_range_db, p.gain_db, liver_grey)
+    if speckle_reduction > 0:
+        logc = cv2.GaussianBlur(logc, (0, 0), speckle_reduction)
+    grey = scan_convert(geom, logc)
     if p.smoothing_px > 0:
         grey = cv2.GaussianBlur(grey, (0, 0), p.smoothing_px)
     if p.grey_gamma != 1.0:
