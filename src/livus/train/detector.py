@@ -1,0 +1,239 @@
+"""Training of the lesion detector/segmenter: k-fold cross-validation or a final model on all
+images, with per-epoch CSV logs, validation metrics and resumable checkpoints.
+
+Run folder layout (``--out RUN``)::
+
+    RUN/config.yaml             the full LivusConfig used
+    RUN/cache_<S>.npz           model-space cache of the dataset (preprocessed once)
+    RUN/fold<k>/log.csv         per-epoch losses and validation figures
+    RUN/fold<k>/state.pt        resumable training state (model, optimiser, sampler, epoch)
+    RUN/fold<k>/detector.pt     the fold's model (save_detector format)
+    RUN/fold<k>/metrics.json    the fold's final validation metrics (+ froc.png)
+    RUN/cv.json                 per-fold and mean figures
+    RUN/all/...                 the model trained on every image (``--folds 0``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from livus.config import LivusConfig, load_config, save_config
+from livus.evaluate.run import Metrics, compute_metrics, write_metrics
+from livus.io.dataset import ImageRecord, load_dataset
+from livus.models.decode import Detection, decode_detections, liver_polygon
+from livus.models.detector import LesionDetector, count_parameters, save_detector
+from livus.preprocess.geometry import Letterbox
+from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, load_cache, save_cache
+from livus.train.splits import stratified_kfold
+from livus.train.trainer import CsvLog, HardExampleSampler, load_training_state, predict, save_training_state, train_one_epoch
+from livus.types import FrameResult, Lesion
+
+MODEL_VERSION_PREFIX = "livus-detector"
+
+
+# ---- results in original pixels -------------------------------------------------------------
+
+
+def detections_to_result(
+    dets: list[Detection], liver_model: list[list[float]] | None, lb: Letterbox, rec: ImageRecord
+) -> FrameResult:
+    """Model-pixel detections → a ``FrameResult`` in ORIGINAL pixels (as the pipeline does)."""
+    lesions = []
+    for i, d in enumerate(dets, start=1):
+        c = lb.points_to_original(np.asarray([d.center_px], float))[0]
+        poly = lb.points_to_original(np.asarray(d.polygon_px, float)).tolist() if d.polygon_px else []
+        lesions.append(
+            Lesion(id=i, score=d.score, center_px=(float(c[0]), float(c[1])), long_axis_px=d.long_axis_px / lb.scale,
+                   short_axis_px=d.short_axis_px / lb.scale, angle_deg=d.angle_deg, polygon_px=poly)
+        )
+    liver = lb.points_to_original(np.asarray(liver_model, float)).tolist() if liver_model else None
+    return FrameResult(source=rec.file_name, frame_index=rec.frame_index or 0, image_size_px=(rec.width, rec.height),
+                       liver_polygon_px=liver, lesions=lesions)
+
+
+def validate(model: LesionDetector, cache: ModelSpaceCache, records: list[ImageRecord], batch_size: int = 16) -> Metrics:
+    """Validation metrics (original pixels): every candidate above ``candidate_threshold``
+    enters the FROC; size sensitivity, Dice and long-axis error use ``score_threshold``."""
+    cfg = model.cfg
+    results = []
+    k = 0
+    for out in predict(model, cache.images, batch_size):
+        valid = torch.from_numpy(cache.valid_masks[k : k + out["heatmap"].shape[0]])
+        dets = decode_detections(out, cfg, valid_mask=valid, score_threshold=cfg.candidate_threshold)
+        for b, d in enumerate(dets):
+            results.append(detections_to_result(d, liver_polygon(out, b, cfg.mask_threshold), cache.letterboxes[k + b], records[k + b]))
+        k += len(dets)
+    return compute_metrics(records, results, report_threshold=cfg.score_threshold)
+
+
+# ---- one training run -----------------------------------------------------------------------
+
+
+def _loss_weights(cfg: LivusConfig) -> dict[str, float]:
+    t = cfg.train
+    return {"heatmap": t.heatmap_weight, "axes": t.axes_weight, "orient": t.orient_weight, "offset": t.offset_weight,
+            "lesion_mask": t.lesion_mask_weight, "liver_mask": t.liver_mask_weight, "aux": t.aux_weight}
+
+
+def train_run(
+    cfg: LivusConfig, train_cache: ModelSpaceCache, val_cache: ModelSpaceCache | None, val_records: list[ImageRecord],
+    run_dir: Path, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None,
+) -> tuple[LesionDetector, Metrics | None]:
+    """Train one model; validate every ``eval_every`` epochs (and at the end) when a validation
+    set is given. Writes ``log.csv``, ``state.pt``, ``detector.pt`` and ``metrics.json``."""
+    t = cfg.train
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(t.seed)
+    model = LesionDetector(cfg.detector)
+    dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed)
+    sampler = HardExampleSampler(len(train_cache), t.hard_example_fraction if t.hard_example_mining else 0.0, seed=t.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_cache) / t.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=steps_per_epoch * t.epochs + 1, pct_start=0.15)
+    start_epoch = 0
+    state_path = run_dir / "state.pt"
+    log = CsvLog(run_dir / "log.csv")
+    if resume and state_path.is_file():
+        st = load_training_state(state_path)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        sampler.load_state_dict(st["sampler"])
+        start_epoch = int(st["epoch"])
+    metrics: Metrics | None = None
+    weights = _loss_weights(cfg)
+    t0 = time.time()
+    for epoch in range(start_epoch, t.epochs):
+        dataset.epoch = epoch
+        idx = sampler.epoch_indices()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(idx), desc=f"{run_dir.name} epoch {epoch + 1}/{t.epochs}", unit="img", mininterval=10)
+
+        def _tick(n: int, loss: float) -> None:
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        te = time.time()
+        parts, seen_idx, seen_loss = train_one_epoch(model, dataset, idx, opt, sched, weights, t.batch_size, _tick)
+        if bar is not None:
+            bar.close()
+        sampler.update(seen_idx, seen_loss)
+        row: dict[str, Any] = {"epoch": epoch + 1, "epoch_s": round(time.time() - te, 1), "lr": opt.param_groups[0]["lr"]}
+        row.update({f"loss_{k}": round(v, 4) for k, v in parts.items()})
+        last = epoch + 1 == t.epochs
+        if val_cache is not None and len(val_cache) and (last or (epoch + 1) % max(t.eval_every, 1) == 0):
+            metrics = validate(model, val_cache, val_records)
+            row.update({k: round(v, 4) for k, v in metrics.headline().items()})
+            print(f"[{run_dir.name}] epoch {epoch + 1}: " + ", ".join(f"{k}={v:.3f}" for k, v in metrics.headline().items()), flush=True)
+        log.write(row)
+        save_training_state(state_path, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                            sampler=sampler.state_dict(), epoch=epoch + 1)
+    if metrics is None and val_cache is not None and len(val_cache):
+        metrics = validate(model, val_cache, val_records)  # resumed after the last epoch
+    train_s = time.time() - t0
+    m = dict(meta or {})
+    m.update({"train_seconds_this_session": round(train_s, 1), "train_images": len(train_cache), "epochs": t.epochs,
+              "params": count_parameters(model)})
+    if metrics is not None:
+        m["validation"] = metrics.headline()
+        write_metrics(metrics, run_dir, title=run_dir.name)
+    save_detector(model, run_dir / "detector.pt", m)
+    return model.eval(), metrics
+
+
+# ---- cross-validation / final model ---------------------------------------------------------
+
+
+def _nanmean(values: list[float]) -> float:
+    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(v)) if v else math.nan
+
+
+def get_cache(cfg: LivusConfig, data_dir: Path, out_dir: Path, records: list[ImageRecord]) -> ModelSpaceCache:
+    """Load ``out_dir/cache_<S>.npz`` or build it with ``preprocess_frame`` (same as inference)."""
+    size = cfg.detector.input_size_px
+    cfg.preprocess.input_size_px = size
+    path = out_dir / f"cache_{size}.npz"
+    if path.is_file():
+        cache = load_cache(path)
+        if len(cache) == len(records):
+            return cache
+    ds = load_dataset(data_dir)
+    cache = build_cache(ds, cfg.preprocess, records, progress=True)
+    save_cache(cache, path)
+    return cache
+
+
+def train_detector(
+    data_dir: Path, cfg: LivusConfig, out_dir: Path, folds: int | None = None, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """k-fold CV (``folds`` ≥ 2; default ``cfg.train.folds``) or, with ``folds = 0``, one model
+    on all images. Returns the summary written to ``cv.json`` (or ``all/metrics``)."""
+    torch.set_num_threads(max(1, cfg.train.num_threads))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")
+    ds = load_dataset(data_dir)
+    records = ds.images
+    if cfg.train.max_train_images:
+        records = records[: cfg.train.max_train_images]
+    cache = get_cache(cfg, data_dir, out_dir, records)
+    k = cfg.train.folds if folds is None else folds
+    meta = {"version": f"{MODEL_VERSION_PREFIX}-{time.strftime('%Y%m%d')}", "training_data": str(ds.info.get("name") or data_dir.name),
+            "input_size_px": cfg.detector.input_size_px, "config": "see run folder config.yaml"}
+    if k == 0:
+        model, _ = train_run(cfg, cache, None, [], out_dir / "all", resume, progress, meta)
+        return {"folds": 0, "model": str(out_dir / "all" / "detector.pt")}
+    splits = stratified_kfold(cache.classes, k, cfg.train.seed)
+    per_fold: list[dict[str, float]] = []
+    for f, (tr, va) in enumerate(splits):
+        fold_dir = out_dir / f"fold{f}"
+        done = fold_dir / "metrics.json"
+        if resume and done.is_file() and (fold_dir / "detector.pt").is_file() and not (fold_dir / "state.pt").is_file():
+            per_fold.append(json.loads((fold_dir / "headline.json").read_text()))
+            continue
+        val_recs = [records[i] for i in va]
+        _, metrics = train_run(cfg, cache.subset(tr), cache.subset(va), val_recs, fold_dir, resume, progress,
+                               dict(meta, fold=f, folds=k))
+        assert metrics is not None
+        per_fold.append(metrics.headline())
+        (fold_dir / "headline.json").write_text(json.dumps(per_fold[-1], indent=1))
+        (fold_dir / "state.pt").unlink(missing_ok=True)
+    keys = list(per_fold[0])
+    summary = {"folds": k, "per_fold": per_fold, "mean": {kk: _nanmean([p[kk] for p in per_fold]) for kk in keys},
+               "use_cbam": cfg.detector.use_cbam, "input_size_px": cfg.detector.input_size_px, "epochs": cfg.train.epochs}
+    (out_dir / "cv.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def format_cv_table(summary: dict[str, Any]) -> str:
+    """Markdown table: one row per fold and the mean."""
+    keys = list(summary["mean"])
+    lines = ["| fold | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for f, p in enumerate(summary["per_fold"]):
+        lines.append(f"| {f} | " + " | ".join(f"{p[k]:.3f}" for k in keys) + " |")
+    lines.append("| mean | " + " | ".join(f"{summary['mean'][k]:.3f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def train_detector_cli(args: argparse.Namespace) -> int:
+    """``livus train detector --data DIR [--config YAML] [--out RUN] [--folds K] [--resume]``."""
+    cfg = load_config(args.config)
+    out = Path(args.out)
+    summary = train_detector(Path(args.data), cfg, out, args.folds, args.resume)
+    if summary.get("folds"):
+        print(format_cv_table(summary))
+    else:
+        print(f"model written to {summary['model']}")
+    return 0

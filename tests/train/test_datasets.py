@@ -1,0 +1,102 @@
+"""Training data: targets from masks, augmentation keeps masks aligned, splits, sampler."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from livus.models.decode import cell_to_pixel, orient_to_angle
+from livus.train.datasets import augment_sample, build_targets, copy_paste_lesion, instance_ellipses
+from livus.train.splits import stratified_kfold
+from livus.train.trainer import HardExampleSampler
+
+S = 64
+
+
+def _ellipse_mask(cx: float, cy: float, a: float, b: float, angle_deg: float, value: int = 1) -> np.ndarray:
+    yy, xx = np.mgrid[0:S, 0:S].astype(float)
+    t = math.radians(angle_deg)
+    u = (xx - cx) * math.cos(t) + (yy - cy) * math.sin(t)
+    v = -(xx - cx) * math.sin(t) + (yy - cy) * math.cos(t)
+    return ((u / a) ** 2 + (v / b) ** 2 <= 1).astype(np.uint8) * value
+
+
+def test_instance_ellipse_recovers_axes_and_angle() -> None:
+    (cx, cy, long_px, short_px, ang), = instance_ellipses(_ellipse_mask(30, 25, 12, 5, 30))
+    assert (cx, cy) == pytest.approx((30, 25), abs=0.6)
+    assert long_px == pytest.approx(24, abs=1.5)
+    assert short_px == pytest.approx(10, abs=1.5)
+    assert ang == pytest.approx(30, abs=4)
+
+
+def test_build_targets_centre_cell_and_regression() -> None:
+    m = _ellipse_mask(30, 25, 12, 5, 30) + _ellipse_mask(50, 50, 4, 4, 0, value=2)
+    liver = np.ones((S, S), np.uint8)
+    t = build_targets(m, liver, True)
+    assert t["heatmap"].shape == (1, 16, 16) and t["heatmap"].max() == 1.0
+    assert t["reg_mask"].sum() == 2
+    r, c = np.argwhere(t["reg_mask"][0] > 0)[0]
+    x = cell_to_pixel(c + t["offset"][0, r, c])
+    y = cell_to_pixel(r + t["offset"][1, r, c])
+    assert (x, y) == pytest.approx((30, 25), abs=0.6)
+    assert math.exp(t["axes"][0, r, c]) == pytest.approx(25, abs=2)
+    assert orient_to_angle(t["orient"][0, r, c], t["orient"][1, r, c]) == pytest.approx(30, abs=4)
+    # the round lesion carries (almost) no orientation weight
+    r2, c2 = np.argwhere(t["reg_mask"][0] > 0)[1]
+    assert t["orient_weight"][0, r2, c2] < 0.5 < t["orient_weight"][0, r, c]
+    assert t["lesion_mask"].sum() == (m > 0).sum()
+    assert float(t["liver_valid"]) == 1.0
+
+
+def test_empty_image_targets() -> None:
+    t = build_targets(np.zeros((S, S), np.uint8), np.zeros((S, S), np.uint8), False)
+    assert t["heatmap"].max() == 0 and t["reg_mask"].sum() == 0 and float(t["liver_valid"]) == 0.0
+
+
+def test_augmentation_moves_masks_with_image() -> None:
+    rng = np.random.default_rng(3)
+    img = np.zeros((S, S), np.float32)
+    les = _ellipse_mask(30, 30, 6, 6, 0)
+    img[les > 0] = 1.0
+    valid = np.ones((S, S), np.uint8)
+    for seed in range(5):
+        a_img, a_les, a_liv, a_val = augment_sample(img, les, les.copy(), valid, np.random.default_rng(seed))
+        assert a_les.dtype == np.uint8 and set(np.unique(a_les)) <= {0, 1}
+        if a_les.any():
+            assert a_img[a_les > 0].mean() > 0.5 > a_img[(a_les == 0) & (a_val > 0)].mean()
+    del rng
+
+
+def test_copy_paste_adds_an_instance_in_the_liver() -> None:
+    rng = np.random.default_rng(0)
+    img = np.full((S, S), 0.5, np.float32)
+    liver = np.zeros((S, S), np.uint8)
+    liver[10:60, 10:60] = 1
+    src_img = np.zeros((S, S), np.float32)
+    src_les = _ellipse_mask(20, 20, 5, 5, 0)
+    out_img, out_les = copy_paste_lesion(img, np.zeros((S, S), np.uint8), liver, src_img, src_les, rng)
+    assert out_les.max() == 1 and (out_les > 0).sum() == (src_les > 0).sum()
+    assert np.all(liver[out_les > 0] == 1)
+    assert out_img[out_les > 0].mean() < 0.25
+
+
+def test_stratified_kfold_partitions_and_stratifies() -> None:
+    labels = ["a"] * 30 + ["b"] * 60 + ["c"] * 15
+    folds = stratified_kfold(labels, 3, seed=1)
+    vals = np.concatenate([v for _, v in folds])
+    assert sorted(vals.tolist()) == list(range(len(labels)))
+    for tr, va in folds:
+        assert not set(tr) & set(va)
+        assert sum(labels[i] == "b" for i in va) == 20
+    with pytest.raises(ValueError):
+        stratified_kfold(labels, 1)
+
+
+def test_hard_example_sampler_prefers_high_loss() -> None:
+    s = HardExampleSampler(10, fraction=0.5, seed=0)
+    assert sorted(s.epoch_indices().tolist()) == list(range(10))  # first epoch: plain permutation
+    s.update(np.arange(10), np.array([0.01] * 9 + [10.0]))
+    counts = np.bincount(np.concatenate([s.epoch_indices() for _ in range(20)]), minlength=10)
+    assert counts[9] > 3 * counts[:9].max()
