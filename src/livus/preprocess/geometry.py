@@ -143,6 +143,19 @@ class Letterbox:
             interpolation = cv2.INTER_AREA if self.scale < 1.0 else cv2.INTER_LINEAR
         if canvas.shape[0] == self.size:
             return np.ascontiguousarray(canvas)
+        factor = canvas.shape[0] // self.size
+        if interpolation == cv2.INTER_AREA and factor >= 2:
+            # fast path: exact integer area reduction (zero-padded to a multiple of the factor at
+            # the far edges, which moves no pixel), then the exact affine map to model pixels.
+            side = canvas.shape[0]
+            padded = -(-side // factor) * factor
+            if padded != side:
+                canvas = cv2.copyMakeBorder(canvas, 0, padded - side, 0, padded - side, cv2.BORDER_CONSTANT, value=0)
+            small = cv2.resize(canvas, (padded // factor, padded // factor), interpolation=cv2.INTER_AREA)
+            fs = factor * self.scale
+            m = np.array([[fs, 0.0, 0.5 * fs - 0.5], [0.0, fs, 0.5 * fs - 0.5]])
+            return cv2.warpAffine(small, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return cv2.resize(canvas, (self.size, self.size), interpolation=interpolation)
 
     def mask_to_model(self, mask: np.ndarray, labels: bool | None = None) -> np.ndarray:

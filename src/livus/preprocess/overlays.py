@@ -51,14 +51,18 @@ def detect_overlays(
     background = float(np.median(out_vals)) if out_vals.size else 0.0
     mask = (outside & (grey > background + params.outside_floor_grey)).astype(np.uint8)
 
-    se = cv2.getStructuringElement(cv2.MORPH_RECT, (params.tophat_px, params.tophat_px))
-    tophat = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, se)
-    cand = ((tophat >= params.tophat_min) & (grey >= params.inside_min_grey) & (inside > 0)).astype(np.uint8)
+    # inside the fan: work on a 2× max-pooled copy (thin bright marks survive max pooling)
+    g2 = cv2.dilate(grey, np.ones((2, 2), np.uint8), anchor=(0, 0))[::2, ::2]
+    in2 = inside[::2, ::2]
+    t = max(3, params.tophat_px // 2 | 1)
+    tophat = cv2.morphologyEx(g2, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (t, t)))
+    cand = ((tophat >= params.tophat_min) & (g2 >= params.inside_min_grey) & (in2 > 0)).astype(np.uint8)
     if cand.any():
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
         keep = np.zeros(n, bool)
-        keep[1:] = stats[1:, cv2.CC_STAT_AREA] <= params.max_blob_area_px
-        mask |= keep[labels].astype(np.uint8)
+        keep[1:] = stats[1:, cv2.CC_STAT_AREA] <= params.max_blob_area_px // 4
+        small = keep[labels].astype(np.uint8)
+        mask |= cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST) & inside
     if color_mask is not None:
         mask |= (color_mask > 0).astype(np.uint8)
     if params.dilate_px > 0 and mask.any():

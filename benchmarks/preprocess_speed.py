@@ -1,0 +1,75 @@
+"""Speed of preprocess_frame on one 1024×768 frame, one core (target: <= 8 ms median on the
+real-time path with the fan cached per clip/device). Also the cost of each speckle filter.
+
+Usage: python benchmarks/preprocess_speed.py [--repeats 50]
+Uses an AUL 1024×768 image when the folder exists, else a synthetic frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livus.config import PreprocessConfig
+from livus.preprocess.fan import FanCache
+from livus.preprocess.pipeline import preprocess_frame
+from livus.types import Frame
+
+AUL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "aul"
+
+
+def test_frame() -> np.ndarray:
+    for p in sorted(AUL.glob("*/image/*.jpg")):
+        g = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if g is not None and g.shape == (768, 1024):
+            return g
+    rng = np.random.default_rng(0)
+    g = np.zeros((768, 1024), np.uint8)
+    cv2.ellipse(g, (512, -100), (800, 800), 0, 60, 120, 255, -1)
+    return (g > 0) * rng.integers(0, 200, g.shape).astype(np.uint8)
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(t))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=50)
+    args = ap.parse_args(argv)
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    grey = test_frame()
+    frame = Frame(pixels=grey, source="bench", metadata={"device": "bench"})
+    print(f"preprocess_frame, 1024x768, one thread, median of {args.repeats}")
+    for size in (256, 384):
+        cfg = PreprocessConfig(input_size_px=size)
+        cache = FanCache()
+        cached = median_ms(lambda: preprocess_frame(frame, cfg, cache), args.repeats)
+        uncached = median_ms(lambda: preprocess_frame(frame, cfg, None), max(5, args.repeats // 5))
+        print(f"  size {size}: cached fan {cached:6.2f} ms   no cache {uncached:6.2f} ms   (target <= 8 ms cached)")
+    print("speckle filter cost (size 256, cached fan), ms:")
+    for filt in ("none", "median", "bilateral", "guided", "srad", "nlmeans"):
+        cfg = PreprocessConfig(speckle_filter=filt)
+        cache = FanCache()
+        print(f"  {filt:10s} {median_ms(lambda: preprocess_frame(frame, cfg, cache), max(5, args.repeats // 5)):7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
