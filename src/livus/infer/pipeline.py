@@ -11,6 +11,7 @@ All coordinates written are in original-image pixels.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -157,8 +158,9 @@ def _case_key(path: Path, frame: Frame) -> str:
     """Frames of one DICOM study/patient share a case; any other input is its own case."""
     md = frame.metadata
     key = md.get("StudyInstanceUID") or md.get("PatientID")
-    raw = f"study-{key}" if key else path.stem
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)[:80]
+    if key:  # a short stable digest: UIDs are long and patient ids are identifying
+        return "study-" + hashlib.sha1(str(key).encode()).hexdigest()[:10]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:80]
 
 
 def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:

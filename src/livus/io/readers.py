@@ -90,15 +90,39 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
         if p.is_file():
             add(p)
         elif p.is_dir():
-            for f in sorted(p.rglob("*"), key=natural_key):
-                rel = f.relative_to(p)
-                if any(part.startswith(".") for part in rel.parts) or not f.is_file():
-                    continue
-                if _looks_like_input(f):
+            roots = [p / "images", p / "clips"] if is_livus_dataset(p) else [p]
+            for root in roots:
+                for f in _walk_inputs(root):
                     add(f)
         else:
             raise InputError(str(p), "no such file or folder")
     return out
+
+
+def is_livus_dataset(folder: Path) -> bool:
+    """True when ``folder`` holds a livus dataset's ``annotations.json``."""
+    ann = folder / "annotations.json"
+    if not ann.is_file():
+        return False
+    with open(ann, encoding="utf-8", errors="replace") as fh:
+        return '"livus.dataset/' in fh.read(4096)
+
+
+def _walk_inputs(root: Path) -> list[Path]:
+    """Analysable files below ``root`` in natural order; hidden entries and nested livus
+    datasets (label folders: masks, overlay masks, copies of the images) are skipped."""
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    for entry in sorted(root.iterdir(), key=natural_key):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if not is_livus_dataset(entry):
+                found += _walk_inputs(entry)
+        elif entry.is_file() and _looks_like_input(entry):
+            found.append(entry)
+    return found
 
 
 def _looks_like_input(f: Path) -> bool:
