@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--folds", type=int, default=None, help="k for cross-validation (0 = train on all)")
     td.add_argument("--resume", action="store_true", help="resume from the run folder's checkpoint")
     td.set_defaults(func=_cmd_train_detector)
+
+    from livus.service.admin import add_subparsers as add_service_subparsers  # serve, user, model
+
+    add_service_subparsers(sub)
     return p
 
 

@@ -177,3 +177,41 @@ def save_config(obj: Any, path: str | Path) -> None:
     """Write a config dataclass as YAML."""
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(to_dict(obj), fh, sort_keys=False, allow_unicode=True)
+
+
+@dataclass
+class ServiceConfig:
+    """The department/bedside service (``livus serve``, see ``livus.service``).
+
+    ``data_dir`` holds the database (SQLite default), uploaded files, results and the model
+    registry; it is never inside the package. ``database_url`` overrides the SQLite file
+    (e.g. ``postgresql+psycopg://user@host/livus``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "livus-data"  # $LIVUS_DATA_DIR wins over this default
+    database_url: str | None = None  # None = sqlite:///<data_dir>/livus.db
+    analysis_config: str | None = None  # YAML LivusConfig for the analysis
+    secure_cookies: bool = False  # set the cookie's Secure flag (behind HTTPS)
+    session_hours: float = 8.0
+    max_upload_mb: float = 200.0  # whole request body
+    login_rate_limit: int = 10  # login attempts per client address per window
+    login_rate_window_s: float = 60.0
+    lockout_failures: int = 5  # consecutive wrong passwords that lock an account
+    lockout_minutes: float = 15.0
+    language: str = "zh"  # default page/report language for new users: zh | en
+    live_max_side_px: int = 2048  # larger live frames are refused
+    dicom_port: int = 0  # C-STORE listener port; 0 = off
+    dicom_ae_title: str = "LIVUS"
+    pacs_host: str | None = None  # PACS for query/retrieve (C-FIND + C-GET)
+    pacs_port: int = 4242
+    pacs_ae_title: str = "ORTHANC"
+    monitor_window: int = 200  # confirmed lesions in the sliding window per model version
+    monitor_min_cases: int = 20  # fewer confirmed outcomes: no alert yet
+    min_sensitivity: float = 0.80
+    min_specificity: float = 0.60
+    malignancy_threshold: float = 0.5  # probability above which a lesion counts as called malignant
+    auto_rollback: bool = False  # roll back to the previous model version on an alert
+    drift_smd_threshold: float = 1.0  # |standardised mean difference| of grey/size statistics vs training data that raises a drift alert
+    drift_min_frames: int = 20  # fewer recent frames: no drift verdict

@@ -1,0 +1,712 @@
+"""The livus web service: JSON API under ``/api/``, the web page, live WebSocket, health check.
+
+``create_app(cfg)`` builds a FastAPI app around one :class:`ServiceState` (database, model
+registry, analysis worker, monitor, login rate limiter, DICOM listener). Every ``/api/``
+route except ``/api/login`` needs a session (HttpOnly cookie or ``Authorization: Bearer``);
+state-changing cookie requests must carry the session's CSRF token in ``X-CSRF-Token``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+import shutil
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import cv2
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from livus.config import ServiceConfig
+from livus.monitor.registry import ModelRegistry, RegistryError
+from livus.service import audit
+from livus.service.analysis import DETECTOR_MODEL, AnalysisWorker, ModelProvider
+from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, end_session, session_for_token, set_password, start_session
+from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
+from livus.service.privacy import deidentify_image, deidentify_result, deidentify_study
+from livus.service.storage import (
+    ROLES,
+    Alert,
+    FrameRecord,
+    LoginSession,
+    Outcome,
+    Study,
+    StudyFile,
+    User,
+    database_url,
+    make_engine,
+    make_sessionmaker,
+)
+
+log = logging.getLogger("livus.service")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "livus_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_FILES_PER_UPLOAD = 200
+ALLOWED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".mp4", ".avi",
+                              ".mov", ".mkv", ".m4v", ".webm"})
+
+
+# ----------------------------------------------------------------------------- state
+
+
+@dataclass
+class ServiceState:
+    cfg: ServiceConfig
+    data_dir: Path
+    sm: sessionmaker
+    registry: ModelRegistry
+    models: ModelProvider
+    worker: AnalysisWorker
+    monitor: Monitor
+    login_limiter: RateLimiter
+    pseudonym_key: bytes
+    extras: dict[str, Any] = field(default_factory=dict)  # dicom listener, ...
+
+
+def _secret(path: Path) -> bytes:
+    """A random key kept in the data directory (created once, owner-only)."""
+    if not path.is_file():
+        path.write_bytes(secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+def build_state(cfg: ServiceConfig) -> ServiceState:
+    data_dir = Path(cfg.data_dir).resolve()
+    (data_dir / "studies").mkdir(parents=True, exist_ok=True)
+    engine = make_engine(database_url(data_dir, cfg.database_url))
+    sm = make_sessionmaker(engine)
+    registry = ModelRegistry(data_dir / "models")
+    models = ModelProvider(registry, cfg.analysis_config)
+    monitor = Monitor(cfg, registry)
+
+    def after_study(_sid: int) -> None:
+        with sm() as db:
+            monitor.check(db)
+
+    worker = AnalysisWorker(sm, data_dir, models, cfg.language, on_done=after_study)
+    return ServiceState(cfg, data_dir, sm, registry, models, worker, monitor,
+                        RateLimiter(cfg.login_rate_limit, cfg.login_rate_window_s), _secret(data_dir / ".pseudonym-key"))
+
+
+# ----------------------------------------------------------------------------- middleware
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413 (by Content-Length, or while streaming)."""
+
+    def __init__(self, app: Callable, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _plain_response(send, 413, "request body too large")
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge()
+            return msg
+
+        async def tracking_send(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _plain_response(send, 413, "request body too large")
+
+
+async def _plain_response(send: Callable, status: int, text: str) -> None:
+    body = ('{"detail": "%s"}' % text).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
+     b"style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+]
+
+
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; frame-ancestors 'none'"
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP response (and ``no-store`` to API answers)."""
+
+    def __init__(self, app: Callable, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_api = scope.get("path", "").startswith("/api/")
+
+        async def send_with_headers(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                headers = list(msg.get("headers", []))
+                present = {k.lower() for k, _ in headers}  # a route may set a stricter/looser CSP itself
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                if is_api:
+                    headers.append((b"cache-control", b"no-store"))
+                if self.hsts:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+                msg = {**msg, "headers": headers}
+            await send(msg)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def safe_display_name(name: str | None) -> str:
+    """A client's file name reduced to something safe to show: last path part, no control
+    characters, at most 120 characters. Never used as a path."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    return base[:120] or "unnamed"
+
+
+def stored_suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return suffix if suffix in ALLOWED_SUFFIXES else ".bin"
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def inside(base: Path, rel: str) -> Path | None:
+    """``base / rel`` if it stays inside ``base`` and exists, else ``None``."""
+    if not rel:
+        return None
+    p = (base / rel).resolve()
+    if base not in p.parents or not p.is_file():
+        return None
+    return p
+
+
+def png_response(img: np.ndarray) -> Response:
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise HTTPException(500, "cannot encode image")
+    return Response(buf.tobytes(), media_type="image/png")
+
+
+def user_dict(u: User) -> dict[str, Any]:
+    locked = u.locked_until is not None
+    return {"username": u.username, "role": u.role, "language": u.language, "active": u.active, "locked": locked}
+
+
+# ----------------------------------------------------------------------------- request bodies
+
+
+class LoginBody(BaseModel):
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=1024)
+    want_token: bool = False
+
+
+class NewUserBody(BaseModel):
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=1024)
+    role: str = Field(max_length=32)
+    language: str = Field(default="zh", max_length=8)
+
+
+class LanguageBody(BaseModel):
+    language: str = Field(max_length=8)
+
+
+class PasswordBody(BaseModel):
+    old_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class VersionBody(BaseModel):
+    version: str = Field(max_length=128)
+
+
+class OutcomeBody(BaseModel):
+    frame_id: int
+    lesion_id: int
+    malignant: bool
+    method: str = Field(max_length=32)
+
+
+class PacsBody(BaseModel):
+    patient_id: str = Field(default="", max_length=64)
+    study_instance_uid: str = Field(default="", max_length=64)
+
+
+# ----------------------------------------------------------------------------- app
+
+
+@dataclass
+class Auth:
+    user: User
+    session: LoginSession
+    via_cookie: bool
+
+
+def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
+    """The service app; ``start_background`` runs the analysis worker (and DICOM listener)."""
+    state = build_state(cfg)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_background:
+            state.worker.start()
+            if cfg.dicom_port:
+                from livus.service.dicom_listener import DicomListener
+
+                listener = DicomListener(state, cfg.host, cfg.dicom_port, cfg.dicom_ae_title)
+                listener.start()
+                state.extras["dicom"] = listener
+        try:
+            yield
+        finally:
+            if "dicom" in state.extras:
+                state.extras.pop("dicom").stop()
+            state.worker.stop()
+
+    app = FastAPI(title="livus", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.livus = state
+    app.add_middleware(SecurityHeadersMiddleware, hsts=cfg.secure_cookies)
+    app.add_middleware(BodyLimitMiddleware, limit=int(cfg.max_upload_mb * 1024 * 1024))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort
+        log.exception("unexpected error: %s", exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    def get_db() -> Any:
+        with state.sm() as db:
+            yield db
+
+    def current(request: Request, db: Session = Depends(get_db)) -> Auth:
+        token = request.cookies.get(SESSION_COOKIE)
+        via_cookie = token is not None
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            token, via_cookie = header[7:].strip(), False
+        rec = session_for_token(db, token)
+        if rec is None:
+            raise HTTPException(401, "login required")
+        if via_cookie and request.method not in SAFE_METHODS:
+            sent = request.headers.get("x-csrf-token", "")
+            if not secrets.compare_digest(sent.encode(), rec.csrf_token.encode()):
+                raise HTTPException(403, "missing or wrong CSRF token")
+        return Auth(rec.user, rec, via_cookie)
+
+    def role(*allowed: str) -> Callable[..., Auth]:
+        def check(auth: Auth = Depends(current)) -> Auth:
+            if auth.user.role not in allowed:
+                raise HTTPException(403, f"needs role {' or '.join(allowed)}")
+            return auth
+        return check
+
+    anyone = role(*ROLES)
+    clinical = role("admin", "physician")
+    admin = role("admin")
+
+    def is_researcher(auth: Auth) -> bool:
+        return auth.user.role == "researcher"
+
+    # ------------------------------------------------------------------ pages, health
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    # ------------------------------------------------------------------ login
+    @app.post("/api/login")
+    def login(body: LoginBody, request: Request, response: Response, db: Session = Depends(get_db)) -> dict[str, Any]:
+        ip = client_address(request)
+        if not state.login_limiter.allow(ip):
+            audit.record(db, None, "login-limited", body.username[:64], "too many attempts", ip)
+            raise HTTPException(429, "too many login attempts; wait a minute")
+        try:
+            user = authenticate(db, body.username, body.password, cfg.lockout_failures, cfg.lockout_minutes)
+        except AuthError as exc:
+            audit.record(db, None, "login-failed", body.username[:64], exc.reason, ip)
+            if exc.locked:
+                raise HTTPException(423, "account locked; try again later or ask an administrator") from None
+            raise HTTPException(401, "wrong user name or password") from None
+        new = start_session(db, user, cfg.session_hours)
+        response.set_cookie(SESSION_COOKIE, new.token, httponly=True, samesite="strict", secure=cfg.secure_cookies,
+                            max_age=int(cfg.session_hours * 3600), path="/")
+        audit.record(db, user, "login", user.username, "", ip)
+        out: dict[str, Any] = {"user": user_dict(user), "csrf_token": new.csrf_token}
+        if body.want_token:
+            out["token"] = new.token
+        return out
+
+    @app.post("/api/logout")
+    def logout(request: Request, response: Response, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, bool]:
+        token = request.cookies.get(SESSION_COOKIE) if auth.via_cookie else request.headers.get("authorization", "")[7:].strip()
+        end_session(db, token)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        audit.record(db, auth.user, "logout", auth.user.username, "", client_address(request))
+        return {"ok": True}
+
+    @app.get("/api/session")
+    def session_info(auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
+        return {"user": user_dict(auth.user), "csrf_token": auth.session.csrf_token, "alerts": active_alerts(db)}
+
+    @app.put("/api/me/language")
+    def set_language(body: LanguageBody, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
+        if body.language not in ("zh", "en"):
+            raise HTTPException(422, "language must be zh or en")
+        user = db.get(User, auth.user.id)
+        user.language = body.language
+        db.commit()
+        return user_dict(user)
+
+    @app.post("/api/me/password")
+    def change_password(body: PasswordBody, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, bool]:
+        user = db.get(User, auth.user.id)
+        try:
+            authenticate(db, user.username, body.old_password, cfg.lockout_failures, cfg.lockout_minutes)
+            set_password(db, user, body.new_password)
+        except AuthError:
+            raise HTTPException(403, "wrong password") from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        audit.record(db, user, "password", user.username, "", client_address(request))
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ users
+    @app.get("/api/users")
+    def list_users(auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+        return [user_dict(u) for u in db.scalars(select(User).order_by(User.username))]
+
+    @app.post("/api/users", status_code=201)
+    def add_user(body: NewUserBody, request: Request, auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> dict[str, Any]:
+        try:
+            user = create_user(db, body.username, body.password, body.role, body.language)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        audit.record(db, auth.user, "user-add", user.username, f"role={user.role}", client_address(request))
+        return user_dict(user)
+
+    @app.post("/api/users/{username}/unlock")
+    def unlock_user(username: str, request: Request, auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> dict[str, Any]:
+        user = db.scalar(select(User).where(User.username == username[:64]))
+        if user is None:
+            raise HTTPException(404, "no such user")
+        user.locked_until = None
+        user.failed_logins = 0
+        db.commit()
+        audit.record(db, auth.user, "user-unlock", user.username, "", client_address(request))
+        return user_dict(user)
+
+    @app.get("/api/audit")
+    def audit_log(limit: int = 200, user: str | None = None, action: str | None = None,
+                  auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+        return audit.list_events(db, limit, user, action)
+
+    # ------------------------------------------------------------------ studies
+    def study_summary(s: Study, auth: Auth, n_frames: int = 0, n_lesions: int = 0) -> dict[str, Any]:
+        d = {
+            "uid": s.uid, "source": s.source, "description": s.description, "patient_id": s.patient_id,
+            "patient_name": s.patient_name, "study_instance_uid": s.study_instance_uid, "status": s.status,
+            "error": s.error, "created_at": s.created_at.isoformat(), "n_frames": n_frames, "n_lesions": n_lesions,
+        }
+        return deidentify_study(d, state.pseudonym_key) if is_researcher(auth) else d
+
+    def get_study(db: Session, uid: str) -> Study:
+        s = db.scalar(select(Study).where(Study.uid == uid[:64]))
+        if s is None:
+            raise HTTPException(404, "no such study")
+        return s
+
+    @app.get("/api/studies")
+    def list_studies(limit: int = 100, offset: int = 0, q: str = "", auth: Auth = Depends(anyone),
+                     db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+        stmt = select(Study).order_by(Study.id.desc()).limit(max(1, min(limit, 500))).offset(max(0, offset))
+        if q and not is_researcher(auth):
+            like = f"%{q[:100]}%"
+            stmt = stmt.where(Study.description.like(like) | Study.patient_id.like(like) | Study.patient_name.like(like))
+        studies = db.scalars(stmt).all()
+        counts = dict(db.execute(select(FrameRecord.study_id, func.count()).group_by(FrameRecord.study_id)).all())
+        lesions = dict(db.execute(select(FrameRecord.study_id, func.sum(FrameRecord.n_lesions)).group_by(FrameRecord.study_id)).all())
+        return [study_summary(s, auth, counts.get(s.id, 0), int(lesions.get(s.id) or 0)) for s in studies]
+
+    @app.post("/api/studies", status_code=202)
+    def upload(request: Request, files: list[UploadFile] = File(...), description: str = Form("", max_length=500),
+               patient_id: str = Form("", max_length=128), patient_name: str = Form("", max_length=256),
+               auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> dict[str, Any]:
+        if not files:
+            raise HTTPException(422, "no files")
+        if len(files) > MAX_FILES_PER_UPLOAD:
+            raise HTTPException(413, f"at most {MAX_FILES_PER_UPLOAD} files per upload")
+        study = Study(source="upload", description=description, patient_id=patient_id, patient_name=patient_name,
+                      created_by=auth.user.id, status="storing")
+        db.add(study)
+        db.flush()
+        folder = state.data_dir / "studies" / study.uid / "files"
+        folder.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i, up in enumerate(files):
+            display = safe_display_name(up.filename)
+            rel = Path("studies") / study.uid / "files" / f"{i:03d}{stored_suffix(display)}"
+            with open(state.data_dir / rel, "wb") as fh:
+                shutil.copyfileobj(up.file, fh, 1 << 20)
+            size = (state.data_dir / rel).stat().st_size
+            db.add(StudyFile(study_id=study.id, original_name=display, stored_path=str(rel), size_bytes=size))
+            names.append(display)
+        study.status = "queued"
+        db.commit()
+        audit.record(db, auth.user, "upload", study.uid, f"{len(names)} file(s): {', '.join(names)[:500]}", client_address(request))
+        state.worker.submit(study.id)
+        return study_summary(study, auth)
+
+    def frame_dict(fr: FrameRecord, files: dict[int, StudyFile], auth: Auth, outcomes: list[Outcome]) -> dict[str, Any]:
+        result = fr.result
+        if is_researcher(auth):
+            result = deidentify_result(result, state.pseudonym_key)
+        f = files.get(fr.file_id) if fr.file_id else None
+        return {
+            "id": fr.id, "frame_index": fr.frame_index, "width_px": fr.width_px, "height_px": fr.height_px,
+            "file": (result.get("source") if is_researcher(auth) else (f.original_name if f else "")),
+            "model_name": fr.model_name, "model_version": fr.model_version, "result": result,
+            "image_url": f"/api/frames/{fr.id}/image.png",
+            "overlay_url": f"/api/frames/{fr.id}/overlay.png" if fr.overlay_path else None,
+            "outcomes": [{"lesion_id": o.lesion_id, "malignant": o.malignant, "method": o.method} for o in outcomes],
+        }
+
+    @app.get("/api/studies/{uid}")
+    def study_detail(uid: str, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
+        s = get_study(db, uid)
+        frames = db.scalars(select(FrameRecord).where(FrameRecord.study_id == s.id).order_by(FrameRecord.id)).all()
+        files = {f.id: f for f in s.files}
+        outcomes: dict[int, list[Outcome]] = {}
+        if frames:
+            for o in db.scalars(select(Outcome).where(Outcome.frame_id.in_([f.id for f in frames]))):
+                outcomes.setdefault(o.frame_id, []).append(o)
+        d = study_summary(s, auth, len(frames), sum(f.n_lesions for f in frames))
+        d["frames"] = [frame_dict(f, files, auth, outcomes.get(f.id, [])) for f in frames]
+        d["files"] = [{"name": (f"file-{i + 1}" if is_researcher(auth) else f.original_name), "size_bytes": f.size_bytes,
+                       "error": "" if is_researcher(auth) else f.error} for i, f in enumerate(s.files)]
+        d["case"] = None if is_researcher(auth) else s.case_json
+        d["reports"] = [] if is_researcher(auth) else [
+            {"kind": r.kind, "url": f"/api/studies/{s.uid}/report.{r.kind}"} for r in s.reports]
+        audit.record(db, auth.user, "view", s.uid, "study", client_address(request))
+        return d
+
+    @app.get("/api/studies/{uid}/report.{kind}")
+    def study_report(uid: str, kind: str, request: Request, auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> FileResponse:
+        s = get_study(db, uid)
+        rep = next((r for r in s.reports if r.kind == kind), None)
+        path = inside(state.data_dir, rep.path) if rep else None
+        if path is None:
+            raise HTTPException(404, "no such report")
+        audit.record(db, auth.user, "export", s.uid, f"report.{kind}", client_address(request))
+        media = "application/pdf" if kind == "pdf" else "text/html"
+        # the report is a self-contained document: inline styles and data: images, no scripts
+        return FileResponse(path, media_type=media, filename=f"livus-report-{s.uid}.{kind}",
+                            content_disposition_type="inline",
+                            headers={"content-security-policy": REPORT_CSP})
+
+    @app.get("/api/export/results.json")
+    def export_results(request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> JSONResponse:
+        """All results (de-identified for researchers)."""
+        out = []
+        for s in db.scalars(select(Study).order_by(Study.id)):
+            frames = db.scalars(select(FrameRecord).where(FrameRecord.study_id == s.id)).all()
+            item = study_summary(s, auth, len(frames))
+            item["results"] = [deidentify_result(f.result, state.pseudonym_key) if is_researcher(auth) else f.result
+                               for f in frames]
+            out.append(item)
+        audit.record(db, auth.user, "export", "all-results", f"{len(out)} studies", client_address(request))
+        return JSONResponse(out, headers={"content-disposition": "attachment; filename=livus-results.json"})
+
+    def load_frame_pixels(fr: FrameRecord, db: Session) -> np.ndarray:
+        from livus.io.readers import read_frames
+
+        f = db.get(StudyFile, fr.file_id) if fr.file_id else None
+        path = inside(state.data_dir, f.stored_path) if f else None
+        if path is None:
+            raise HTTPException(404, "image not available")
+        try:
+            frames = list(read_frames(path, max_frames=fr.frame_index + 1))
+        except Exception:  # noqa: BLE001 - unreadable source: the result stays, the image does not
+            raise HTTPException(404, "image not readable") from None
+        if not frames:
+            raise HTTPException(404, "image not available")
+        return frames[-1].pixels
+
+    @app.get("/api/frames/{frame_id}/image.png")
+    def frame_image(frame_id: int, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
+        fr = db.get(FrameRecord, frame_id)
+        if fr is None:
+            raise HTTPException(404, "no such frame")
+        img = load_frame_pixels(fr, db)
+        if is_researcher(auth):
+            img = deidentify_image(img, fr.result.get("fan_polygon_px"))
+        return png_response(img)
+
+    @app.get("/api/frames/{frame_id}/overlay.png")
+    def frame_overlay(frame_id: int, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
+        fr = db.get(FrameRecord, frame_id)
+        path = inside(state.data_dir, fr.overlay_path) if fr else None
+        if path is None:
+            raise HTTPException(404, "no overlay")
+        if is_researcher(auth):
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise HTTPException(404, "no overlay")
+            return png_response(deidentify_image(img, fr.result.get("fan_polygon_px")))
+        return FileResponse(path, media_type="image/png")
+
+    # ------------------------------------------------------------------ models, monitoring
+    @app.get("/api/models")
+    def list_models(auth: Auth = Depends(anyone)) -> dict[str, Any]:
+        return {name: {"active": (state.registry.version_key(name)),
+                       "history": state.registry.history(name),
+                       "versions": [v.to_json_dict() for v in state.registry.versions(name)]}
+                for name in state.registry.models()}
+
+    @app.post("/api/models/{name}/activate")
+    def activate_model(name: str, body: VersionBody, request: Request, auth: Auth = Depends(admin),
+                       db: Session = Depends(get_db)) -> dict[str, Any]:
+        try:
+            mv = state.registry.activate(name, body.version)
+        except RegistryError as exc:
+            raise HTTPException(404, str(exc)) from None
+        audit.record(db, auth.user, "model-activate", f"{name}:{mv.version}", "", client_address(request))
+        return mv.to_json_dict()
+
+    @app.post("/api/models/{name}/rollback")
+    def rollback_model(name: str, request: Request, auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> dict[str, Any]:
+        try:
+            mv = state.registry.rollback(name)
+        except RegistryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        audit.record(db, auth.user, "model-rollback", f"{name}:{mv.version}", "", client_address(request))
+        return mv.to_json_dict()
+
+    @app.get("/api/monitor")
+    def monitor_status(auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
+        return state.monitor.status(db)
+
+    @app.post("/api/outcomes", status_code=201)
+    def confirm_outcome(body: OutcomeBody, request: Request, auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> dict[str, Any]:
+        try:
+            oc = add_outcome(db, auth.user, body.frame_id, body.lesion_id, body.malignant, body.method)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        audit.record(db, auth.user, "outcome", f"frame {body.frame_id} lesion {body.lesion_id}",
+                     f"malignant={body.malignant} method={body.method}", client_address(request))
+        alerts = state.monitor.check(db)
+        return {"id": oc.id, "alerts": [a.message for a in alerts]}
+
+    @app.post("/api/outcomes/import")
+    def import_outcomes(request: Request, file: UploadFile = File(...), auth: Auth = Depends(clinical),
+                        db: Session = Depends(get_db)) -> dict[str, Any]:
+        raw = file.file.read(5 * 1024 * 1024 + 1)
+        if len(raw) > 5 * 1024 * 1024:
+            raise HTTPException(413, "CSV larger than 5 MB")
+        try:
+            text = raw.decode("utf-8-sig")
+            out = import_outcomes_csv(db, auth.user, text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPException(422, f"cannot import: {exc}") from None
+        audit.record(db, auth.user, "outcome-import", safe_display_name(file.filename), f"{out['added']} added",
+                     client_address(request))
+        out["alerts"] = [a.message for a in state.monitor.check(db)]
+        return out
+
+    @app.post("/api/alerts/{alert_id}/dismiss")
+    def dismiss_alert(alert_id: int, request: Request, auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> dict[str, bool]:
+        a = db.get(Alert, alert_id)
+        if a is None:
+            raise HTTPException(404, "no such alert")
+        a.active = False
+        db.commit()
+        audit.record(db, auth.user, "alert-dismiss", str(alert_id), a.message[:200], client_address(request))
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ PACS
+    @app.post("/api/pacs/retrieve", status_code=202)
+    def pacs_retrieve(body: PacsBody, request: Request, auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> dict[str, Any]:
+        from livus.service.pacs import PacsClient, PacsError, import_retrieved
+
+        if not cfg.pacs_host:
+            raise HTTPException(409, "no PACS configured (pacs_host)")
+        if not (body.patient_id or body.study_instance_uid):
+            raise HTTPException(422, "give patient_id or study_instance_uid")
+        client = PacsClient(cfg.pacs_host, cfg.pacs_port, cfg.pacs_ae_title, cfg.dicom_ae_title)
+        try:
+            uids = import_retrieved(state, client, body.patient_id, body.study_instance_uid, auth.user)
+        except PacsError as exc:
+            raise HTTPException(502, str(exc)) from None
+        audit.record(db, auth.user, "pacs-retrieve", body.study_instance_uid or body.patient_id, f"{len(uids)} studies",
+                     client_address(request))
+        return {"studies": uids}
+
+    # ------------------------------------------------------------------ live
+    from livus.service.live import register_live
+
+    register_live(app, state, lambda db, token: session_for_token(db, token))
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory livus.service.app:app_from_env`` ($LIVUS_DATA_DIR)."""
+    from livus.service.settings import load_service_config
+
+    return create_app(load_service_config())

@@ -1,0 +1,193 @@
+"""Accounts, passwords (argon2id via argon2-cffi), login sessions, rate limiting and lock-out.
+
+A login creates a random session token; the client keeps it (HttpOnly cookie, or a bearer
+token for scripts), the database keeps only its SHA-256 and a per-session CSRF token that
+state-changing cookie requests must echo in the ``X-CSRF-Token`` header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from livus.service.storage import ROLES, LoginSession, User, as_utc, utcnow
+
+USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+
+_HASHER = PasswordHasher()
+# Verified against when a user does not exist, so a wrong user name costs the same time.
+_DUMMY_HASH = _HASHER.hash("livus-dummy-password")
+
+
+class AuthError(Exception):
+    """Login refused; ``reason`` is for the log, the client sees one generic message."""
+
+    def __init__(self, reason: str, locked: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.locked = locked
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def validate_username(username: str) -> str:
+    """The user name if valid (1–64 of ``[A-Za-z0-9._-]``), else ``ValueError``."""
+    if not 1 <= len(username) <= 64 or not set(username) <= USERNAME_CHARS:
+        raise ValueError("user name: 1-64 characters of A-Z a-z 0-9 . _ -")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ValueError(f"password: {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def create_user(db: Session, username: str, password: str, role: str, language: str = "zh") -> User:
+    """Add an account (``ValueError`` for a bad name/password/role or a taken name)."""
+    validate_username(username)
+    validate_password(password)
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if language not in ("zh", "en"):
+        raise ValueError("language must be zh or en")
+    if db.scalar(select(User).where(User.username == username)) is not None:
+        raise ValueError(f"user {username!r} exists already")
+    user = User(username=username, password_hash=hash_password(password), role=role, language=language)
+    db.add(user)
+    db.commit()
+    return user
+
+
+def set_password(db: Session, user: User, password: str) -> None:
+    validate_password(password)
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    db.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    db.commit()
+
+
+def authenticate(db: Session, username: str, password: str, lockout_failures: int, lockout_minutes: float) -> User:
+    """The user for a correct name/password, else :class:`AuthError`.
+
+    ``lockout_failures`` consecutive wrong passwords lock the account for ``lockout_minutes``
+    (a correct password does not open a locked account before then).
+    """
+    user = db.scalar(select(User).where(User.username == username)) if len(username) <= 64 else None
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        raise AuthError(f"unknown user {username[:64]!r}")
+    now = utcnow()
+    locked_until = as_utc(user.locked_until)
+    if locked_until is not None and locked_until > now:
+        raise AuthError(f"account {username!r} locked until {locked_until.isoformat()}", locked=True)
+    if not user.active:
+        raise AuthError(f"account {username!r} disabled")
+    if not verify_password(user.password_hash, password):
+        user.failed_logins += 1
+        locked = user.failed_logins >= lockout_failures
+        if locked:
+            user.locked_until = now + timedelta(minutes=lockout_minutes)
+            user.failed_logins = 0
+        db.commit()
+        raise AuthError(f"wrong password for {username!r}" + (" (account now locked)" if locked else ""), locked)
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    db.commit()
+    return user
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass
+class NewSession:
+    token: str  # give to the client; never stored
+    csrf_token: str
+    record: LoginSession
+
+
+def start_session(db: Session, user: User, hours: float) -> NewSession:
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    rec = LoginSession(
+        token_sha256=token_digest(token), user_id=user.id, csrf_token=csrf,
+        expires_at=utcnow() + timedelta(hours=hours),
+    )
+    db.add(rec)
+    db.commit()
+    return NewSession(token, csrf, rec)
+
+
+def session_for_token(db: Session, token: str | None) -> LoginSession | None:
+    """The live session of ``token`` (``None`` when missing, unknown, expired or user disabled)."""
+    if not token or len(token) > 128:
+        return None
+    rec = db.get(LoginSession, token_digest(token))
+    if rec is None:
+        return None
+    if as_utc(rec.expires_at) <= utcnow() or not rec.user.active:
+        db.delete(rec)
+        db.commit()
+        return None
+    return rec
+
+
+def end_session(db: Session, token: str | None) -> None:
+    if token:
+        db.execute(delete(LoginSession).where(LoginSession.token_sha256 == token_digest(token)))
+        db.commit()
+
+
+class RateLimiter:
+    """At most ``limit`` events per ``window_s`` seconds per key (sliding window, in memory).
+
+    Hand-written (a deque per key) because the one use — login attempts per client address —
+    needs no storage backend; the lock makes it safe for the server's threads.
+    """
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        """Record an attempt for ``key``; ``False`` when it is over the limit."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._events.setdefault(key, deque())
+            while q and q[0] <= now - self.window_s:
+                q.popleft()
+            if len(q) >= self.limit:
+                return False
+            q.append(now)
+            if len(self._events) > 10000:  # forget idle keys
+                for k in [k for k, v in self._events.items() if not v]:
+                    del self._events[k]
+            return True

@@ -1,0 +1,499 @@
+// livus web page: plain JavaScript, no external resources. All data is inserted with
+// textContent (never innerHTML), so names and results cannot inject markup.
+"use strict";
+
+const I18N = {
+  zh: {
+    subtitle: "肝脏超声病灶分析", nav_studies: "检查", nav_live: "实时", nav_monitor: "模型监测", nav_admin: "管理",
+    logout: "退出", login: "登录", username: "用户名", password: "密码",
+    disclaimer: "辅助决策工具，结果需由医师确认，不能替代诊断。",
+    upload: "上传图像、DICOM 或视频", patient_id: "患者 ID", description: "描述", analyse: "上传并分析",
+    studies: "检查列表", time: "时间", status: "状态", frames: "帧数", lesions: "病灶数", study: "检查",
+    live: "实时模式", live_video: "视频文件", live_camera: "使用摄像头/采集卡", live_stop: "停止",
+    performance: "各模型版本的敏感度与特异度", version: "版本", sensitivity: "敏感度", specificity: "特异度",
+    drift: "输入漂移", csv_import: "导入确认结果 CSV（frame_id,lesion_id,malignant,method）", import: "导入",
+    models: "模型版本", model: "模型", registered: "注册时间", active: "当前", activate: "启用", rollback: "回滚到上一版本",
+    add_user: "新建账户", role: "角色", role_physician: "医师", role_researcher: "研究人员", role_admin: "管理员",
+    add: "添加", users: "账户", audit: "审计日志",
+    lesion: "病灶", score: "检出置信度", malignancy: "恶性概率", long_axis: "长径", short_axis: "短径",
+    centre: "中心 (像素)", confirm: "确认结果", malignant: "恶性", benign: "良性", pathology: "病理", followup: "随访",
+    no_lesion: "未检出病灶", warnings: "提示", overlay: "叠加图（含 Grad-CAM 热力图）", original: "原始图像",
+    report: "报告", queued: "排队中", running: "分析中", done: "完成", failed: "失败", storing: "保存中",
+    uploading: "正在上传…", uploaded: "已上传，正在分析", login_failed: "用户名或密码错误",
+    locked: "账户已锁定，请稍后再试或联系管理员", too_many: "尝试次数过多，请稍候", confirmed: "已确认",
+    risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
+    unknown_mm: "未知（缺少像素间距）", fps: "帧/秒", p95: "服务器 p95", dropped: "跳过帧",
+  },
+  en: {
+    subtitle: "liver ultrasound lesion analysis", nav_studies: "Studies", nav_live: "Live", nav_monitor: "Model monitoring",
+    nav_admin: "Admin", logout: "Log out", login: "Log in", username: "User name", password: "Password",
+    disclaimer: "Decision support only: results must be confirmed by a physician and are not a diagnosis.",
+    upload: "Upload images, DICOM or clips", patient_id: "Patient ID", description: "Description",
+    analyse: "Upload and analyse", studies: "Studies", time: "Time", status: "Status", frames: "Frames",
+    lesions: "Lesions", study: "Study", live: "Live mode", live_video: "Video file", live_camera: "Use camera/capture device",
+    live_stop: "Stop", performance: "Sensitivity and specificity per model version", version: "Version",
+    sensitivity: "Sensitivity", specificity: "Specificity", drift: "Input drift",
+    csv_import: "Import confirmed outcomes CSV (frame_id,lesion_id,malignant,method)", import: "Import",
+    models: "Model versions", model: "Model", registered: "Registered", active: "Active", activate: "Activate",
+    rollback: "Roll back to previous version", add_user: "New account", role: "Role", role_physician: "Physician",
+    role_researcher: "Researcher", role_admin: "Administrator", add: "Add", users: "Accounts", audit: "Audit log",
+    lesion: "Lesion", score: "Detection confidence", malignancy: "Malignancy probability", long_axis: "Long axis",
+    short_axis: "Short axis", centre: "Centre (px)", confirm: "Confirm outcome", malignant: "Malignant", benign: "Benign",
+    pathology: "Pathology", followup: "Follow-up", no_lesion: "No lesion detected", warnings: "Notes",
+    overlay: "Overlay (with Grad-CAM heat map)", original: "Original image", report: "Report", queued: "queued",
+    running: "analysing", done: "done", failed: "failed", storing: "storing", uploading: "Uploading…",
+    uploaded: "Uploaded, analysing", login_failed: "Wrong user name or password",
+    locked: "Account locked; try later or ask an administrator", too_many: "Too many attempts; please wait",
+    confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
+    reasons: "Reasons", model_version: "Model version", unknown_mm: "unknown (no pixel spacing)", fps: "frames/s",
+    p95: "server p95", dropped: "skipped frames",
+  },
+};
+
+const S = { user: null, csrf: "", lang: "zh", studyTimer: null, live: null };
+
+function t(key) { return (I18N[S.lang] || I18N.zh)[key] || key; }
+function $(sel) { return document.querySelector(sel); }
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+function fmt(v, d = 2) { return v === null || v === undefined ? "—" : Number(v).toFixed(d); }
+
+function applyLanguage() {
+  document.documentElement.lang = S.lang;
+  document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
+  $("#lang").value = S.lang;
+}
+
+async function api(path, opts = {}) {
+  const o = { credentials: "same-origin", ...opts, headers: { ...(opts.headers || {}) } };
+  if (o.method && o.method !== "GET") o.headers["X-CSRF-Token"] = S.csrf;
+  if (o.json !== undefined) { o.body = JSON.stringify(o.json); o.headers["Content-Type"] = "application/json"; }
+  const r = await fetch(path, o);
+  if (r.status === 401 && path !== "/api/login") { showLogin(); throw new Error("login required"); }
+  let data = null;
+  const ct = r.headers.get("content-type") || "";
+  if (ct.includes("json")) data = await r.json();
+  if (!r.ok) { const err = new Error((data && data.detail) || r.statusText); err.status = r.status; throw err; }
+  return data;
+}
+
+// ---------------------------------------------------------------- login / session
+function showLogin() {
+  S.user = null;
+  $("#nav").hidden = true; $("#who").hidden = true;
+  showView("login");
+}
+
+async function onLoggedIn(info) {
+  S.user = info.user; S.csrf = info.csrf_token; S.lang = info.user.language || "zh";
+  applyLanguage();
+  $("#nav").hidden = false; $("#who").hidden = false;
+  $("#who-name").textContent = `${S.user.username} (${t("role_" + S.user.role)})`;
+  document.body.dataset.role = S.user.role;
+  showAlerts(info.alerts || []);
+  showView("studies");
+}
+
+function showAlerts(alerts) {
+  const b = $("#banner");
+  b.replaceChildren();
+  alerts.forEach((a) => b.appendChild(el("div", `⚠ ${a.message}`)));
+  b.hidden = alerts.length === 0;
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    const info = await api("/api/login", { method: "POST", json: { username: $("#login-user").value, password: $("#login-pass").value } });
+    $("#login-pass").value = "";
+    const s = await api("/api/session");
+    await onLoggedIn({ ...info, alerts: s.alerts });
+  } catch (e) {
+    $("#login-error").textContent = e.status === 423 ? t("locked") : e.status === 429 ? t("too_many") : t("login_failed");
+  }
+}
+
+// ---------------------------------------------------------------- views
+function showView(name) {
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${name}`; });
+  if (name !== "live") stopLive();
+  if (name === "studies") loadStudies();
+  if (name === "monitor") loadMonitor();
+  if (name === "admin") loadAdmin();
+}
+
+async function loadStudies() {
+  const rows = await api("/api/studies");
+  const tb = $("#study-table tbody");
+  tb.replaceChildren();
+  rows.forEach((s) => {
+    const tr = el("tr");
+    tr.dataset.uid = s.uid;
+    tr.className = "clickable";
+    [new Date(s.created_at).toLocaleString(), s.patient_id, s.description, t(s.status), s.n_frames, s.n_lesions]
+      .forEach((v) => tr.appendChild(el("td", v)));
+    tr.addEventListener("click", () => openStudy(s.uid));
+    tb.appendChild(tr);
+  });
+}
+
+async function upload(ev) {
+  ev.preventDefault();
+  const files = $("#upload-files").files;
+  if (!files.length) return;
+  const fd = new FormData();
+  for (const f of files) fd.append("files", f, f.name);
+  fd.append("patient_id", $("#upload-patient").value);
+  fd.append("description", $("#upload-desc").value);
+  $("#upload-status").textContent = t("uploading");
+  try {
+    const s = await api("/api/studies", { method: "POST", body: fd });
+    $("#upload-status").textContent = t("uploaded");
+    $("#upload-files").value = "";
+    await loadStudies();
+    openStudy(s.uid);
+  } catch (e) { $("#upload-status").textContent = e.message; }
+}
+
+async function openStudy(uid) {
+  clearTimeout(S.studyTimer);
+  const s = await api(`/api/studies/${encodeURIComponent(uid)}`);
+  const box = $("#study-detail");
+  box.hidden = false;
+  box.dataset.uid = uid;
+  box.dataset.status = s.status;
+  $("#detail-title").textContent = `${s.patient_id || ""} ${s.description || ""}`;
+  $("#detail-status").textContent = `${t("status")}: ${t(s.status)} ${s.error || ""}`;
+  renderCase(s.case);
+  const rep = $("#detail-reports");
+  rep.replaceChildren();
+  s.reports.forEach((r) => {
+    const a = el("a", `${t("report")} (${r.kind.toUpperCase()})`);
+    a.href = r.url; a.target = "_blank"; a.rel = "noopener";
+    rep.appendChild(a); rep.appendChild(document.createTextNode(" "));
+  });
+  const fr = $("#detail-frames");
+  fr.replaceChildren();
+  s.frames.forEach((f) => fr.appendChild(renderFrame(f)));
+  if (s.status === "queued" || s.status === "running" || s.status === "storing") {
+    S.studyTimer = setTimeout(() => { openStudy(uid); loadStudies(); }, 1000);
+  }
+}
+
+function renderCase(caseJson) {
+  const box = $("#detail-case");
+  box.replaceChildren();
+  const cases = (caseJson && caseJson.cases) || [];
+  cases.forEach((c) => {
+    const p = el("p");
+    p.textContent = `${t("risk")}: ${fmt(c.risk)}  ${t("priority")}: ${c.priority || "—"}  ${t("follow_up")}: ${c.follow_up_months ?? "—"}`;
+    box.appendChild(p);
+    if (c.reasons && c.reasons.length) box.appendChild(el("p", `${t("reasons")}: ${c.reasons.join("; ")}`, "small"));
+  });
+}
+
+function renderFrame(f) {
+  const wrap = el("div", null, "frame");
+  wrap.dataset.frameId = f.id;
+  const r = f.result;
+  wrap.appendChild(el("h3", `${f.file} #${f.frame_index}  — ${t("model_version")}: ${f.model_name} ${f.model_version}`));
+  const imgs = el("div", null, "row");
+  const cv = el("canvas", null, "frame-canvas");
+  cv.setAttribute("aria-label", t("original"));
+  const img = new Image();
+  img.onload = () => { cv.width = img.width; cv.height = img.height; const g = cv.getContext("2d"); g.drawImage(img, 0, 0); drawResult(g, r, 1); };
+  img.src = f.image_url;
+  imgs.appendChild(cv);
+  if (f.overlay_url) {
+    const ov = el("img", null, "overlay");
+    ov.alt = t("overlay"); ov.title = t("overlay"); ov.src = f.overlay_url;
+    imgs.appendChild(ov);
+  }
+  wrap.appendChild(imgs);
+  wrap.appendChild(lesionTable(f));
+  if (r.warnings && r.warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${r.warnings.join("; ")}`, "small"));
+  return wrap;
+}
+
+function mm(v) { return v === null || v === undefined ? t("unknown_mm") : `${fmt(v, 1)} mm`; }
+
+function lesionTable(f) {
+  const r = f.result;
+  const table = el("table", null, "lesion-table");
+  const head = el("tr");
+  [t("lesion"), t("score"), t("malignancy"), t("long_axis"), t("short_axis"), t("centre"), t("confirm")]
+    .forEach((h) => head.appendChild(el("th", h)));
+  table.appendChild(head);
+  if (!r.lesions.length) {
+    const tr = el("tr"); const td = el("td", t("no_lesion")); td.colSpan = 7; tr.appendChild(td); table.appendChild(tr);
+  }
+  r.lesions.forEach((les) => {
+    const tr = el("tr");
+    [les.id, fmt(les.score), fmt(les.malignancy), mm(les.long_axis_mm), mm(les.short_axis_mm),
+      `${fmt(les.center_px[0], 0)}, ${fmt(les.center_px[1], 0)}`].forEach((v) => tr.appendChild(el("td", v)));
+    const td = el("td");
+    const done = (f.outcomes || []).find((o) => o.lesion_id === les.id);
+    if (done) td.textContent = `${t("confirmed")}: ${done.malignant ? t("malignant") : t("benign")} (${done.method === "pathology" ? t("pathology") : t("followup")})`;
+    else if (S.user.role !== "researcher") td.appendChild(outcomeControls(f.id, les.id));
+    tr.appendChild(td);
+    table.appendChild(tr);
+  });
+  return table;
+}
+
+function outcomeControls(frameId, lesionId) {
+  const span = el("span");
+  const truth = el("select");
+  [["1", t("malignant")], ["0", t("benign")]].forEach(([v, l]) => { const o = el("option", l); o.value = v; truth.appendChild(o); });
+  const method = el("select");
+  [["pathology", t("pathology")], ["follow-up", t("followup")]].forEach(([v, l]) => { const o = el("option", l); o.value = v; method.appendChild(o); });
+  const b = el("button", t("confirm"));
+  b.addEventListener("click", async () => {
+    try {
+      const out = await api("/api/outcomes", { method: "POST", json: { frame_id: frameId, lesion_id: lesionId, malignant: truth.value === "1", method: method.value } });
+      span.replaceChildren(el("span", t("confirmed")));
+      if (out.alerts && out.alerts.length) refreshAlerts();
+    } catch (e) { span.appendChild(el("span", e.message, "error")); }
+  });
+  span.append(truth, method, b);
+  return span;
+}
+
+async function refreshAlerts() { const s = await api("/api/session"); showAlerts(s.alerts || []); }
+
+// Draw lesions of a result (original-image pixels) onto a 2-D context scaled by `k`.
+function drawResult(g, r, k) {
+  if (!r) return;
+  g.save();
+  g.lineWidth = Math.max(2, 2 * k);
+  g.font = `${Math.max(14, 16 * k)}px sans-serif`;
+  if (r.fan_polygon_px && r.fan_polygon_px.length > 2) {
+    g.strokeStyle = "rgba(80,160,255,0.5)";
+    g.beginPath();
+    r.fan_polygon_px.forEach(([x, y], i) => (i ? g.lineTo(x * k, y * k) : g.moveTo(x * k, y * k)));
+    g.closePath(); g.stroke();
+  }
+  (r.lesions || []).forEach((les) => {
+    const m = les.malignancy;
+    g.strokeStyle = m === null || m === undefined ? "#ffd400" : m >= 0.5 ? "#ff3030" : "#30e060";
+    if (les.polygon_px && les.polygon_px.length > 2) {
+      g.beginPath();
+      les.polygon_px.forEach(([x, y], i) => (i ? g.lineTo(x * k, y * k) : g.moveTo(x * k, y * k)));
+      g.closePath(); g.stroke();
+    } else {
+      g.beginPath();
+      g.ellipse(les.center_px[0] * k, les.center_px[1] * k, (les.long_axis_px / 2) * k, (les.short_axis_px / 2) * k,
+        (les.angle_deg * Math.PI) / 180, 0, 2 * Math.PI);
+      g.stroke();
+    }
+    g.fillStyle = g.strokeStyle;
+    const label = `#${les.id} ${m === null || m === undefined ? "" : Math.round(m * 100) + "%"}`;
+    g.fillText(label, les.bbox_px[0] * k, Math.max(14, les.bbox_px[1] * k - 4));
+  });
+  g.restore();
+}
+
+// ---------------------------------------------------------------- live mode
+function stopLive() {
+  const L = S.live;
+  if (!L) return;
+  L.stopped = true;
+  if (L.ws) L.ws.close();
+  if (L.stream) L.stream.getTracks().forEach((tr) => tr.stop());
+  const v = $("#live-video"); v.pause(); v.removeAttribute("src"); v.srcObject = null;
+  S.live = null;
+}
+
+function startLive(setup) {
+  stopLive();
+  const L = { seq: 0, inflight: false, last: null, times: [], served: [], dropped: 0, stopped: false };
+  S.live = L;
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  L.ws = new WebSocket(`${proto}//${location.host}/api/live`);
+  L.ws.binaryType = "arraybuffer";
+  L.ws.onmessage = (m) => {
+    const d = JSON.parse(m.data);
+    L.inflight = false;
+    if (d.result) { L.last = d.result; L.served.push(performance.now()); L.times.push(d.server_ms); }
+    L.dropped = d.dropped || 0;
+    if (L.times.length > 200) L.times.shift();
+    if (L.served.length > 60) L.served.shift();
+  };
+  const video = $("#live-video");
+  const grab = document.createElement("canvas");
+  const canvas = $("#live-canvas");
+  const g = canvas.getContext("2d");
+  setup(video).then(() => {
+    video.play();
+    const tick = () => {
+      if (L.stopped) return;
+      if (video.videoWidth) {
+        if (canvas.width !== video.videoWidth) { canvas.width = video.videoWidth; canvas.height = video.videoHeight; }
+        g.drawImage(video, 0, 0);
+        drawResult(g, L.last, 1);
+        if (!L.inflight && L.ws.readyState === 1) sendFrame(L, video, grab);
+      }
+      showLiveStats(L);
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+}
+
+function sendFrame(L, video, grab) {
+  // One frame in flight: frames shown while the server works are skipped, never queued.
+  L.inflight = true;
+  grab.width = video.videoWidth; grab.height = video.videoHeight;
+  grab.getContext("2d").drawImage(video, 0, 0);
+  const seq = ++L.seq;
+  grab.toBlob(async (blob) => {
+    if (!blob || L.stopped) { L.inflight = false; return; }
+    const body = new Uint8Array(4 + blob.size);
+    new DataView(body.buffer).setUint32(0, seq);
+    body.set(new Uint8Array(await blob.arrayBuffer()), 4);
+    L.ws.send(body);
+  }, "image/jpeg", 0.85);
+}
+
+function showLiveStats(L) {
+  const n = L.served.length;
+  const fps = n > 1 ? ((n - 1) * 1000) / (L.served[n - 1] - L.served[0]) : 0;
+  const sorted = [...L.times].sort((a, b) => a - b);
+  const p95 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.95 * sorted.length))] : 0;
+  $("#live-stats").textContent = `${t("fps")}: ${fps.toFixed(1)}  ${t("p95")}: ${p95.toFixed(1)} ms  ${t("dropped")}: ${L.dropped}`;
+}
+
+// ---------------------------------------------------------------- monitoring
+async function loadMonitor() {
+  const m = await api("/api/monitor");
+  showAlerts(m.alerts);
+  const tb = $("#metrics-table tbody");
+  tb.replaceChildren();
+  Object.entries(m.metrics).forEach(([v, x]) => {
+    const tr = el("tr");
+    [v, x.n, fmt(x.sensitivity), fmt(x.specificity)].forEach((c) => tr.appendChild(el("td", c)));
+    tb.appendChild(tr);
+  });
+  $("#drift").textContent = JSON.stringify(m.drift, null, 1);
+  drawChart($("#chart"), m.series, m.thresholds);
+  const models = await api("/api/models");
+  const mt = $("#model-table tbody");
+  mt.replaceChildren();
+  Object.entries(models).forEach(([name, info]) => {
+    info.versions.forEach((v) => {
+      const tr = el("tr");
+      [name, v.version, v.registered_at.slice(0, 19), v.active ? "✔" : ""].forEach((c) => tr.appendChild(el("td", c)));
+      const td = el("td");
+      if (S.user.role === "admin" && !v.active) {
+        const b = el("button", t("activate"));
+        b.addEventListener("click", async () => { await api(`/api/models/${encodeURIComponent(name)}/activate`, { method: "POST", json: { version: v.version } }); loadMonitor(); });
+        td.appendChild(b);
+      }
+      if (S.user.role === "admin" && v.active && info.history.length > 1) {
+        const b = el("button", t("rollback"));
+        b.addEventListener("click", async () => { await api(`/api/models/${encodeURIComponent(name)}/rollback`, { method: "POST" }); loadMonitor(); });
+        td.appendChild(b);
+      }
+      tr.appendChild(td);
+      mt.appendChild(tr);
+    });
+  });
+}
+
+function drawChart(cv, series, th) {
+  const g = cv.getContext("2d");
+  const W = cv.width, H = cv.height, pad = 35;
+  g.clearRect(0, 0, W, H);
+  g.strokeStyle = "#888"; g.strokeRect(pad, 10, W - pad - 10, H - pad - 10);
+  const y = (v) => 10 + (1 - v) * (H - pad - 20);
+  g.fillStyle = "#555"; g.font = "12px sans-serif";
+  [0, 0.5, 1].forEach((v) => g.fillText(v.toFixed(1), 5, y(v) + 4));
+  const dash = (v, c) => { g.setLineDash([5, 4]); g.strokeStyle = c; g.beginPath(); g.moveTo(pad, y(v)); g.lineTo(W - 10, y(v)); g.stroke(); g.setLineDash([]); };
+  dash(th.min_sensitivity, "#d33"); dash(th.min_specificity, "#36c");
+  const colours = ["#d33", "#36c", "#2a2", "#a2a", "#c80"];
+  Object.entries(series).forEach(([ver, pts], vi) => {
+    const n = Math.max(2, pts.length);
+    const x = (i) => pad + (i / (n - 1)) * (W - pad - 20);
+    [["sensitivity", 0], ["specificity", 1]].forEach(([key, k]) => {
+      g.strokeStyle = colours[(2 * vi + k) % colours.length];
+      g.beginPath();
+      let started = false;
+      pts.forEach((p, i) => { if (p[key] === null) return; started ? g.lineTo(x(i), y(p[key])) : g.moveTo(x(i), y(p[key])); started = true; });
+      g.stroke();
+      g.fillStyle = g.strokeStyle;
+      g.fillText(`${ver} ${t(key)}`, W - 200, 25 + 14 * (2 * vi + k));
+    });
+  });
+}
+
+async function importCsv(ev) {
+  ev.preventDefault();
+  const f = $("#csv-file").files[0];
+  if (!f) return;
+  const fd = new FormData(); fd.append("file", f, f.name);
+  try {
+    const out = await api("/api/outcomes/import", { method: "POST", body: fd });
+    $("#csv-status").textContent = `+${out.added}, ${out.n_errors} ✗ ${out.errors.slice(0, 3).join("; ")}`;
+    loadMonitor();
+  } catch (e) { $("#csv-status").textContent = e.message; }
+}
+
+// ---------------------------------------------------------------- admin
+async function loadAdmin() {
+  if (S.user.role !== "admin") return;
+  const users = await api("/api/users");
+  const ut = $("#user-table tbody");
+  ut.replaceChildren();
+  users.forEach((u) => {
+    const tr = el("tr");
+    [u.username, t("role_" + u.role), u.language, u.locked ? "🔒" : ""].forEach((c) => tr.appendChild(el("td", c)));
+    ut.appendChild(tr);
+  });
+  const events = await api("/api/audit?limit=100");
+  const at = $("#audit-table tbody");
+  at.replaceChildren();
+  events.forEach((e) => {
+    const tr = el("tr");
+    [e.time.slice(0, 19), e.user, e.action, e.target, e.detail].forEach((c) => tr.appendChild(el("td", c)));
+    at.appendChild(tr);
+  });
+}
+
+async function addUser(ev) {
+  ev.preventDefault();
+  try {
+    await api("/api/users", { method: "POST", json: { username: $("#new-user").value, password: $("#new-pass").value, role: $("#new-role").value, language: S.lang } });
+    $("#user-status").textContent = "✔"; $("#new-pass").value = "";
+    loadAdmin();
+  } catch (e) { $("#user-status").textContent = e.message; }
+}
+
+// ---------------------------------------------------------------- start
+document.addEventListener("DOMContentLoaded", async () => {
+  $("#login-form").addEventListener("submit", login);
+  $("#upload-form").addEventListener("submit", upload);
+  $("#csv-form").addEventListener("submit", importCsv);
+  $("#user-form").addEventListener("submit", addUser);
+  document.querySelectorAll("#nav button").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
+  $("#logout").addEventListener("click", async () => { try { await api("/api/logout", { method: "POST" }); } finally { showLogin(); } });
+  $("#lang").addEventListener("change", async () => {
+    S.lang = $("#lang").value; applyLanguage();
+    if (S.user) { await api("/api/me/language", { method: "PUT", json: { language: S.lang } }); $("#who-name").textContent = `${S.user.username} (${t("role_" + S.user.role)})`; }
+  });
+  $("#live-file").addEventListener("change", () => {
+    const f = $("#live-file").files[0];
+    if (f) startLive(async (v) => { v.srcObject = null; v.src = URL.createObjectURL(f); v.loop = true; });
+  });
+  $("#live-camera").addEventListener("click", () => startLive(async (v) => {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 1024, height: 768 } });
+    S.live.stream = stream; v.srcObject = stream;
+  }));
+  $("#live-stop").addEventListener("click", stopLive);
+  applyLanguage();
+  try { await onLoggedIn(await api("/api/session")); } catch (e) { showLogin(); }
+});

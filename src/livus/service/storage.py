@@ -1,0 +1,205 @@
+"""Database of the service (SQLAlchemy 2): users, sessions, studies, files, frames with their
+results, reports, confirmed outcomes, alerts and audit events.
+
+SQLite under the data directory by default, PostgreSQL (or any SQLAlchemy URL) by
+``ServiceConfig.database_url``. Files (uploads, overlays, reports) live on disk under the data
+directory; the database only stores paths RELATIVE to it, never names chosen by a client.
+All queries go through the ORM with bound parameters (no string-built SQL).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+ROLES = ("admin", "physician", "researcher")
+STUDY_STATES = ("queued", "running", "done", "failed")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC now (stored naive-UTC by SQLite, with zone by PostgreSQL)."""
+    return datetime.now(timezone.utc)
+
+
+def as_utc(t: datetime | None) -> datetime | None:
+    """A stored time as timezone-aware UTC (SQLite drops the zone)."""
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def new_uid() -> str:
+    """Random public identifier (URL-safe, 22 characters): ids in URLs are never guessable."""
+    return secrets.token_urlsafe(16)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(4), default="zh")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginSession(Base):
+    """A login: the client holds the token, the database only its SHA-256."""
+
+    __tablename__ = "sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    user: Mapped[User] = relationship()
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, index=True, default=new_uid)
+    source: Mapped[str] = mapped_column(String(16), default="upload")  # upload | dicom | pacs
+    description: Mapped[str] = mapped_column(String(500), default="")
+    patient_id: Mapped[str] = mapped_column(String(128), default="")
+    patient_name: Mapped[str] = mapped_column(String(256), default="")
+    study_instance_uid: Mapped[str] = mapped_column(String(128), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str] = mapped_column(Text, default="")
+    case_json: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    files: Mapped[list[StudyFile]] = relationship(back_populates="study", cascade="all, delete-orphan")
+    frames: Mapped[list[FrameRecord]] = relationship(back_populates="study", cascade="all, delete-orphan")
+    reports: Mapped[list[Report]] = relationship(back_populates="study", cascade="all, delete-orphan")
+
+
+class StudyFile(Base):
+    """One stored input file (image, DICOM, clip) of a study."""
+
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    original_name: Mapped[str] = mapped_column(String(255))  # display only, never a path
+    stored_path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    study: Mapped[Study] = relationship(back_populates="files")
+
+
+class FrameRecord(Base):
+    """One analysed frame; ``result`` is its ``livus.result/1`` JSON."""
+
+    __tablename__ = "frames"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), nullable=True)
+    frame_index: Mapped[int] = mapped_column(Integer, default=0)
+    width_px: Mapped[int] = mapped_column(Integer, default=0)
+    height_px: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict] = mapped_column(JSON)
+    n_lesions: Mapped[int] = mapped_column(Integer, default=0)
+    model_name: Mapped[str] = mapped_column(String(64), default="none")
+    model_version: Mapped[str] = mapped_column(String(64), default="0")
+    overlay_path: Mapped[str] = mapped_column(String(500), default="")  # relative to the data dir
+    stats: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # input statistics (drift)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    study: Mapped[Study] = relationship(back_populates="frames")
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # html | pdf
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    study: Mapped[Study] = relationship(back_populates="reports")
+
+
+class Outcome(Base):
+    """A physician-confirmed truth for one lesion of one analysed frame."""
+
+    __tablename__ = "outcomes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
+    lesion_id: Mapped[int] = mapped_column(Integer)
+    malignant: Mapped[bool] = mapped_column(Boolean)
+    method: Mapped[str] = mapped_column(String(16))  # pathology | follow-up
+    predicted: Mapped[float | None] = mapped_column(Float, nullable=True)  # malignancy at the time
+    model_version: Mapped[str] = mapped_column(String(64), default="0")
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # performance | drift | rollback
+    message: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(32))  # login, view, export, upload, ...
+    target: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+
+def database_url(data_dir: Path, url: str | None) -> str:
+    """The configured URL, or the SQLite file ``<data_dir>/livus.db``."""
+    return url or f"sqlite:///{Path(data_dir).resolve() / 'livus.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the analysis worker
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for ``url`` with tables created (SQLite: WAL, foreign keys, busy timeout)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)

@@ -1,0 +1,105 @@
+"""Fixtures for the service tests: a service on a temporary data directory with one account per
+role, logged-in clients, and small synthetic ultrasound-like images."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from livus.config import ServiceConfig  # noqa: E402
+from livus.service.app import create_app  # noqa: E402
+from livus.service.auth import create_user  # noqa: E402
+
+PASSWORDS = {"admin": "admin-pass-123", "doc": "doctor-pass-123", "res": "research-pass-123"}
+ROLES = {"admin": "admin", "doc": "physician", "res": "researcher"}
+
+
+def ultrasound_like(width: int = 320, height: int = 240, seed: int = 0) -> np.ndarray:
+    """A grey frame with a fan of speckle, a dark round 'lesion' and burned-in text outside the fan."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width), np.uint8)
+    fan = np.zeros_like(img)
+    apex = (width // 2, int(height * 0.05))
+    cv2.ellipse(fan, apex, (int(height * 0.9), int(height * 0.9)), 90, -35, 35, 255, -1)
+    speckle = np.clip(rng.gamma(2.0, 40.0, img.shape), 0, 255).astype(np.uint8)
+    img[fan > 0] = speckle[fan > 0]
+    cv2.circle(img, (width // 2, int(height * 0.55)), max(6, height // 12), 25, -1)
+    cv2.putText(img, "DOE^JOHN", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1)
+    return img
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    assert ok
+    return buf.tobytes()
+
+
+@dataclass
+class Service:
+    app: object
+    cfg: ServiceConfig
+    state: object
+
+    def client(self, user: str | None = None) -> TestClient:
+        c = TestClient(self.app)
+        c.csrf = ""  # type: ignore[attr-defined]
+        if user:
+            r = c.post("/api/login", json={"username": user, "password": PASSWORDS[user]})
+            assert r.status_code == 200, r.text
+            c.csrf = r.json()["csrf_token"]  # type: ignore[attr-defined]
+            c.headers["X-CSRF-Token"] = c.csrf  # type: ignore[attr-defined]
+        return c
+
+
+def make_service(data_dir: Path, **overrides: object) -> Service:
+    cfg = ServiceConfig(data_dir=str(data_dir), **overrides)
+    app = create_app(cfg)
+    state = app.state.livus
+    with state.sm() as db:
+        for name, role in ROLES.items():
+            create_user(db, name, PASSWORDS[name], role, language="en" if name == "res" else "zh")
+    return Service(app, cfg, state)
+
+
+@pytest.fixture()
+def service(tmp_path: Path):
+    svc = make_service(tmp_path / "data", max_upload_mb=2.0)
+    with TestClient(svc.app):  # runs the lifespan: analysis worker started and stopped
+        yield svc
+
+
+@pytest.fixture()
+def doc(service: Service) -> TestClient:
+    return service.client("doc")
+
+
+@pytest.fixture()
+def admin(service: Service) -> TestClient:
+    return service.client("admin")
+
+
+@pytest.fixture()
+def researcher(service: Service) -> TestClient:
+    return service.client("res")
+
+
+def upload(client: TestClient, files: list[tuple[str, bytes]], **form: str) -> dict:
+    r = client.post("/api/studies", files=[("files", (n, b, "application/octet-stream")) for n, b in files], data=form)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def wait_done(service: Service, client: TestClient, uid: str) -> dict:
+    assert service.state.worker.wait_idle(90)
+    r = client.get(f"/api/studies/{uid}")
+    assert r.status_code == 200, r.text
+    return r.json()
