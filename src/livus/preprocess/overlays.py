@@ -26,9 +26,9 @@ class OverlayParams:
     """Tuning of :func:`detect_overlays` (grey 0–255, sizes in original pixels)."""
 
     outside_floor_grey: int = 40  # outside the fan: brighter than background + this is overlay
-    inside_min_grey: int = 200  # inside the fan: overlay marks are at least this bright
+    inside_min_grey: int = 220  # inside the fan: overlay marks are at least this bright
     tophat_px: int = 9  # structuring element of the white top-hat (marks are thinner)
-    tophat_min: int = 60  # top-hat response needed inside the fan
+    tophat_min: int = 90  # top-hat response needed inside the fan
     max_blob_area_px: int = 1500  # larger bright blobs inside the fan are tissue
     dilate_px: int = 2  # grow the mask to cover anti-aliased / JPEG-blurred edges
     fan_margin_px: int = 2  # band at the fan border treated as outside
@@ -46,7 +46,7 @@ def detect_overlays(
     if fan_mask is None:
         fan_mask = np.ones((h, w), np.uint8)
     inside = cv2.erode(fan_mask.astype(np.uint8), np.ones((2 * params.fan_margin_px + 1,) * 2, np.uint8))
-    outside = inside == 0
+    outside = fan_mask == 0
     out_vals = grey[outside]
     background = float(np.median(out_vals)) if out_vals.size else 0.0
     mask = (outside & (grey > background + params.outside_floor_grey)).astype(np.uint8)

@@ -1,0 +1,112 @@
+"""Fan, overlays, ruler spacing and keyframes on drawn frames (+ AUL before/after artefacts)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from livus.io.dataset import polygon_mask
+from livus.preprocess.fan import detect_fan, mask_iou
+from livus.preprocess.keyframes import select_keyframes
+from livus.preprocess.overlays import detect_overlays, remove_overlays
+from livus.preprocess.spacing import estimate_spacing_from_ruler
+from livus.types import Frame
+
+from .synth import speckle_frame
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_fan_found_on_drawn_frames(linear: bool) -> None:
+    img, fan, _ = speckle_frame(800, 600, seed=2, linear=linear)
+    assert mask_iou(detect_fan(img).mask, fan) > 0.95
+
+
+def _draw_overlays(img: np.ndarray) -> np.ndarray:
+    truth = np.zeros_like(img)
+    for target, value in ((img, 255), (truth, 1)):
+        cv2.putText(target, "LIVER 3.5MHz", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, value, 1)
+        cv2.putText(target, "D 16cm", (560, 470), cv2.FONT_HERSHEY_SIMPLEX, 0.6, value, 1)
+        cv2.drawMarker(target, (300, 250), value, cv2.MARKER_CROSS, 12, 1)  # caliper inside the fan
+        cv2.drawMarker(target, (360, 300), value, cv2.MARKER_CROSS, 12, 1)
+        for y in range(40, 460, 8):  # dotted caliper line
+            if 250 <= y <= 300:
+                cv2.circle(target, (300 + (y - 250) * 60 // 50, y), 1, value, -1)
+    return truth
+
+
+def test_overlays_removed_inside_and_outside_the_fan() -> None:
+    img, fan, _ = speckle_frame(640, 480, seed=4)
+    truth = _draw_overlays(img)
+    mask = detect_overlays(img, detect_fan(img).mask)
+    recall = (mask[truth > 0] > 0).mean()
+    tissue = (truth == 0) & (fan > 0)
+    assert recall > 0.9
+    assert (mask[tissue] > 0).mean() < 0.01
+    cleaned = remove_overlays(img, mask, fan)
+    assert cleaned[(truth > 0) & (fan == 0)].max() == 0
+    assert cleaned[(truth > 0) & (fan > 0)].mean() < 150  # inpainted with tissue grey
+
+
+def _draw_ruler(img: np.ndarray, x: int, y0: int, pitch: float, n: int) -> None:
+    for i in range(n):
+        y = int(round(y0 + i * pitch))
+        cv2.line(img, (x, y), (x + (10 if i % 5 == 0 else 5), y), 255, 1)
+
+
+@pytest.mark.parametrize("pitch", [23.7, 41.0, 12.5])
+def test_ruler_spacing(pitch: float) -> None:
+    img, fan, _ = speckle_frame(800, 600, seed=5)
+    _draw_ruler(img, 20, 30, pitch, int(540 // pitch))
+    est = estimate_spacing_from_ruler(img, fan)
+    assert est is not None
+    assert abs(est.mm_per_px - 10.0 / pitch) / (10.0 / pitch) < 0.03
+
+
+def test_no_ruler_no_spacing() -> None:
+    img, fan, _ = speckle_frame(800, 600, seed=6)
+    assert estimate_spacing_from_ruler(img, fan) is None
+
+
+def test_quality_keyframes_skip_shadowed_frames() -> None:
+    frames, bad = [], []
+    for i in range(20):
+        img, fan, _ = speckle_frame(400, 300, seed=i)
+        shadow = i % 3 == 0
+        if shadow:  # a rib shadow darkens most beams below the first third
+            img[100:, 60:340] = (img[100:, 60:340] * 0.05).astype(np.uint8)
+        frames.append(Frame(pixels=img, source="clip", frame_index=i))
+        bad.append(shadow)
+    q = select_keyframes(frames, mode="quality", interval=4)
+    f = select_keyframes(frames, mode="interval", interval=4)
+    assert len(q) == len(f) == 5
+    assert sum(bad[i] for i in q) < sum(bad[i] for i in f)
+
+
+@pytest.mark.aul
+def test_aul_overlays_before_after(aul_dir, artifacts_dir) -> None:
+    """AUL images carry body markers and calipers: write before/after pictures."""
+    names = ["Benign/1", "Malignant/101", "Malignant/254", "Normal/12"]
+    tiles = []
+    for name in names:
+        cls, stem = name.split("/")
+        path = aul_dir / cls / "image" / f"{stem}.jpg"
+        if not path.is_file():
+            continue
+        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        fan = detect_fan(grey)
+        truth = polygon_mask(json.loads((aul_dir / cls / "segmentation" / "outline" / f"{stem}.json").read_text()), grey.shape[1], grey.shape[0])
+        assert mask_iou(fan.mask, truth) > 0.6
+        mask = detect_overlays(grey, fan.mask)
+        assert mask[fan.mask > 0].mean() < 0.02  # never eats the image
+        after = remove_overlays(grey, mask, fan.mask)
+        vis = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+        vis[mask > 0] = (0, 0, 255)
+        cv2.polylines(vis, [np.round(np.asarray(fan.polygon_px)).astype(np.int32)], True, (0, 255, 0), 1)
+        tiles.append(cv2.resize(np.hstack([vis, cv2.cvtColor(after, cv2.COLOR_GRAY2BGR)]), (1200, 450)))
+    assert tiles
+    out = artifacts_dir / "preprocess_overlays_aul.png"
+    cv2.imwrite(str(out), np.vstack(tiles))
+    assert out.is_file()
