@@ -80,6 +80,17 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return train_detector_cli(args)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from livus.report.deidentify import deidentify_path
+
+    if not args.deidentify:
+        print("livus: error: exports are always de-identified: add --deidentify", file=sys.stderr)
+        return 2
+    report = deidentify_path(Path(args.src), Path(args.dst), key=args.key)
+    print(report.summary_text())
+    return 0 if report.written else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livus", description="Liver ultrasound lesion analysis (decision support).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -135,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--folds", type=int, default=None, help="k for cross-validation (0 = train on all)")
     td.add_argument("--resume", action="store_true", help="resume from the run folder's checkpoint")
     td.set_defaults(func=_cmd_train_detector)
+
+    x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
+    x.add_argument("--deidentify", action="store_true", help="required: DICOM confidentiality profile, "
+                   "pseudonyms, burned-in text blacked out")
+    x.add_argument("src", help="file or folder to export")
+    x.add_argument("dst", help="output folder (outside SRC)")
+    x.add_argument("--key", default=None, help="site key for pseudonyms (default: $LIVUS_DEID_KEY)")
+    x.set_defaults(func=_cmd_export)
 
     from livus.service.admin import add_subparsers as add_service_subparsers  # serve, user, model
 

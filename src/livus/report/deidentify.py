@@ -1,0 +1,456 @@
+"""De-identified export of a file or folder (DICOM, images, livus JSON/CSV results).
+
+``deidentify_path(SRC, DST, key)`` copies what can be de-identified from SRC to DST:
+
+* DICOM: the Basic Application Level Confidentiality Profile (PS3.15 E.1-1, action table from
+  :mod:`livus.report.deid_profile`): identifying attributes removed, emptied or replaced, all
+  instance UIDs replaced consistently, private tags removed, dates shifted per patient (Retain
+  Longitudinal Temporal Information with Modified Dates option), PatientName/PatientID set to a
+  keyed pseudonym, PatientIdentityRemoved=YES, DeidentificationMethod(+CodeSequence) filled in,
+  and burned-in text blacked out in the pixels (:mod:`livus.report.redact_pixels`; the
+  Clean Pixel Data option is only declared when that ran).
+* PNG/JPEG/BMP/TIFF images: burned-in text blacked out; metadata is not carried over.
+* ``.json``, ``.jsonl``, ``.csv``: source paths, patient ids, UIDs and every value removed from
+  the DICOM headers are replaced by their pseudonyms (``patient_id`` fields get the patient's
+  pseudonym).
+* Everything else (HTML/PDF reports, videos, unknown files) is NOT copied and is listed in the
+  report: re-render reports from the de-identified ``case.json``.
+
+File and folder names are scrubbed the same way (a folder named after a patient or a study UID
+gets the pseudonym / new UID). Pseudonyms, UIDs and date offsets are HMAC-SHA256 of the original
+under the site ``key`` (argument, else the ``LIVUS_DEID_KEY`` environment variable, else a
+random key for this export only), so one patient gets one pseudonym across files and exports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+import cv2
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import UID_dictionary
+
+from livus.report.deid_profile import TABLE_VERSION, action_for
+from livus.report.pseudonyms import Pseudonymizer, shift_date
+from livus.report.redact_pixels import RedactParams, burned_in_text_mask
+
+KEY_ENV = "LIVUS_DEID_KEY"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+TABLE_SUFFIXES = (".json", ".jsonl", ".csv")
+SOURCE_KEYS = ("source", "sources", "path", "file", "file_name", "src")
+PATIENT_KEYS = ("patient_id", "PatientID", "patient_name", "PatientName")
+TEXT_VR_MAX = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "UT": 10240, "UC": 10240, "UR": 10240}
+NUMBER_STRING_VRS = ("IS", "DS")
+BINARY_NUMBER_VRS = ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT")
+DUMMY_TEXT = "ANONYMIZED"
+DUMMY_NAME = "ANONYMOUS"
+DEID_METHOD_CODES = {
+    "basic": ("113100", "Basic Application Confidentiality Profile"),
+    "dates": ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "pixels": ("113101", "Clean Pixel Data Option"),
+}
+
+
+@dataclass
+class DeidReport:
+    """What an export did. Never lists original identifiers, only counts and pseudonyms."""
+
+    src: Path
+    dst: Path
+    written: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (scrubbed relative path, reason)
+    n_dicom: int = 0
+    n_images: int = 0
+    n_tables: int = 0
+    pixel_methods: dict[str, int] = field(default_factory=dict)
+    pseudonyms: list[str] = field(default_factory=list)
+    key_source: str = "argument"
+    warnings: list[str] = field(default_factory=list)
+
+    def summary_text(self) -> str:
+        lines = [
+            f"de-identified export {self.dst}: {len(self.written)} files written "
+            f"({self.n_dicom} DICOM, {self.n_images} images, {self.n_tables} tables), {len(self.skipped)} skipped",
+            f"patients (pseudonyms): {', '.join(self.pseudonyms) or 'none'}",
+            "burned-in text: " + (", ".join(f"{k} ×{v}" for k, v in sorted(self.pixel_methods.items())) or "no image"),
+            f"key: {self.key_source}",
+        ]
+        lines += [f"skipped {path}: {why}" for path, why in self.skipped]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _resolve_key(key: str | None, report: DeidReport) -> bytes:
+    if key:
+        return key.encode("utf-8")
+    env = os.environ.get(KEY_ENV)
+    if env:
+        report.key_source = f"environment ({KEY_ENV})"
+        return env.encode("utf-8")
+    report.key_source = "random (pseudonyms consistent within this export only)"
+    report.warnings.append(f"no site key given (--key or {KEY_ENV}): pseudonyms will differ in another export")
+    return secrets.token_bytes(32)
+
+
+# ----------------------------------------------------------------------------------- DICOM
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or path.suffix.lower() == ".dcm"
+
+
+def patient_key(ds: Dataset) -> str:
+    """The value that identifies the patient of a dataset (PatientID, else name, else study)."""
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            return f"{keyword}:{value}"
+    return "unknown-patient"
+
+
+def _is_standard_uid(value: str) -> bool:
+    return value in UID_dictionary
+
+
+def _values(elem: pydicom.DataElement) -> list[Any]:
+    if elem.value is None:
+        return []
+    if elem.VM > 1 or isinstance(elem.value, (list, tuple)):
+        return list(elem.value)
+    return [elem.value]
+
+
+def register_dataset(ds: Dataset, pz: Pseudonymizer) -> str:
+    """Record every identifier of ``ds`` (pseudonym, UIDs, shifted dates, removed values) so that
+    free text and file names can be scrubbed; returns the patient's pseudonym."""
+    key = patient_key(ds)
+    pseudo = pz.pseudonym(key)
+    offset = pz.date_offset_days(key)
+    for keyword in ("PatientID", "PatientName", "OtherPatientIDs"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            pz.remember(value, pseudo)
+            pz.forget_value(value)  # name parts and variants
+    for elem in ds.iterall():
+        if elem.VR == "SQ" or elem.tag == 0x7FE00010:
+            continue
+        values = [str(v) for v in _values(elem) if v is not None and str(v).strip()]
+        if not values:
+            continue
+        if elem.tag.is_private:
+            for v in values:
+                pz.forget_value(v)
+            continue
+        action = action_for(elem.tag.group, elem.tag.element, elem.VR)
+        for v in values:
+            if elem.VR == "UI" and (action == "U" or not _is_standard_uid(v)):
+                pz.uid(v)
+            elif action == "SHIFT":
+                pz.remember(v, shift_date(v, offset))
+                day = v[:8]
+                if len(day) == 8 and day.isdigit():
+                    pz.remember(day, shift_date(day, offset))
+                    pz.remember(f"{day[:4]}-{day[4:6]}-{day[6:]}", shift_date(f"{day[:4]}-{day[4:6]}-{day[6:]}", offset))
+            elif action in ("X", "Z", "D"):
+                pz.forget_value(v)
+    return pseudo
+
+
+def _dummy(elem: pydicom.DataElement) -> Any:
+    if elem.VR == "PN":
+        return DUMMY_NAME
+    if elem.VR == "AS":
+        return "000Y"
+    if elem.VR == "TM":
+        return "000000"
+    if elem.VR in NUMBER_STRING_VRS:
+        return "0"
+    if elem.VR in BINARY_NUMBER_VRS:
+        return 0
+    return DUMMY_TEXT[: TEXT_VR_MAX.get(elem.VR, 64)]
+
+
+def _deidentify_elements(ds: Dataset, pz: Pseudonymizer, offset_days: int) -> None:
+    for elem in list(ds):
+        tag = elem.tag
+        if tag.is_private:
+            del ds[tag]
+            continue
+        if tag == 0x7FE00010:  # Pixel Data: handled by the pixel cleaner
+            continue
+        action = action_for(tag.group, tag.element, elem.VR)
+        if elem.VR == "SQ":
+            if action in ("X",):
+                del ds[tag]
+            elif action == "Z":
+                elem.value = Sequence([])
+            else:  # keep the structure, de-identify every item
+                for item in elem.value:
+                    _deidentify_elements(item, pz, offset_days)
+            continue
+        if action == "X" or (action == "D" and elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN")):
+            del ds[tag]
+        elif action == "Z":
+            elem.value = None if elem.VR in BINARY_NUMBER_VRS else ""
+        elif action == "D":
+            elem.value = _dummy(elem)
+        elif action == "SHIFT":
+            shifted = [shift_date(str(v), offset_days) for v in _values(elem)]
+            elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else "")
+        elif action == "K" and elem.VR == "PN" and elem.value:  # a person name the table missed
+            elem.value = DUMMY_NAME
+        elif action == "K" and elem.VR in TEXT_VR_MAX and isinstance(elem.value, str):
+            elem.value = pz.scrub_text(elem.value)  # free text that may quote a removed value
+        elif elem.VR == "UI" and elem.value:
+            mapped = [v if (action != "U" and _is_standard_uid(str(v))) else pz.uid(str(v)) for v in _values(elem)]
+            elem.value = mapped if len(mapped) > 1 else mapped[0]
+
+
+def clean_dicom_pixels(ds: Dataset, params: RedactParams | None = None) -> str | None:
+    """Black out burned-in text in every frame of ``ds`` (decompressing it if needed); returns
+    the method used, or ``None`` when the dataset has no pixels it can clean."""
+    if "PixelData" not in ds:
+        return None
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if photometric.startswith("PALETTE"):
+        return None
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+        photometric = str(ds.get("PhotometricInterpretation", ""))
+    pixels = ds.pixel_array.copy()
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = pixels if n_frames > 1 else pixels[None]
+    if int(ds.get("SamplesPerPixel", 1)) > 1:
+        grey_frames = np.stack([cv2.cvtColor(f.astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames])
+    else:
+        grey_frames = frames
+    static = grey_frames.max(axis=0)  # burned-in text is in every frame
+    if static.dtype != np.uint8:
+        static = cv2.normalize(static.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if photometric == "MONOCHROME1":
+        static = 255 - static
+    mask, method = burned_in_text_mask(static, params)
+    fill = (1 << int(ds.BitsStored)) - 1 if photometric == "MONOCHROME1" else 0
+    frames[:, mask > 0] = fill
+    ds.PixelData = (frames if n_frames > 1 else frames[0]).tobytes()
+    return method
+
+
+def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True) -> tuple[str, str | None]:
+    """De-identify ``ds`` in place; returns ``(pseudonym, pixel method or None)``."""
+    key = patient_key(ds)
+    pseudo = pz.pseudonym(key)
+    offset = pz.date_offset_days(key)
+    method = clean_dicom_pixels(ds) if clean_pixels else None
+    _deidentify_elements(ds, pz, offset)
+    ds.PatientName = pseudo
+    ds.PatientID = pseudo
+    ds.PatientIdentityRemoved = "YES"
+    ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    used = ["basic", "dates"] + (["pixels"] if method == "overlay-detector" else [])
+    ds.DeidentificationMethod = [  # LO, 64 characters per value, several values
+        "DICOM PS3.15 Basic Application Level Confidentiality Profile",
+        f"action table {TABLE_VERSION} (dicom-anonymizer)",
+        "livus keyed pseudonyms and UIDs; dates shifted per patient",
+        "private tags removed",
+        f"burned-in text: {method or 'not cleaned'}",
+    ]
+    codes = []
+    for name in used:
+        item = Dataset()
+        item.CodeValue, item.CodeMeaning = DEID_METHOD_CODES[name]
+        item.CodingSchemeDesignator = "DCM"
+        codes.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(codes)
+    if method is not None:
+        ds.BurnedInAnnotation = "NO" if method == "overlay-detector" else "YES"
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        if "SOPInstanceUID" in ds:
+            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                        "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID", "PrivateInformation"):
+            if keyword in meta:
+                delattr(meta, keyword)
+    return pseudo, method
+
+
+# ------------------------------------------------------------------------- images and tables
+
+
+def deidentify_image_file(src: Path, dst: Path, params: RedactParams | None = None) -> str:
+    """Copy an image with burned-in text blacked out (pixels only, no metadata); returns the
+    method used."""
+    image = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{src}: cannot read image")
+    grey = image if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2GRAY)
+    mask, method = burned_in_text_mask(grey, params)
+    image[mask > 0] = 0
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(dst), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+        raise OSError(f"{dst}: cannot write image")
+    return method
+
+
+def _source_values(obj: Any, key: str | None = None) -> list[str]:
+    if isinstance(obj, dict):
+        return [v for k, val in obj.items() for v in _source_values(val, k)]
+    if isinstance(obj, list):
+        return [v for item in obj for v in _source_values(item, key)]
+    if isinstance(obj, str) and key in SOURCE_KEYS and obj:
+        return [obj]
+    return []
+
+
+def register_sources(values: list[str], pz: Pseudonymizer) -> None:
+    """Map each source path (and its file name and stem) to a keyed token, so paths in tables
+    and overlay file names built from them lose any name they carried."""
+    for value in values:
+        path = PurePath(value.replace("\\", "/"))
+        token = pz.file_token(str(path.with_suffix("")) if path.suffix else str(path))
+        pz.remember(value, token + path.suffix)
+        pz.remember(path.name, token + path.suffix)
+        if path.stem:
+            pz.remember(path.stem, token)
+
+
+def _parse_table(path: Path) -> list[Any]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return [json.loads(text)]
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return rows
+
+
+def _scrub_obj(obj: Any, pz: Pseudonymizer, key: str | None = None) -> Any:
+    if isinstance(obj, dict):
+        return {pz.scrub_text(str(k)): _scrub_obj(v, pz, str(k)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub_obj(v, pz, key) for v in obj]
+    if isinstance(obj, str):
+        if key in PATIENT_KEYS and obj.strip():
+            return pz.replacements.get(obj.strip()) or pz.pseudonym(f"PatientID:{obj.strip()}")
+        return pz.scrub_text(obj)
+    return obj
+
+
+def deidentify_table_file(src: Path, dst: Path, pz: Pseudonymizer) -> None:
+    """Copy a JSON / JSON-lines / CSV file with identifiers replaced (structure kept)."""
+    suffix = src.suffix.lower()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        records = _parse_table(src)
+    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError):
+        dst.write_text(pz.scrub_text(src.read_text(encoding="utf-8", errors="replace")), encoding="utf-8")
+        return
+    cleaned = [_scrub_obj(r, pz) for r in records]
+    if suffix == ".json":
+        dst.write_text(json.dumps(cleaned[0], ensure_ascii=False, indent=1), encoding="utf-8")
+    elif suffix == ".jsonl":
+        dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in cleaned), encoding="utf-8")
+    else:
+        header = next(csv.reader(io.StringIO(src.read_text(encoding="utf-8"))), [])
+        with open(dst, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=[pz.scrub_text(h) for h in header])
+            writer.writeheader()
+            writer.writerows(cleaned)
+
+
+# ------------------------------------------------------------------------------ whole tree
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in TABLE_SUFFIXES:
+        return "table"
+    if _is_dicom(path):
+        return "dicom"
+    return "other"
+
+
+def deidentify_path(src: Path, dst: Path, key: str | None = None, params: RedactParams | None = None) -> DeidReport:
+    """De-identified copy of the file or folder ``src`` into the folder ``dst`` (see module doc)."""
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if src.is_dir() and (dst == src or src in dst.parents):
+        raise ValueError(f"{dst}: the export folder must not be inside the source folder {src}")
+    report = DeidReport(src=src, dst=dst)
+    pz = Pseudonymizer(key=_resolve_key(key, report))
+    base = src.parent if src.is_file() else src
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+    kinds = {f: _kind(f) for f in files}
+
+    pseudonyms: dict[str, None] = {}
+    for f, kind in kinds.items():  # pass 1: learn every identifier before writing anything
+        if kind == "dicom":
+            try:
+                pseudonyms[register_dataset(pydicom.dcmread(f, stop_before_pixels=True), pz)] = None
+            except (pydicom.errors.InvalidDicomError, OSError, ValueError) as exc:
+                kinds[f] = "other"
+                report.warnings.append(f"not readable as DICOM ({type(exc).__name__})")
+        elif kind == "table":
+            try:
+                register_sources([v for r in _parse_table(f) for v in _source_values(r)], pz)
+            except (json.JSONDecodeError, csv.Error, UnicodeDecodeError):
+                pass
+
+    taken: set[Path] = set()
+    for f, kind in kinds.items():  # pass 2: write
+        rel = pz.scrub_path(PurePath(f.relative_to(base)))
+        out = dst / rel
+        n = 1
+        while out in taken:  # two names that scrub to the same one
+            n += 1
+            out = (dst / rel).with_name(f"{rel.stem}-{n}{rel.suffix}")
+        taken.add(out)
+        try:
+            if kind == "dicom":
+                ds = pydicom.dcmread(f)
+                _, method = deidentify_dataset(ds, pz)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                ds.save_as(out, enforce_file_format=True)
+                report.n_dicom += 1
+                if method:
+                    report.pixel_methods[method] = report.pixel_methods.get(method, 0) + 1
+            elif kind == "image":
+                method = deidentify_image_file(f, out)
+                report.n_images += 1
+                report.pixel_methods[method] = report.pixel_methods.get(method, 0) + 1
+            elif kind == "table":
+                deidentify_table_file(f, out, pz)
+                report.n_tables += 1
+            else:
+                reason = ("report: re-render it from the de-identified case.json" if f.suffix.lower() in (".html", ".pdf")
+                          else "file type not de-identifiable, not exported")
+                report.skipped.append((str(rel), reason))
+                continue
+        except (ValueError, OSError) as exc:
+            report.skipped.append((str(rel), f"error: {type(exc).__name__}"))
+            continue
+        report.written.append(out)
+    report.pseudonyms = sorted(pseudonyms)
+    if report.pixel_methods.get("top-band"):
+        report.warnings.append("fan not found in some images: only the top band was blacked out there")
+    return report

@@ -1,0 +1,111 @@
+"""Keyed, consistent replacements for identifiers (pseudonyms, UIDs, date shifts, paths).
+
+Every replacement is an HMAC-SHA256 of the original value under a site key, so the same patient
+gets the same pseudonym, the same UID the same new UID and the same date offset in every file
+and every export made with that key, while nobody without the key can link back. The
+:class:`Pseudonymizer` also remembers each original → replacement pair so that free text
+(JSON, CSV, file names) can be scrubbed of every value removed from the DICOM headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+MAX_DATE_SHIFT_DAYS = 3650  # dates move back by 1 … this many days (per patient)
+MIN_SCRUB_LENGTH = 4  # shorter removed values are not searched in free text (too many false hits)
+REMOVED = "REMOVED"
+
+
+def _digest(key: bytes, kind: str, value: str) -> bytes:
+    return hmac.new(key, f"{kind}\x00{value}".encode("utf-8"), hashlib.sha256).digest()
+
+
+@dataclass
+class Pseudonymizer:
+    """Keyed replacements plus the table of every replacement made so far."""
+
+    key: bytes
+    replacements: dict[str, str] = field(default_factory=dict)
+
+    def pseudonym(self, patient_key: str) -> str:
+        """``LIVUS-XXXXXXXXXXXX`` for a patient (12 base32 characters of the keyed hash)."""
+        code = base64.b32encode(_digest(self.key, "patient", patient_key)).decode("ascii")[:12]
+        return self.remember(patient_key, f"LIVUS-{code}")
+
+    def uid(self, original: str) -> str:
+        """A new UID under the ``2.25`` root (UUID-derived UIDs), the same for the same input."""
+        number = int.from_bytes(_digest(self.key, "uid", original)[:16], "big")
+        return self.remember(original, f"2.25.{number}")
+
+    def date_offset_days(self, patient_key: str) -> int:
+        """Days to add to every date of this patient (negative: 1 … MAX_DATE_SHIFT_DAYS back)."""
+        n = int.from_bytes(_digest(self.key, "dates", patient_key)[:4], "big")
+        return -(1 + n % MAX_DATE_SHIFT_DAYS)
+
+    def file_token(self, original: str) -> str:
+        """``src-xxxxxxxxxx`` for a source path or file stem."""
+        return self.remember(original, "src-" + _digest(self.key, "path", original).hex()[:10])
+
+    def remember(self, original: str, replacement: str) -> str:
+        original = str(original).strip()
+        if len(original) >= MIN_SCRUB_LENGTH and original != replacement:
+            self.replacements.setdefault(original, replacement)
+        return replacement
+
+    def forget_value(self, original: str) -> None:
+        """Register a removed value so free text loses it too (replaced by ``REMOVED``)."""
+        value = str(original).strip()
+        if len(value) >= MIN_SCRUB_LENGTH:
+            self.replacements.setdefault(value, REMOVED)
+            if "^" in value:  # DICOM person names: also the parts and "Given Family" forms
+                parts = [p for p in value.split("^") if p]
+                for variant in [" ".join(parts), " ".join(reversed(parts)), "_".join(parts), *parts]:
+                    if len(variant) >= MIN_SCRUB_LENGTH:
+                        self.replacements.setdefault(variant, REMOVED)
+
+    def scrub_text(self, text: str, distinct_removed: bool = False) -> str:
+        """``text`` with every remembered original value replaced (longest first, case-insensitive
+        for letters). With ``distinct_removed`` a removed value becomes a keyed token
+        (``id-xxxxxxxx``) instead of ``REMOVED``, so that two names never collide."""
+        if not self.replacements or not text:
+            return text
+        originals = sorted(self.replacements, key=len, reverse=True)
+        pattern = re.compile("|".join(re.escape(o) for o in originals), re.IGNORECASE)
+        lookup = {o.lower(): r for o, r in self.replacements.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            found = match.group(0)
+            new = lookup[found.lower()]
+            if new == REMOVED and distinct_removed:
+                return "id-" + _digest(self.key, "removed", found.lower()).hex()[:8]
+            return new
+
+        return pattern.sub(replace, text)
+
+    def scrub_path(self, relative: PurePath) -> PurePath:
+        """A relative path with identifiers replaced in every component (distinct tokens)."""
+        return PurePath(*[self.scrub_text(part, distinct_removed=True) for part in relative.parts])
+
+
+def shift_date(value: str, days: int) -> str:
+    """Shift a DICOM DA (``YYYYMMDD``) or DT (``YYYYMMDDhhmmss...``) value, or an ISO date
+    (``YYYY-MM-DD...``), by ``days``; the time part is kept. Unparseable values become empty."""
+    value = value.strip()
+    iso = re.match(r"^(\d{4})-(\d{2})-(\d{2})(.*)$", value)
+    compact = re.match(r"^(\d{4})(\d{2})(\d{2})(.*)$", value)
+    match = iso or compact
+    if not match:
+        return ""
+    try:
+        day = dt.date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return ""
+    shifted = day + dt.timedelta(days=days)
+    head = shifted.isoformat() if iso else shifted.strftime("%Y%m%d")
+    return head + match.group(4)
