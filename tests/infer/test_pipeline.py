@@ -82,6 +82,8 @@ def test_analyze_without_model_warns(tmp_path):
     rec = json.loads((tmp_path / "out" / "results.jsonl").read_text())
     assert s.n_frames == 1 and rec["lesions"] == []
     assert any("no detector model" in w for w in rec["warnings"])
+    case = json.loads((tmp_path / "out" / "cases" / "a" / "case.json").read_text())
+    assert case["priority"] is None and case["follow_up_months"] is None and case["warnings"]
 
 
 def test_nothing_analysable_is_an_error(tmp_path):

@@ -299,7 +299,12 @@ def analyze_paths(
                 tracks += tracks_from_single_frames([(fa.result.source, fa.result.lesions) for fa in item.frames])
         for i, t in enumerate(tracks, start=1):
             t.track_id = i
-        case = assess_case(case_key, tracks, patient, rules, language=language)
+        analysed = all(fa.result.model.get("name") != "none" for it in items for fa in it.frames)
+        if analysed:
+            case = assess_case(case_key, tracks, patient, rules, language=language)
+        else:  # never advise "no finding" when lesions were not looked for
+            case = CaseResult(case_id=case_key, tracks=tracks, patient=patient)
+            case.warnings.append("no detector model: lesions not analysed, no case assessment")
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
         _write_case(case, items, out_dir / "cases" / case_key, cfg, language, overlays)
