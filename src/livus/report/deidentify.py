@@ -10,9 +10,9 @@
   and burned-in text blacked out in the pixels (:mod:`livus.report.redact_pixels`; the
   Clean Pixel Data option is only declared when that ran).
 * PNG/JPEG/BMP/TIFF images: burned-in text blacked out; metadata is not carried over.
-* ``.json``, ``.jsonl``, ``.csv``: source paths, patient ids, UIDs and every value removed from
-  the DICOM headers are replaced by their pseudonyms (``patient_id`` fields get the patient's
-  pseudonym).
+* ``.json``, ``.jsonl``, ``.csv``: source paths, patient ids, case ids, UIDs and every value
+  removed from the DICOM headers are replaced by their pseudonyms (``patient_id`` fields get the
+  patient's pseudonym, ``case_id`` values and their ``cases/<case_id>`` folders a keyed token).
 * Everything else (HTML/PDF reports, videos, unknown files) is NOT copied and is listed in the
   report: re-render reports from the de-identified ``case.json``.
 
@@ -49,6 +49,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TABLE_SUFFIXES = (".json", ".jsonl", ".csv")
 SOURCE_KEYS = ("source", "sources", "path", "file", "file_name", "src")
 PATIENT_KEYS = ("patient_id", "PatientID", "patient_name", "PatientName")
+CASE_KEYS = ("case_id",)  # case ids derive from study UIDs / patient ids (unkeyed digests)
 TEXT_VR_MAX = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "UT": 10240, "UC": 10240, "UR": 10240}
 NUMBER_STRING_VRS = ("IS", "DS")
 BINARY_NUMBER_VRS = ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT")
@@ -303,7 +304,8 @@ def deidentify_image_file(src: Path, dst: Path, params: RedactParams | None = No
     mask, method = burned_in_text_mask(grey, params)
     image[mask > 0] = 0
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(dst), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if dst.suffix.lower() in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(dst), image, params):
         raise OSError(f"{dst}: cannot write image")
     return method
 
@@ -316,6 +318,21 @@ def _source_values(obj: Any, key: str | None = None) -> list[str]:
     if isinstance(obj, str) and key in SOURCE_KEYS and obj:
         return [obj]
     return []
+
+
+def _case_values(obj: Any) -> list[str]:
+    if isinstance(obj, dict):
+        return [v for k, val in obj.items() for v in ([val] if k in CASE_KEYS and isinstance(val, str) else _case_values(val))]
+    if isinstance(obj, list):
+        return [v for item in obj for v in _case_values(item)]
+    return []
+
+
+def register_case_ids(values: list[str], pz: Pseudonymizer) -> None:
+    """Map each case id (also the name of its ``cases/<case_id>`` folder) to ``case-xxxxxxxxxx``."""
+    for value in values:
+        if value:
+            pz.case_token(value)
 
 
 def register_sources(values: list[str], pz: Pseudonymizer) -> None:
@@ -412,7 +429,9 @@ def deidentify_path(src: Path, dst: Path, key: str | None = None, params: Redact
                 report.warnings.append(f"not readable as DICOM ({type(exc).__name__})")
         elif kind == "table":
             try:
-                register_sources([v for r in _parse_table(f) for v in _source_values(r)], pz)
+                records = _parse_table(f)
+                register_sources([v for r in records for v in _source_values(r)], pz)
+                register_case_ids([v for r in records for v in _case_values(r)], pz)
             except (json.JSONDecodeError, csv.Error, UnicodeDecodeError):
                 pass
 

@@ -52,6 +52,10 @@ class Pseudonymizer:
         """``src-xxxxxxxxxx`` for a source path or file stem."""
         return self.remember(original, "src-" + _digest(self.key, "path", original).hex()[:10])
 
+    def case_token(self, case_id: str) -> str:
+        """``case-xxxxxxxxxx`` for a case id."""
+        return self.remember(case_id, "case-" + _digest(self.key, "case", case_id).hex()[:10])
+
     def remember(self, original: str, replacement: str) -> str:
         original = str(original).strip()
         if len(original) >= MIN_SCRUB_LENGTH and original != replacement:
