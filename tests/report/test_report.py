@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from report_factories import make_case, make_frame, make_result
+from report_factories import make_case, make_result
 
 from livus.report import render_report
 from livus.report.content import build_report_content, coarse_location

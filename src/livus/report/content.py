@@ -9,7 +9,7 @@ only lay these strings out, so both formats always say the same thing.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class ReportContent:
     model: str
     disclaimer: str
     any_size_in_px: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 LABEL_KEYS = (

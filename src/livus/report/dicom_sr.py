@@ -21,7 +21,7 @@ import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 
-from livus.report.overlay import axis_endpoints_px, lesion_outline_px
+from livus.report.overlay import axis_endpoints_px
 from livus.types import FrameResult, Lesion
 
 PIXELS_UNIT = hd.sr.CodedConcept(value="{pixels}", scheme_designator="UCUM", meaning="pixels")

@@ -209,13 +209,14 @@ def _to_rgb(image_grey: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
 
 
-def _draw_geometry(rgb: np.ndarray, result: FrameResult, style: OverlayStyle, with_axes: bool) -> None:
-    """Fan, liver, lesion outlines and (optionally) axes, in place."""
+def _draw_geometry(rgb: np.ndarray, result: FrameResult, style: OverlayStyle, with_axes: bool,
+                   with_regions: bool = True) -> None:
+    """Lesion outlines, and optionally the axes and the fan and liver outlines, in place."""
     thick = _line_px(rgb.shape, style)
     thin = max(1, thick // 2)
-    if result.fan_polygon_px and len(result.fan_polygon_px) >= 3:
+    if with_regions and result.fan_polygon_px and len(result.fan_polygon_px) >= 3:
         _polyline(rgb, _as_int_points(result.fan_polygon_px), style.fan_rgb, thin, style.edge_rgb)
-    if result.liver_polygon_px and len(result.liver_polygon_px) >= 3:
+    if with_regions and result.liver_polygon_px and len(result.liver_polygon_px) >= 3:
         _polyline(rgb, _as_int_points(result.liver_polygon_px), style.liver_rgb, thin, style.edge_rgb)
     for lesion in result.lesions:
         _polyline(rgb, _as_int_points(lesion_outline_px(lesion)), style.lesion_rgb, thick, style.edge_rgb)
@@ -284,10 +285,7 @@ def heatmap_panel(
     colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     weight = (style.heatmap_max_alpha * np.sqrt(heat))[..., None]
     panel = (image_grey_rgb * (1.0 - weight) + colour * weight).round().astype(np.uint8)
-    _draw_geometry(panel, FrameResult(
-        source=result.source, frame_index=result.frame_index, image_size_px=result.image_size_px,
-        lesions=result.lesions,
-    ), style, with_axes=False)
+    _draw_geometry(panel, result, style, with_axes=False, with_regions=False)
     painter = _LabelPainter(panel, _font_px(panel.shape, style), style)
     title = [text("heatmap_panel", language)]
     tw, th = painter.box_size(title)
