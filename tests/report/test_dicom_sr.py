@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import highdicom as hd
 import pydicom
 import pytest
 from report_factories import make_frame, make_result, make_us_dicom
 
 from livus.report.dicom_sr import read_sr_measurements, write_measurement_sr
+from livus.report.overlay import axis_endpoints_px
 
 
 def test_sr_roundtrip_mm(tmp_path, frame_grey, frame_result):
@@ -56,3 +58,18 @@ def test_sr_without_lesions(tmp_path, frame_grey):
     sr = pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), result, tmp_path / "sr.dcm"))
     assert read_sr_measurements(sr) == [{}]  # one group, no measurement
     assert "281900007" in str(sr)  # SCT "No abnormality detected"
+
+
+def test_highdicom_parses_it_as_tid1500(tmp_path, frame_grey, frame_result):
+    path = write_measurement_sr(make_us_dicom(frame_grey), frame_result, tmp_path / "sr.dcm")
+    groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
+    assert len(groups) == 2
+    assert groups[0].roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE  # mask outline
+    assert groups[1].roi.graphic_type == hd.sr.GraphicTypeValues.ELLIPSE  # axes only
+    names = [m.name.meaning for m in groups[0].get_measurements()]
+    assert names == ["Long axis", "Short axis", "Probability of cancer"]
+    # SCOORD is in DICOM pixel-corner coordinates: the ellipse's first point is the long-axis end
+    ellipse = groups[1].roi.value
+    lesion = frame_result.lesions[1]
+    long_ends, _ = axis_endpoints_px(lesion)
+    assert ellipse[0] == pytest.approx(long_ends[0] + 0.5, abs=1e-3)
