@@ -7,9 +7,10 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from report_factories import FAKE_IDENTITY, PRIVATE_VALUE, make_frame, make_us_dicom
+from report_factories import FAKE_IDENTITY, PRIVATE_VALUE, make_frame, make_result, make_us_dicom
 
 from livus.report.deid_profile import action_for
+from livus.report.dicom_sr import read_sr_measurements, write_measurement_sr
 from livus.report.deidentify import deidentify_path
 from livus.report.pseudonyms import shift_date
 from livus.report.redact_pixels import redact_burned_in_text
@@ -37,6 +38,7 @@ def export_tree(tmp_path: Path):
     a1.save_as(src / "dicom" / "Zhang_Wei_1.dcm", enforce_file_format=True)
     a2.save_as(src / "dicom" / "Zhang_Wei_2.dcm", enforce_file_format=True)
     b.save_as(src / "dicom" / "other.dcm", enforce_file_format=True)
+    write_measurement_sr(a1, make_result(), src / "sr" / "measurements.dcm")
     source = "/data/Zhang_Wei/MRN-99887766/Zhang_Wei_1.dcm"
     out = src / "results"
     case_dir = out / "cases" / f"study-{study}"
@@ -61,7 +63,7 @@ def test_no_identifying_value_survives(export_tree):
     src, dst, originals, _ = export_tree
     report = deidentify_path(src, dst, key=KEY)
     outputs = [p for p in dst.rglob("*") if p.is_file()]
-    assert len(outputs) == len(report.written) == 7  # 3 DICOM, 1 PNG, jsonl, csv, json; html skipped
+    assert len(outputs) == len(report.written) == 8  # 3 images + 1 SR, 1 PNG, jsonl, csv, json; html skipped
     assert any("re-render" in why for _, why in report.skipped)
     for path in outputs:
         data = path.read_bytes()
@@ -162,5 +164,19 @@ def test_cli_export(export_tree, capsys):
     src, dst, _, _ = export_tree
     assert main(["export", "--deidentify", str(src), str(dst), "--key", KEY]) == 0
     out = capsys.readouterr().out
-    assert "7 files written" in out and "LIVUS-" in out
+    assert "8 files written" in out and "LIVUS-" in out
     assert main(["export", str(src), str(dst.parent / "x")]) == 2  # --deidentify is required
+
+
+def test_sr_keeps_measurements_and_follows_new_uids(export_tree):
+    src, dst, _, _ = export_tree
+    deidentify_path(src, dst, key=KEY)
+    sr = pydicom.dcmread(next((dst / "sr").glob("*.dcm")))
+    images = [pydicom.dcmread(p) for p in (dst / "dicom").glob("*.dcm")]
+    referenced = {str(e.value) for e in sr.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
+    patient_a = next(d.PatientID for d in images if d.get("NumberOfFrames", 1) == 2)
+    (a1,) = [d for d in images if d.PatientID == patient_a and d.get("NumberOfFrames", 1) == 1]
+    assert referenced == {a1.SOPInstanceUID}  # references follow the replaced UIDs
+    assert sr.PatientID == patient_a and sr.StudyInstanceUID == a1.StudyInstanceUID
+    groups = read_sr_measurements(sr)
+    assert groups[0]["long_axis"][0] == pytest.approx(13.0)  # measurements survive de-identification
