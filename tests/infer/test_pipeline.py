@@ -91,3 +91,22 @@ def test_nothing_analysable_is_an_error(tmp_path):
     from livus.cli import main
 
     assert main(["analyze", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_dicom_input_gets_a_matching_sr(tmp_path, tiny_model_dir):
+    import pydicom
+
+    from livus.io.dicom_write import write_us_dicom
+    from livus.report.dicom_sr import read_sr_measurements
+
+    write_us_dicom(tmp_path / "in.dcm", [_fan_image()], (0.25, 0.25), {"name": "TEST^ONE", "id": "P1"})
+    s = analyze_paths([tmp_path / "in.dcm"], tmp_path / "out", model_dir=tiny_model_dir, progress=False)
+    assert s.n_frames == 1
+    rec = json.loads((tmp_path / "out" / "results.jsonl").read_text())
+    assert rec["pixel_spacing_mm"] == [0.25, 0.25]
+    srs = list((tmp_path / "out" / "cases").glob("*/sr_in_0000.dcm"))
+    assert len(srs) == 1
+    groups = [g for g in read_sr_measurements(pydicom.dcmread(srs[0])) if g]  # an empty group = "no lesion"
+    assert len(groups) == len(rec["lesions"])
+    for g, les in zip(groups, rec["lesions"]):
+        assert g["long_axis"][0] == pytest.approx(les["long_axis_mm"], abs=0.01)

@@ -334,6 +334,23 @@ def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path, cf
             write_overlay_png(path, rgb)
             overlay_paths[(fa.result.source, fa.result.frame_index)] = path
     render_report(case, [fa.result for fa in frames], overlay_paths, case_dir, language)
+    for item in items:
+        _write_dicom_srs(item, case_dir)
+
+
+def _write_dicom_srs(item: InputAnalysis, case_dir: Path) -> None:
+    """A DICOM SR (TID 1500 measurement report) per analysed frame of a DICOM input."""
+    import pydicom
+
+    from livus.io.readers import sniff_kind
+    from livus.report.dicom_sr import write_measurement_sr
+
+    path = Path(item.path)
+    if sniff_kind(path) != "dicom" or not item.frames:
+        return
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    for fa in item.frames:
+        write_measurement_sr(source, fa.result, case_dir / f"sr_{path.stem}_{fa.result.frame_index:04d}.dcm")
 
 
 def _print_summary(s: AnalyzeSummary) -> None:
