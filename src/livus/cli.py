@@ -80,6 +80,12 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     return train_detector_cli(args)
 
 
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from livus.train.classifier import train_classifier_cli
+
+    return train_classifier_cli(args)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from livus.report.deidentify import deidentify_path
 
@@ -146,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--folds", type=int, default=None, help="k for cross-validation (0 = train on all)")
     td.add_argument("--resume", action="store_true", help="resume from the run folder's checkpoint")
     td.set_defaults(func=_cmd_train_detector)
+    tc = tsub.add_parser("classifier", help="cross-validate and train the lesion classifier (malignancy + features)")
+    tc.add_argument("--data", required=True, help="livus dataset folder with lesion outlines")
+    tc.add_argument("--out", default="runs/classifier", help="run folder (cv.json, cv.md, reliability PNGs, classifier.pt)")
+    tc.add_argument("--folds", type=int, default=3, help="k for cross-validation (0 = only train on all)")
+    tc.add_argument("--epochs", type=int, default=None, help="epochs per model (default: ClassifierTrainConfig)")
+    tc.add_argument("--save", default=None, help="also write the final model here (e.g. models/classifier.pt)")
+    tc.set_defaults(func=_cmd_train_classifier)
 
     x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
     x.add_argument("--deidentify", action="store_true", help="required: DICOM confidentiality profile, "

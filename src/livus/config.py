@@ -92,7 +92,12 @@ class ClassifierConfig:
 
     crop_size_px: int = 96
     margin: float = 0.5  # crop side = lesion box side * (1 + 2 * margin)
+    min_side_px: float = 32.0  # smallest crop side (original pixels)
     widths: tuple[int, ...] = (32, 64, 128)
+    blocks_per_stage: int = 1
+    use_cbam: bool = True  # CBAM on the two deepest stages
+    dropout: float = 0.2
+    use_size: bool = True  # heads also see the lesion's log box side (original pixels)
 
 
 @dataclass
