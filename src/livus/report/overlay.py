@@ -161,12 +161,14 @@ def place_label(
 
 
 class _LabelPainter:
-    """Draws text boxes with Pillow (CJK-capable) onto an RGB array."""
+    """Draws text boxes with Pillow (CJK-capable) into an RGB array, in place.
+
+    Only the pixels under each box go through Pillow (crop → composite → paste back), which
+    keeps a label cheap on large frames.
+    """
 
     def __init__(self, rgb: np.ndarray, font_px: int, style: OverlayStyle) -> None:
-        self.base = Image.fromarray(rgb).convert("RGBA")
-        self.layer = Image.new("RGBA", self.base.size, (0, 0, 0, 0))
-        self.draw = ImageDraw.Draw(self.layer)
+        self.rgb = rgb
         self.font = pil_font(font_px)
         self.font_px = font_px
         self.pad = max(2, font_px // 4)
@@ -174,27 +176,30 @@ class _LabelPainter:
         self.style = style
 
     def box_size(self, lines: list[str]) -> tuple[float, float]:
-        widths = [self.draw.textlength(line, font=self.font) for line in lines]
+        widths = [self.font.getlength(line) for line in lines]
         line_h = self.font_px * 1.25
         return max(widths) + 2 * self.pad, line_h * len(lines) + 2 * self.pad
 
     def paint(self, box: Box, lines: list[str], colours: list[RGB]) -> None:
-        radius = max(2, self.pad)
-        self.draw.rounded_rectangle(box, radius=radius, fill=self.style.label_bg_rgba)
-        y = box[1] + self.pad
+        height, width = self.rgb.shape[:2]
+        x0, y0 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
+        x1, y1 = min(width, int(math.ceil(box[2])) + 1), min(height, int(math.ceil(box[3])) + 1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        base = Image.fromarray(np.ascontiguousarray(self.rgb[y0:y1, x0:x1])).convert("RGBA")
+        layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+        draw.rounded_rectangle(local, radius=max(2, self.pad), fill=self.style.label_bg_rgba)
+        y = local[1] + self.pad
         for line, colour in zip(lines, colours):
-            self.draw.text(
-                (box[0] + self.pad, y),
-                line,
-                font=self.font,
-                fill=colour + (255,),
-                stroke_width=self.stroke,
-                stroke_fill=self.style.edge_rgb + (255,),
-            )
+            draw.text((local[0] + self.pad, y), line, font=self.font, fill=colour + (255,),
+                      stroke_width=self.stroke, stroke_fill=self.style.edge_rgb + (255,))
             y += self.font_px * 1.25
+        self.rgb[y0:y1, x0:x1] = np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
 
     def result(self) -> np.ndarray:
-        return np.array(Image.alpha_composite(self.base, self.layer).convert("RGB"))
+        return self.rgb
 
 
 def _to_rgb(image_grey: np.ndarray) -> np.ndarray:
@@ -283,8 +288,8 @@ def heatmap_panel(
         heat = cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR)
     heat = np.clip(np.nan_to_num(heat), 0.0, 1.0)
     colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    weight = (style.heatmap_max_alpha * np.sqrt(heat))[..., None]
-    panel = (image_grey_rgb * (1.0 - weight) + colour * weight).round().astype(np.uint8)
+    weight = (style.heatmap_max_alpha * np.sqrt(heat)).astype(np.float32)
+    panel = cv2.blendLinear(colour, np.ascontiguousarray(image_grey_rgb), weight, 1.0 - weight)
     _draw_geometry(panel, result, style, with_axes=False, with_regions=False)
     painter = _LabelPainter(panel, _font_px(panel.shape, style), style)
     title = [text("heatmap_panel", language)]
