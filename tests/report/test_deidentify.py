@@ -180,3 +180,24 @@ def test_sr_keeps_measurements_and_follows_new_uids(export_tree):
     assert sr.PatientID == patient_a and sr.StudyInstanceUID == a1.StudyInstanceUID
     groups = read_sr_measurements(sr)
     assert groups[0]["long_axis"][0] == pytest.approx(13.0)  # measurements survive de-identification
+
+
+def test_compressed_and_colour_multiframe_pixels_cleaned(tmp_path):
+    from pydicom.uid import RLELossless
+
+    img = _frame_with_name()
+    rle = make_us_dicom(img)
+    rle.compress(RLELossless)
+    colour = make_us_dicom(img, frames=2)
+    colour.SamplesPerPixel, colour.PhotometricInterpretation, colour.PlanarConfiguration = 3, "RGB", 0
+    colour.PixelData = np.stack([cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)] * 2).tobytes()
+    (tmp_path / "s").mkdir()
+    rle.save_as(tmp_path / "s" / "rle.dcm", enforce_file_format=True)
+    colour.save_as(tmp_path / "s" / "colour.dcm", enforce_file_format=True)
+    report = deidentify_path(tmp_path / "s", tmp_path / "o", key=KEY)
+    assert report.n_dicom == 2 and not report.skipped
+    rle_out = pydicom.dcmread(tmp_path / "o" / "rle.dcm").pixel_array
+    colour_out = pydicom.dcmread(tmp_path / "o" / "colour.dcm").pixel_array
+    assert rle_out.shape == (240, 320) and rle_out[TEXT_BOX].max() == 0
+    assert colour_out.shape == (2, 240, 320, 3) and colour_out[:, TEXT_BOX[0], TEXT_BOX[1]].max() == 0
+    assert np.array_equal(rle_out[150:200, 100:200], img[150:200, 100:200])  # echo data kept
