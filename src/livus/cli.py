@@ -97,6 +97,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0 if report.written else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from livus.infer.bench import bench_cli
+
+    return bench_cli(args)
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from livus.infer.onnx import build_onnx_models
+
+    for name, path in build_onnx_models(Path(args.models), Path(args.data), n_calibration=args.calibration).items():
+        print(f"{name:18s} {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livus", description="Liver ultrasound lesion analysis (decision support).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--folds", type=int, default=3, help="k for cross-validation (0 = only train on all)")
     tc.add_argument("--epochs", type=int, default=None, help="epochs per model (default: ClassifierTrainConfig)")
     tc.add_argument("--save", default=None, help="also write the final model here (e.g. models/classifier.pt)")
+    tc.add_argument("--sim", default=None, help="simulated dataset adding B-mode feature labels (see `livus simulate`)")
     tc.set_defaults(func=_cmd_train_classifier)
 
     x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
@@ -167,6 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("dst", help="output folder (outside SRC)")
     x.add_argument("--key", default=None, help="site key for pseudonyms (default: $LIVUS_DEID_KEY)")
     x.set_defaults(func=_cmd_export)
+
+    bn = sub.add_parser("bench", help="speed/memory of the per-frame analysis on this machine (torch vs ONNX fp32/int8)")
+    bn.add_argument("--quick", action="store_true", help="one size, few iterations (smoke test)")
+    bn.add_argument("--json", default=None, help="also write the figures as JSON to this file")
+    bn.add_argument("--sizes", default=None, help="detector input sizes, e.g. 256,384,512")
+    bn.add_argument("--runtimes", default=None, help="e.g. torch,onnx-fp32,onnx-int8")
+    bn.add_argument("--workers", default=None, help="worker-process counts for throughput, e.g. 1,2")
+    bn.add_argument("--iterations", type=int, default=None, help="timed frames per configuration")
+    bn.add_argument("--threads", type=int, default=None, help="CPU threads of the single-stream runs (default 2)")
+    bn.add_argument("--model-dir", default=None, help="folder with detector.pt/classifier.pt (default: models/)")
+    bn.add_argument("--frame", default=None, help="image to analyse (default: examples/hcc_malignant.png, 1024x768)")
+    bn.add_argument("--data", default=None, help="livus dataset for int8 calibration of generated files")
+    bn.add_argument("--work-dir", default=None, help="keep generated ONNX files here")
+    bn.add_argument("--default-runtime", default=None, help="runtime whose figures are the headline (default onnx-int8)")
+    bn.add_argument("--default-size", type=int, default=None, help="input size of the headline (default: the detector's)")
+    bn.set_defaults(func=_cmd_bench)
+
+    eo = sub.add_parser("export-onnx", help="export models/*.pt to ONNX fp32 + static int8 (calibrated on a dataset)")
+    eo.add_argument("--models", default="models", help="folder with detector.pt / classifier.pt")
+    eo.add_argument("--data", required=True, help="livus dataset for int8 calibration (e.g. AUL imported)")
+    eo.add_argument("--calibration", type=int, default=64, help="calibration images (classifier: twice as many crops)")
+    eo.set_defaults(func=_cmd_export_onnx)
 
     from livus.service.admin import add_subparsers as add_service_subparsers  # serve, user, model
 
