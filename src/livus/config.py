@@ -70,7 +70,8 @@ class TrainConfig:
     folds: int = 3
     seed: int = 0
     num_threads: int = 1  # measured: 2 threads ran ~3× slower than 1 on the shared 2-core machine
-    use_simulated: bool = False
+    use_simulated: bool = False  # add the simulated dataset at simulated_dir to every training split
+    simulated_dir: str = ""  # livus dataset folder written by the simulator
     hard_example_mining: bool = True
     hard_example_fraction: float = 0.3  # share of each epoch drawn by per-image loss
     copy_paste_prob: float = 0.3
@@ -84,6 +85,7 @@ class TrainConfig:
     aux_weight: float = 0.4
     max_train_images: int = 0  # 0 = all (a cap for quick runs)
     eval_every: int = 2  # epochs between validation passes (the last epoch is always validated)
+    folds_to_run: tuple[int, ...] = ()  # subset of the k folds to train (empty = all), e.g. for ablations
 
 
 @dataclass

@@ -11,6 +11,15 @@ from livus.models.detector import LesionDetector, load_detector, save_detector
 from livus.models.losses import detector_loss
 from livus.train.datasets import build_targets
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one thread is faster than several on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 SMALL = DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8)
 
 
@@ -85,3 +94,22 @@ def test_loss_falls_on_tiny_synthetic_set() -> None:
     assert per_image.shape == (4,)
     assert set(parts) >= {"heatmap", "axes", "orient", "offset", "lesion_mask", "liver_mask", "aux"}
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_shipped_model_drops_aux_heads_and_keeps_outputs(tmp_path) -> None:
+    from livus.models.detector import load_checkpoint
+    from livus.train.detector import ship_model
+
+    torch.manual_seed(1)
+    model = LesionDetector(SMALL).eval()
+    trained = save_detector(model, tmp_path / "trained.pt", {"version": "v1"})
+    shipped = ship_model(trained, tmp_path / "ship.pt", score_threshold=0.42, extra_meta={"cv": {"a": 1.0}})
+    ckpt = load_checkpoint(shipped)
+    assert not any(k.startswith("aux.") for k in ckpt["state_dict"])
+    loaded = load_detector(shipped)
+    assert loaded.cfg.score_threshold == 0.42 and loaded.meta["version"] == "v1" and loaded.meta["cv"] == {"a": 1.0}
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        a, b = model(x), loaded(x)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])

@@ -100,3 +100,16 @@ def test_hard_example_sampler_prefers_high_loss() -> None:
     s.update(np.arange(10), np.array([0.01] * 9 + [10.0]))
     counts = np.bincount(np.concatenate([s.epoch_indices() for _ in range(20)]), minlength=10)
     assert counts[9] > 3 * counts[:9].max()
+
+
+def test_csv_log_widens_header(tmp_path) -> None:
+    import csv
+
+    from livus.train.trainer import CsvLog
+
+    log = CsvLog(tmp_path / "log.csv")
+    log.write({"epoch": 1, "loss": 2.0})
+    log.write({"epoch": 2, "loss": 1.5, "dice": 0.7})
+    CsvLog(tmp_path / "log.csv").write({"epoch": 3, "loss": 1.0, "dice": 0.8})  # resumed
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [r["dice"] for r in rows] == ["", "0.7", "0.8"]

@@ -39,9 +39,11 @@ def _make_dataset(root, n: int = 6) -> None:
 def test_tiny_cv_run_writes_everything(tmp_path) -> None:
     data = tmp_path / "ds"
     _make_dataset(data)
+    sim = tmp_path / "sim"
+    _make_dataset(sim, n=4)
     cfg = LivusConfig(
         detector=DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
-        train=TrainConfig(epochs=2, batch_size=4, folds=2, num_threads=1, eval_every=1),
+        train=TrainConfig(epochs=2, batch_size=4, folds=2, num_threads=1, eval_every=1, use_simulated=True, simulated_dir=str(sim)),
     )
     out = tmp_path / "run"
     summary = train_detector(data, cfg, out, folds=2, progress=False)
@@ -53,8 +55,22 @@ def test_tiny_cv_run_writes_everything(tmp_path) -> None:
         assert (out / f"fold{f}" / "froc.png").is_file()
     model = load_detector(out / "fold0" / "detector.pt")
     assert model.meta["fold"] == 0
+    assert model.meta["train_images"] == 3 + 4  # simulated images join the training split only
+    assert model.meta["training_data"].endswith("+ simulated")
     assert "| mean |" in format_cv_table(summary)
     # resume: finished folds are not retrained
     before = (out / "fold0" / "detector.pt").stat().st_mtime_ns
     train_detector(data, cfg, out, folds=2, resume=True, progress=False)
     assert (out / "fold0" / "detector.pt").stat().st_mtime_ns == before
+
+
+def test_folds_to_run_limits_the_folds(tmp_path) -> None:
+    data = tmp_path / "ds"
+    _make_dataset(data)
+    cfg = LivusConfig(
+        detector=DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
+        train=TrainConfig(epochs=1, batch_size=4, folds=2, num_threads=1, folds_to_run=(1,)),
+    )
+    summary = train_detector(data, cfg, tmp_path / "run", progress=False)
+    assert len(summary["per_fold"]) == 1
+    assert not (tmp_path / "run" / "fold0").exists() and (tmp_path / "run" / "fold1" / "detector.pt").is_file()

@@ -131,10 +131,11 @@ def sensitivity_at_fp(matches: list[ImageMatch], fp_rates: tuple[float, ...] = F
 
 
 def threshold_at_fp(matches: list[ImageMatch], fp_rate: float) -> float:
-    """Lowest score threshold whose FP/image is ≤ ``fp_rate`` (the operating point)."""
+    """Lowest score threshold whose FP/image is ≤ ``fp_rate`` (the operating point); 1.0 when
+    even the best detection exceeds it."""
     fp, _, thr = froc_curve(matches)
     ok = np.nonzero(fp <= fp_rate + 1e-12)[0]
-    return float(thr[ok[-1]])
+    return float(min(thr[ok[-1]], 1.0))
 
 
 def sensitivity_by_size(

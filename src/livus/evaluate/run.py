@@ -36,6 +36,7 @@ from livus.evaluate.detection import (
     match_image,
     sensitivity_at_fp,
     sensitivity_by_size,
+    threshold_at_fp,
 )
 from livus.evaluate.segmentation import polygon_set_dice
 from livus.io.dataset import ImageRecord, load_dataset
@@ -59,6 +60,7 @@ class Metrics:
     liver_dice: float = math.nan
     long_axis_error_px: float = math.nan
     n_hits_long_axis: int = 0
+    threshold_at_025fp: float = math.nan  # lowest score threshold with ≤ 0.25 FP/image
     froc_fp_per_image: list[float] = field(default_factory=list)
     froc_sensitivity: list[float] = field(default_factory=list)
     classification: dict[str, Any] | None = None  # filled by the classifier's evaluation
@@ -131,6 +133,7 @@ def compute_metrics(records: list[ImageRecord], results: list[FrameResult], repo
         liver_dice=float(np.mean(liver)) if liver else math.nan,
         long_axis_error_px=float(errs.mean()) if len(errs) else math.nan,
         n_hits_long_axis=int(len(errs)),
+        threshold_at_025fp=threshold_at_fp(matches, 0.25) if records else math.nan,
         froc_fp_per_image=[float(x) for x in fp],
         froc_sensitivity=[float(x) for x in sens],
     )

@@ -56,6 +56,18 @@ class ModelSpaceCache:
         )
 
 
+def concat_caches(a: ModelSpaceCache, b: ModelSpaceCache) -> ModelSpaceCache:
+    """Both caches' images, ``a`` first (same model size required)."""
+    if a.size != b.size:
+        raise ValueError(f"cannot join caches of sizes {a.size} and {b.size}")
+    return ModelSpaceCache(
+        np.concatenate([a.images, b.images]), np.concatenate([a.lesion_masks, b.lesion_masks]),
+        np.concatenate([a.liver_masks, b.liver_masks]), np.concatenate([a.liver_valid, b.liver_valid]),
+        np.concatenate([a.valid_masks, b.valid_masks]), a.letterboxes + b.letterboxes, a.classes + b.classes,
+        a.stems + b.stems,
+    )
+
+
 def record_stem(rec: ImageRecord) -> str:
     """Name by which results are matched to a record: the image file's stem."""
     return Path(rec.file_name).stem

@@ -31,7 +31,7 @@ from livus.io.dataset import ImageRecord, load_dataset
 from livus.models.decode import Detection, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector, count_parameters, save_detector
 from livus.preprocess.geometry import Letterbox
-from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, load_cache, save_cache
+from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, concat_caches, load_cache, save_cache
 from livus.train.splits import stratified_kfold
 from livus.train.trainer import CsvLog, HardExampleSampler, load_training_state, predict, save_training_state, train_one_epoch
 from livus.types import FrameResult, Lesion
@@ -161,11 +161,13 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(v)) if v else math.nan
 
 
-def get_cache(cfg: LivusConfig, data_dir: Path, out_dir: Path, records: list[ImageRecord]) -> ModelSpaceCache:
-    """Load ``out_dir/cache_<S>.npz`` or build it with ``preprocess_frame`` (same as inference)."""
+def get_cache(
+    cfg: LivusConfig, data_dir: Path, out_dir: Path, records: list[ImageRecord], name: str = "cache"
+) -> ModelSpaceCache:
+    """Load ``out_dir/<name>_<S>.npz`` or build it with ``preprocess_frame`` (same as inference)."""
     size = cfg.detector.input_size_px
     cfg.preprocess.input_size_px = size
-    path = out_dir / f"cache_{size}.npz"
+    path = out_dir / f"{name}_{size}.npz"
     if path.is_file():
         cache = load_cache(path)
         if len(cache) == len(records):
@@ -189,22 +191,32 @@ def train_detector(
     if cfg.train.max_train_images:
         records = records[: cfg.train.max_train_images]
     cache = get_cache(cfg, data_dir, out_dir, records)
+    extra: ModelSpaceCache | None = None  # simulated images: training splits only, never validation
+    if cfg.train.use_simulated:
+        if not cfg.train.simulated_dir:
+            raise ValueError("train.use_simulated needs train.simulated_dir")
+        sim_dir = Path(cfg.train.simulated_dir)
+        extra = get_cache(cfg, sim_dir, out_dir, load_dataset(sim_dir).images, name="simulated")
+    with_extra = (lambda c: concat_caches(c, extra)) if extra is not None else (lambda c: c)  # noqa: E731
     k = cfg.train.folds if folds is None else folds
-    meta = {"version": f"{MODEL_VERSION_PREFIX}-{time.strftime('%Y%m%d')}", "training_data": str(ds.info.get("name") or data_dir.name),
+    training_data = str(ds.info.get("name") or data_dir.name) + (" + simulated" if cfg.train.use_simulated else "")
+    meta = {"version": f"{MODEL_VERSION_PREFIX}-{time.strftime('%Y%m%d')}", "training_data": training_data,
             "input_size_px": cfg.detector.input_size_px, "config": "see run folder config.yaml"}
     if k == 0:
-        model, _ = train_run(cfg, cache, None, [], out_dir / "all", resume, progress, meta)
+        model, _ = train_run(cfg, with_extra(cache), None, [], out_dir / "all", resume, progress, meta)
         return {"folds": 0, "model": str(out_dir / "all" / "detector.pt")}
     splits = stratified_kfold(cache.classes, k, cfg.train.seed)
     per_fold: list[dict[str, float]] = []
     for f, (tr, va) in enumerate(splits):
+        if cfg.train.folds_to_run and f not in cfg.train.folds_to_run:
+            continue
         fold_dir = out_dir / f"fold{f}"
         done = fold_dir / "metrics.json"
         if resume and done.is_file() and (fold_dir / "detector.pt").is_file() and not (fold_dir / "state.pt").is_file():
             per_fold.append(json.loads((fold_dir / "headline.json").read_text()))
             continue
         val_recs = [records[i] for i in va]
-        _, metrics = train_run(cfg, cache.subset(tr), cache.subset(va), val_recs, fold_dir, resume, progress,
+        _, metrics = train_run(cfg, with_extra(cache.subset(tr)), cache.subset(va), val_recs, fold_dir, resume, progress,
                                dict(meta, fold=f, folds=k))
         assert metrics is not None
         per_fold.append(metrics.headline())
@@ -237,3 +249,48 @@ def train_detector_cli(args: argparse.Namespace) -> int:
     else:
         print(f"model written to {summary['model']}")
     return 0
+
+
+# ---- after training: operating threshold, shipped model, model card -----------------------
+
+
+def revalidate_run(run_dir: Path, data_dir: Path, score_threshold: float | None = None) -> list[Metrics]:
+    """Re-run validation of every ``run_dir/fold<k>/detector.pt`` on its own validation split
+    (from the run's config and cache); ``score_threshold`` overrides the report threshold."""
+    cfg = load_config(run_dir / "config.yaml")
+    ds = load_dataset(data_dir)
+    records = ds.images[: cfg.train.max_train_images] if cfg.train.max_train_images else ds.images
+    cache = get_cache(cfg, data_dir, run_dir, records)
+    splits = stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)
+    out = []
+    from livus.models.detector import load_detector
+
+    for f, (_, va) in enumerate(splits):
+        path = run_dir / f"fold{f}" / "detector.pt"
+        if not path.is_file():
+            continue
+        model = load_detector(path)
+        if score_threshold is not None:
+            model.cfg.score_threshold = score_threshold
+        out.append(validate(model, cache.subset(va), [records[i] for i in va]))
+    return out
+
+
+def ship_model(
+    trained: Path, dest: Path, score_threshold: float | None = None, extra_meta: dict[str, Any] | None = None
+) -> Path:
+    """Copy a trained checkpoint to ``dest`` (e.g. ``models/detector.pt``) without the
+    training-only auxiliary heads, optionally with a new report threshold and more metadata."""
+    from livus.models.detector import load_checkpoint, load_detector
+
+    meta = dict(load_checkpoint(trained).get("meta", {}))
+    model = load_detector(trained)
+    cfg = model.cfg
+    if score_threshold is not None:
+        cfg.score_threshold = float(score_threshold)
+    cfg.deep_supervision = False
+    slim = LesionDetector(cfg)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux.")}
+    slim.load_state_dict(state)
+    meta.update(extra_meta or {})
+    return save_detector(slim.eval(), dest, meta)

@@ -109,25 +109,32 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> list[
 
 
 class CsvLog:
-    """Append-only CSV log (one row per epoch); columns fixed by the first row written."""
+    """Append-only CSV log (one row per epoch). When a row brings new columns (validation
+    figures appear only on validation epochs), the file is rewritten with the wider header."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fields: list[str] | None = None
+        self.fields: list[str] = []
+        self.rows: list[dict[str, Any]] = []
         if path.is_file():
             with open(path, newline="") as fh:
-                self.fields = next(csv.reader(fh), None)
+                reader = csv.DictReader(fh)
+                self.fields = list(reader.fieldnames or [])
+                self.rows = list(reader)
 
     def write(self, row: dict[str, Any]) -> None:
         row = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), **row}
-        new = self.fields is None
-        if new:
-            self.fields = list(row)
-        with open(self.path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
-            if new:
+        self.rows.append(row)
+        new_fields = [k for k in row if k not in self.fields]
+        if new_fields or not self.path.is_file():
+            self.fields += new_fields
+            with open(self.path, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.fields)
                 w.writeheader()
-            w.writerow(row)
+                w.writerows(self.rows)
+            return
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.fields).writerow(row)
 
 
 def save_training_state(path: Path, **state: Any) -> None:
