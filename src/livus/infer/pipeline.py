@@ -155,10 +155,9 @@ class AnalyzeSummary:
 
 
 def _case_key(path: Path, frame: Frame) -> str:
-    """Frames of one DICOM study/patient share a case; any other input is its own case."""
-    md = frame.metadata
-    key = md.get("StudyInstanceUID") or md.get("PatientID")
-    if key:  # a short stable digest: UIDs are long and patient ids are identifying
+    """Frames of one DICOM study share a case; any other input is its own case."""
+    key = frame.metadata.get("StudyInstanceUID")
+    if key:  # a short stable digest of the (long, unguessable) study UID; never the patient id
         return "study-" + hashlib.sha1(str(key).encode()).hexdigest()[:10]
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:80]
 
