@@ -49,3 +49,15 @@ def test_image_label_wins_when_present():
     r.image_label = {"normal": 0.1, "benign": 0.2, "malignant": 0.7}
     assert predicted_image_class(r, 0.5, 0.0) == "malignant"
     assert np.isnan(diagnosis_metrics([], []).three_way_accuracy)
+
+
+def test_metrics_page_embeds_plots(tmp_path):
+    from livus.evaluate.page import write_metrics_page
+
+    recs = [_rec(i, "malignant" if i % 2 else "benign", [((50, 50), bool(i % 2))]) for i in range(6)]
+    ress = [_res(i, [((50, 50), 0.9, 0.8 if i % 2 else 0.3)]) for i in range(6)]
+    m = diagnosis_metrics(recs, ress)
+    plots = write_diagnosis_outputs(m, tmp_path)
+    page = write_metrics_page(tmp_path, {**m.to_json_dict(), "mass_dice": 0.5}, plots).read_text()
+    assert page.count("data:image/png;base64") == 3
+    assert "Malignancy AUC" in page and "1.000" in page and "0.500" in page
