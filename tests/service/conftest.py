@@ -43,6 +43,20 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Cheap argon2 parameters for the tests only (the service default is argon2-cffi's RFC 9106
+    low-memory profile, ~0.1-0.5 s per hash here); test_auth checks the default."""
+    from argon2 import PasswordHasher
+
+    import livus.service.auth as auth
+
+    default = auth._HASHER
+    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    auth._HASHER = default
+
+
 @dataclass
 class Service:
     app: object

@@ -104,10 +104,6 @@ def build_state(cfg: ServiceConfig) -> ServiceState:
 # ----------------------------------------------------------------------------- middleware
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Refuse request bodies over ``limit`` bytes with 413 (by Content-Length, or while streaming)."""
 
@@ -129,28 +125,31 @@ class BodyLimitMiddleware:
                     await _plain_response(send, 413, "request body too large")
                     return
         seen = 0
-        started = False
+        exceeded = False
 
         async def limited_receive() -> dict:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge()
+                    exceeded = True  # the app sees a client that went away; its answer is replaced
+                    return {"type": "http.disconnect"}
             return msg
 
-        async def tracking_send(msg: dict) -> None:
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
+        async def guarded_send(msg: dict) -> None:
+            if not exceeded:
+                await send(msg)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _plain_response(send, 413, "request body too large")
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:  # noqa: BLE001 - parsing a cut-off body may fail in any way
+            if not exceeded:
+                raise
+        if exceeded:
+            await _plain_response(send, 413, "request body too large")
 
 
 async def _plain_response(send: Callable, status: int, text: str) -> None:

@@ -2,8 +2,8 @@
 
 Patient name/ID, the free-text description and uploaded file names are replaced by stable
 pseudonyms (keyed HMAC, the key stays in the data directory). Images lose everything outside
-the scan fan (where scanners burn in names, dates and IDs); when
-``livus.report.deidentify`` provides ``blackout_burned_in_text`` it is applied as well.
+the scan fan (where scanners burn in names, dates and IDs), and text burned in inside the fan
+is blacked out with the report package's detector (``livus.report.redact_pixels``).
 """
 
 from __future__ import annotations
@@ -52,13 +52,17 @@ def mask_outside_fan(image: np.ndarray, fan_polygon_px: list[list[float]] | None
 
 
 def deidentify_image(image: np.ndarray, fan_polygon_px: list[list[float]] | None) -> np.ndarray:
-    """Image for a researcher: outside the fan blanked, then burned-in text removal if available."""
+    """Image for a researcher: outside the fan blanked, then burned-in text inside it blacked
+    out with :func:`livus.report.redact_pixels.burned_in_text_mask` (grey or BGR images)."""
     img = mask_outside_fan(image, fan_polygon_px)
     try:
-        from livus.report.deidentify import blackout_burned_in_text  # type: ignore[attr-defined]
-    except ImportError:
+        from livus.report.redact_pixels import burned_in_text_mask
+    except ImportError:  # the fan mask alone is already applied
         return img
+    grey = img if img.ndim == 2 else cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
     try:
-        return np.asarray(blackout_burned_in_text(img))
+        mask, _method = burned_in_text_mask(grey, None)
     except Exception:  # noqa: BLE001 - the fan mask alone is already applied
         return img
+    img[np.asarray(mask) > 0] = 0
+    return img

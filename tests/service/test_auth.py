@@ -1,0 +1,63 @@
+"""Password hashing, lock-out and the login rate limiter as plain functions."""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+
+from livus.service import auth
+from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, verify_password
+from livus.service.storage import make_engine, make_sessionmaker
+
+
+def test_default_hasher_is_argon2id():
+    h = PasswordHasher().hash("a-password-here")  # what the service uses outside the tests
+    assert h.startswith("$argon2id$")
+    assert verify_password(h, "a-password-here") and not verify_password(h, "other")
+    assert not verify_password("not-a-hash", "x")
+
+
+def test_lockout_and_unlock(tmp_path):
+    sm = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    with sm() as db:
+        user = create_user(db, "ann", "ann-password-1", "physician")
+        assert user.password_hash.startswith("$argon2")
+        assert "ann-password-1" not in user.password_hash
+        for _ in range(2):
+            with pytest.raises(AuthError) as e:
+                authenticate(db, "ann", "wrong-password", lockout_failures=3, lockout_minutes=5)
+            assert not e.value.locked
+        with pytest.raises(AuthError) as e:
+            authenticate(db, "ann", "wrong-password", lockout_failures=3, lockout_minutes=5)
+        assert e.value.locked
+        with pytest.raises(AuthError):
+            authenticate(db, "ann", "ann-password-1", lockout_failures=3, lockout_minutes=5)
+        user.locked_until = None
+        db.commit()
+        assert authenticate(db, "ann", "ann-password-1", 3, 5).username == "ann"
+        with pytest.raises(ValueError):
+            create_user(db, "ann", "ann-password-1", "physician")
+        with pytest.raises(ValueError):
+            create_user(db, "bob", "ann-password-1", "superuser")
+        with pytest.raises(ValueError):
+            create_user(db, "b o b", "ann-password-1", "physician")
+
+
+def test_rate_limiter_sliding_window():
+    rl = RateLimiter(limit=2, window_s=10)
+    assert rl.allow("ip", now=0) and rl.allow("ip", now=1)
+    assert not rl.allow("ip", now=2)
+    assert rl.allow("other", now=2)
+    assert rl.allow("ip", now=10.5)  # the first attempt left the window
+
+
+def test_session_tokens_are_stored_hashed(tmp_path):
+    sm = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    with sm() as db:
+        user = create_user(db, "ann", "ann-password-1", "physician")
+        new = auth.start_session(db, user, hours=1)
+        assert new.record.token_sha256 != new.token and len(new.record.token_sha256) == 64
+        assert auth.session_for_token(db, new.token).user_id == user.id
+        assert auth.session_for_token(db, new.token + "x") is None
+        auth.end_session(db, new.token)
+        assert auth.session_for_token(db, new.token) is None
