@@ -500,6 +500,74 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             tmp.cleanup()
 
 
+# ----------------------------------------------------------------------------- accuracy of a variant
+
+
+@dataclass
+class AccuracyData:
+    """Validation data for comparing model variants: preprocessed images (``preprocess_frame``,
+    as the pipeline does) with their records, and ground-truth lesion crops for the classifier."""
+
+    cache: Any  # livus.train.datasets.ModelSpaceCache
+    records: list[Any]
+    crops: np.ndarray  # (N, 2, C, C)
+    sizes: np.ndarray  # (N,) size features
+    malignant: np.ndarray  # (N,) 0/1, NaN unknown
+
+
+def accuracy_data(data_dir: Path, input_size_px: int, classifier_cfg: Any | None = None, fold: int = 0,
+                  max_images: int | None = None) -> AccuracyData:
+    """The VALIDATION side of fold ``fold`` of :func:`livus.infer.onnx.dataset_split` (the split
+    detector cross-validation uses), preprocessed at ``input_size_px``."""
+    from livus.config import PreprocessConfig
+    from livus.infer.onnx import _spread, dataset_split
+    from livus.io.dataset import Dataset, load_dataset
+    from livus.train.datasets import build_cache
+
+    ds = load_dataset(data_dir)
+    _, val_idx = dataset_split([r.image_class or "unknown" for r in ds.images], fold)
+    if max_images:
+        val_idx = _spread(val_idx, max_images)
+    records = [ds.images[i] for i in val_idx]
+    cache = build_cache(ds, PreprocessConfig(input_size_px=int(input_size_px)), records)
+    crops = sizes = mal = np.zeros(0, np.float32)
+    if classifier_cfg is not None:
+        from livus.train.classifier import build_samples
+
+        samples = build_samples(Dataset(ds.root, records, ds.info), classifier_cfg)
+        crops, sizes, mal = samples.eval_crops, samples.size, samples.malignant
+    return AccuracyData(cache, records, crops, sizes, mal)
+
+
+def detector_accuracy(detector: Any, data: AccuracyData) -> dict[str, float]:
+    """Lesion sensitivity at 0.25 FP/image and mass Dice (at the config's report threshold) of a
+    detector (torch or ONNX runner) on ``data`` — ``livus.train.detector.validate``."""
+    from livus.train.detector import validate
+
+    m = validate(detector, data.cache, data.records)
+    return {"sens@0.25fp": float(m.sensitivity_at_fp.get("0.25", math.nan)), "mass_dice": float(m.mass_dice),
+            "liver_dice": float(m.liver_dice)}
+
+
+def classifier_auc(classifier: Any, data: AccuracyData, batch: int = 64) -> float:
+    """Malignancy ROC AUC of a classifier (torch or ONNX runner) on the ground-truth lesion
+    crops of ``data`` (lesions with a known label)."""
+    import torch
+
+    from livus.evaluate.classification import roc_auc
+
+    known = ~np.isnan(data.malignant)
+    if not known.any():
+        return math.nan
+    logits = []
+    with torch.no_grad():
+        for i in range(0, len(data.crops), batch):
+            out = classifier(torch.from_numpy(data.crops[i : i + batch]), torch.from_numpy(data.sizes[i : i + batch]))
+            logits.append(out["malignancy"].numpy())
+    z = np.concatenate(logits)
+    return float(roc_auc(data.malignant[known], 1.0 / (1.0 + np.exp(-z[known]))))
+
+
 # ----------------------------------------------------------------------------- text output
 
 
