@@ -34,11 +34,18 @@ class FanParams:
 
     work_width_px: int = 512  # detection runs on a copy this wide
     floor_grey: float = 6.0  # smoothed grey above background + this counts as echo
-    min_local_std: float = 0.0  # echo is speckled: local grey std above this (0 = off)
-    std_window_px: int = 5  # window of that std (work pixels)
+    min_local_std: float = 1.0  # flat rim: local grey std below this (0 = off)
+    std_window_px: int = 3  # window of that std (original pixels)
+    flat_max_grey: float = 80.0  # flat rim is darker than this
+    flat_min_share: float = 0.3  # a work pixel is rim when this share of its pixels is
+    min_rim_px: int = 500  # fewer flat pixels next to the background: no rim
+    rim_grey_tol: float = 2.0  # rim pixels are within this of the rim's grey level
+    rim_percentile: float = 15.0  # rim width: this low percentile of the texture's inset
+    max_rim_px: float = 10.0  # rim widths are capped at this (work pixels at 512 wide)
     open_px: float = 5.0
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
-    max_side_angle_gap_deg: float = 90.0  # sides more asymmetric than this: mirror the steeper side
+    max_side_angle_gap_deg: float = 3.0  # sides more asymmetric than this: fit one mirrored edge
+    side_rows_frac: tuple[float, float] = (0.05, 0.4)  # rows (share of the fan height) used for the edges
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
     polygon_epsilon_px: float = 0.7  # polygon simplification tolerance (work pixels)
 
@@ -70,19 +77,34 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return (labels == k).astype(np.uint8)
 
 
+def flat_rim(grey: np.ndarray, params: FanParams) -> np.ndarray | None:
+    """Pixels (bool, same size as ``grey``) of the flat grey rim some scanners draw around the
+    sector, or ``None`` when there is none.
+
+    Such scanners show the fan's black level as a constant grey (~25–35) and pad the sector with
+    a rim of it; the annotated outlines exclude the rim. Speckle varies from pixel to pixel, the
+    rim does not: the rim is the texture-free grey of the level found next to the black
+    background. Computed on the original pixels, where the rim is several pixels wide.
+    """
+    g = grey.astype(np.float32)
+    k = (params.std_window_px, params.std_window_px)
+    mean = cv2.boxFilter(g, -1, k)
+    var = cv2.boxFilter(g * g, -1, k) - mean * mean
+    background = float(np.percentile(grey[::4, ::4], 1))
+    flat = (var < params.min_local_std**2) & (g > background + params.floor_grey) & (g < params.flat_max_grey)
+    near_bg = cv2.dilate((g <= background + 2).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    edge = flat & near_bg
+    if edge.sum() < params.min_rim_px:
+        return None
+    level = float(np.median(g[edge]))
+    return flat & (np.abs(g - level) <= params.rim_grey_tol)
+
+
 def echo_support(grey_small: np.ndarray, params: FanParams) -> np.ndarray:
     """Pixels (0/1) of the largest connected region carrying echo (above the black background)."""
     blur = cv2.GaussianBlur(grey_small, (0, 0), 1.0)
     background = float(np.percentile(blur, 1))
-    raw = blur > background + params.floor_grey
-    if params.min_local_std > 0:
-        # flat grey frames that some scanners draw around the sector carry no speckle
-        g = grey_small.astype(np.float32)
-        k = (params.std_window_px, params.std_window_px)
-        mean = cv2.boxFilter(g, -1, k)
-        var = cv2.boxFilter(g * g, -1, k) - mean * mean
-        raw &= var > params.min_local_std**2
-    raw = raw.astype(np.uint8)
+    raw = (blur > background + params.floor_grey).astype(np.uint8)
     opened = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _disk(params.open_px))
     # the largest region plus big pieces split off by dark bands (near-field gaps, shadows)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
@@ -135,25 +157,79 @@ def _envelope_line(ys: np.ndarray, xs: np.ndarray, outward: float, tol: float, r
     return np.array([[a * y0 + b, y0], u]), best_score
 
 
-def _side_lines(support: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Left and right fan edges as ``[point, unit direction pointing down]``, fitted to the
-    support's row extremes in the upper part of the fan (the near field reaches the edges; the
-    far field is often dark at the sides). ``None`` when a side has no straight edge."""
+def _row_extremes(support: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Rows ``ys`` between fractions ``lo``/``hi`` of the support's height and the support's
+    leftmost/rightmost column in each (``nan`` where the extreme touches the image border, which
+    is a crop, not a fan edge)."""
     rows = np.nonzero(support.any(1))[0]
     if len(rows) < 20:
         return None
     y_top, y_bot = rows[0], rows[-1]
-    band = rows[(rows >= y_top + 0.05 * (y_bot - y_top)) & (rows <= y_top + 0.4 * (y_bot - y_top))]
+    band = rows[(rows >= y_top + lo * (y_bot - y_top)) & (rows <= y_top + hi * (y_bot - y_top))]
     sub = support[band]
+    w = support.shape[1]
     x_left = sub.argmax(1).astype(np.float64)
-    x_right = (sub.shape[1] - 1 - sub[:, ::-1].argmax(1)).astype(np.float64)
-    rng = np.random.default_rng(0)
-    ys = band.astype(np.float64)
-    left = _envelope_line(ys, x_left, -1.0, 1.5, rng)
-    right = _envelope_line(ys, x_right, 1.0, 1.5, rng)
-    if left is None or right is None:
+    x_right = (w - 1 - sub[:, ::-1].argmax(1)).astype(np.float64)
+    x_left[x_left <= 0] = np.nan
+    x_right[x_right >= w - 1] = np.nan
+    return band.astype(np.float64), x_left, x_right
+
+
+def _fit_side(ys: np.ndarray, xs: np.ndarray, outward: float, rng: np.random.Generator) -> tuple[np.ndarray, int] | None:
+    ok = np.isfinite(xs)
+    return _envelope_line(ys[ok], xs[ok], outward, 1.5, rng)
+
+
+def _fan_axis(support: np.ndarray, lo: float = 0.02, hi: float = 0.1) -> float | None:
+    """Column of the fan's symmetry axis: the median middle of the support's row extents just
+    below its top (the near field nearly always reaches both edges; the very first rows can
+    carry a marker attached to the fan)."""
+    ext = _row_extremes(support, lo, hi)
+    if ext is None:
         return None
-    return left[0], right[0]
+    _, x_left, x_right = ext
+    mid = 0.5 * (x_left + x_right)
+    mid = mid[np.isfinite(mid)]
+    return float(np.median(mid)) if len(mid) >= 3 else None
+
+
+def _mirror(line: np.ndarray, axis_x: float) -> np.ndarray:
+    return np.array([[2 * axis_x - line[0][0], line[0][1]], [-line[1][0], line[1][1]]])
+
+
+def _side_lines(support: np.ndarray, params: FanParams) -> tuple[np.ndarray, np.ndarray] | None:
+    """Left and right fan edges as ``[point, unit direction pointing down]``.
+
+    Each edge is an envelope line fitted to the support's row extremes in the upper part of the
+    fan (the near field reaches the edges; the far field is often dark at the sides). A curved or
+    phased probe's sector is symmetric about a vertical axis: when the two edges disagree (one
+    side is dark, so its extremes lie inside the true edge), both sides' points are mirrored onto
+    one side about the axis and a single envelope is fitted to them. ``None`` when no straight
+    edge is found.
+    """
+    ext = _row_extremes(support, params.side_rows_frac[0], params.side_rows_frac[1])
+    if ext is None:
+        return None
+    ys, x_left, x_right = ext
+    rng = np.random.default_rng(0)
+    left = _fit_side(ys, x_left, -1.0, rng)
+    right = _fit_side(ys, x_right, 1.0, rng)
+    axis_x = _fan_axis(support)
+    if left is not None and right is not None:
+        l, r = left[0], right[0]
+        ang_l = np.degrees(np.arctan2(-l[1][0], l[1][1]))
+        ang_r = np.degrees(np.arctan2(r[1][0], r[1][1]))
+        if abs(ang_l - ang_r) <= params.max_side_angle_gap_deg or axis_x is None:
+            return l, r
+    if axis_x is None:
+        return None
+    # symmetric fit: the right extremes and the mirrored left extremes share one envelope
+    ys2 = np.concatenate([ys, ys])
+    xs2 = np.concatenate([x_right, 2 * axis_x - x_left])
+    right_sym = _fit_side(ys2, xs2, 1.0, rng)
+    if right_sym is None:
+        return None
+    return _mirror(right_sym[0], axis_x), right_sym[0]
 
 
 def _intersect(l1: np.ndarray, l2: np.ndarray) -> np.ndarray | None:
@@ -165,10 +241,59 @@ def _intersect(l1: np.ndarray, l2: np.ndarray) -> np.ndarray | None:
     return p + t * u
 
 
-def _sector_mask(support: np.ndarray, params: FanParams) -> np.ndarray | None:
+def _rim_widths(textured: np.ndarray, apex: np.ndarray, a_l: float, a_r: float, r0: float, r1: float,
+                params: FanParams) -> tuple[float, float, float]:
+    """Widths (work pixels) of the flat rim at the sides, the far arc and the near arc: how far
+    inside the fitted sector the textured echo begins where it reaches the border (a low
+    percentile over the border, since dark tissue elsewhere starts deeper inside)."""
+    ys, xs = np.nonzero(textured)
+    if len(xs) < 100:
+        return 0.0, 0.0, 0.0
+    dx, dy = xs - apex[0], ys - apex[1]
+    r = np.hypot(dx, dy)
+    th = np.arctan2(dx, dy)
+    q = params.rim_percentile
+    nb = 48
+    th_bin = np.clip(((th - a_l) / (a_r - a_l) * nb).astype(int), 0, nb - 1)
+    r_max = np.full(nb, -np.inf)
+    r_min = np.full(nb, np.inf)
+    np.maximum.at(r_max, th_bin, r)
+    np.minimum.at(r_min, th_bin, r)
+    inner = slice(nb // 8, nb - nb // 8)  # corners are rounded by the opening
+    far = r1 - np.percentile(r_max[inner][np.isfinite(r_max[inner])], 100 - q)
+    near = np.percentile(r_min[inner][np.isfinite(r_min[inner])], q) - r0
+    rb = np.clip(((r - r0) / (r1 - r0) * nb).astype(int), 0, nb - 1)
+    t_min = np.full(nb, np.inf)
+    t_max = np.full(nb, -np.inf)
+    np.minimum.at(t_min, rb, th)
+    np.maximum.at(t_max, rb, th)
+    rr = r0 + (np.arange(nb) + 0.5) * (r1 - r0) / nb
+    sel = slice(nb // 10, nb // 2)  # the upper half of the sides, away from the corners
+    side = []
+    for d in ((t_min - a_l) * rr, (a_r - t_max) * rr):
+        v = d[sel][np.isfinite(d[sel])]
+        if len(v):
+            side.append(float(np.percentile(v, q)))
+    width = min(side) if side else 0.0
+    cap = params.max_rim_px * params.work_width_px / 512
+    return tuple(float(np.clip(v, 0.0, cap)) for v in (width, far, near))  # type: ignore[return-value]
+
+
+def _halfplane(shape: tuple[int, int], point: np.ndarray, direction: np.ndarray, inward: np.ndarray) -> np.ndarray:
+    """0/1 mask of the side of the line (``point``, ``direction``) that ``inward`` points to."""
+    big = 4.0 * (shape[0] + shape[1])
+    p0, p1 = point - big * direction, point + big * direction
+    poly = np.array([p0, p1, p1 + big * inward, p0 + big * inward])
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    return m
+
+
+def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None) -> np.ndarray | None:
     """Sector model fitted to the support: apex where the side edges meet, near/far arcs around
-    the apex. Extends the fan into dark corners and shadowed sides that carry no echo."""
-    lines = _side_lines(support)
+    the apex. Extends the fan into dark corners and shadowed sides that carry no echo. With
+    ``textured`` (the support less a flat scanner rim), the sector is shrunk by the rim."""
+    lines = _side_lines(support, params)
     if lines is None:
         return None
     left, right = lines
@@ -177,16 +302,6 @@ def _sector_mask(support: np.ndarray, params: FanParams) -> np.ndarray | None:
     if min(ang_l, ang_r) < 2.0:  # not a converging sector (linear probe): the hull is the fan
         return None
     ys, xs = np.nonzero(support)
-    if abs(ang_l - ang_r) > params.max_side_angle_gap_deg:
-        # one side is lost in shadow: mirror the wider side about the near-field centre column
-        top = support.argmax(0)
-        cols = np.nonzero(support.any(0))[0]
-        near = cols[top[cols] <= top[cols].min() + 3 * params.open_px]
-        axis_x = float(np.median(near))
-        if ang_l > ang_r:
-            right = np.array([[2 * axis_x - left[0][0], left[0][1]], [-left[1][0], left[1][1]]])
-        else:
-            left = np.array([[2 * axis_x - right[0][0], right[0][1]], [-right[1][0], right[1][1]]])
     apex = _intersect(left, right)
     if apex is None or apex[1] > ys.min() + 2:
         return None
@@ -194,6 +309,11 @@ def _sector_mask(support: np.ndarray, params: FanParams) -> np.ndarray | None:
     r0, r1 = float(np.percentile(r, 0.2)), float(np.percentile(r, 99.9))
     a_l = np.arctan2(left[1][0], left[1][1])
     a_r = np.arctan2(right[1][0], right[1][1])
+    w_side = 0.0
+    if textured is not None:
+        w_side, w_far, w_near = _rim_widths(textured, apex, a_l, a_r, r0, r1, params)
+        r1 -= w_far
+        r0 += w_near
     a = np.linspace(a_l, a_r, 96)
     outer = np.stack([apex[0] + r1 * np.sin(a), apex[1] + r1 * np.cos(a)], 1)
     inner = np.stack([apex[0] + r0 * np.sin(a[::-1]), apex[1] + r0 * np.cos(a[::-1])], 1)
@@ -202,15 +322,26 @@ def _sector_mask(support: np.ndarray, params: FanParams) -> np.ndarray | None:
     cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
     if m[support > 0].mean() < params.min_sector_cover:
         return None
+    if w_side > 0:
+        for line, sign in ((left, 1.0), (right, -1.0)):
+            u = line[1]
+            normal = np.array([u[1], -u[0]]) * sign  # points into the fan
+            m &= _halfplane(m.shape, line[0] + w_side * normal, u, normal)
     return m
 
 
-def fan_mask_small(grey_small: np.ndarray, params: FanParams) -> tuple[np.ndarray, str]:
-    """Fan mask (0/1) of a downsampled grey image and how it was found (sector | hull | none)."""
+def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Fan mask (0/1) of a downsampled grey image and how it was found (sector | hull | none).
+    ``rim_small``: flat scanner rim (0/1, same size) to exclude, or ``None``."""
     support = echo_support(grey_small, params)
     if not support.any():
         return support, "none"
-    sector = _sector_mask(support, params)
+    textured = None
+    if rim_small is not None:
+        textured = support & (cv2.dilate(rim_small, np.ones((3, 3), np.uint8)) == 0)
+        # the thin step between the rim and the black background is not flat: open it away
+        textured = cv2.morphologyEx(textured, cv2.MORPH_OPEN, _disk(params.open_px))
+    sector = _sector_mask(support, params, textured)
     if sector is not None:
         return sector, "sector"
     return _hull_mask(support), "hull"
@@ -225,7 +356,14 @@ def detect_fan(grey: np.ndarray, params: FanParams | None = None) -> FanResult:
     k = min(1.0, params.work_width_px / w)
     small = cv2.resize(grey, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) if k < 1 else grey
     kx, ky = small.shape[1] / w, small.shape[0] / h
-    m_small, kind = fan_mask_small(small, params)
+    rim_small = None
+    rim = flat_rim(grey, params) if params.min_local_std > 0 else None
+    if rim is not None:
+        rim_f = rim.astype(np.float32)
+        if rim_f.shape != small.shape:
+            rim_f = cv2.resize(rim_f, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+        rim_small = (rim_f >= params.flat_min_share).astype(np.uint8)
+    m_small, kind = fan_mask_small(small, params, rim_small)
     warnings: list[str] = []
     if not m_small.any():
         warnings.append("no fan found: using the whole image")
