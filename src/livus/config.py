@@ -100,6 +100,7 @@ class ClassifierConfig:
     use_cbam: bool = True  # CBAM on the two deepest stages
     dropout: float = 0.2
     use_size: bool = True  # heads also see the lesion's log box side (original pixels)
+    tta_flip: bool = True  # average the logits of the crop and its mirror image
 
 
 @dataclass

@@ -11,7 +11,8 @@ import pytest
 from livus.config import ClassifierConfig
 from livus.evaluate.classification import roc_auc
 from livus.io.dataset import FEATURE_NAMES, ImageRecord, LesionAnnotation, load_dataset, save_dataset, write_png
-from livus.train.classifier import ClassifierTrainConfig, build_samples, predict_logits, train_model
+from livus.models.classifier import predict_logits
+from livus.train.classifier import ClassifierTrainConfig, build_samples, train_model
 
 
 def _toy_dataset(root: Path, n: int = 16, seed: int = 0) -> Path:
@@ -58,13 +59,15 @@ def test_cli_cross_validation_writes_outputs(tmp_path):
     data = _toy_dataset(tmp_path / "ds", n=24)
     out = tmp_path / "run"
     rc = main(["train", "classifier", "--data", str(data), "--out", str(out), "--folds", "2", "--epochs", "2",
-               "--save", str(tmp_path / "c.pt")])
+               "--save", str(tmp_path / "c.pt"), "--sim", str(data)])
     assert rc == 0
     summary = json.loads((out / "cv.json").read_text())
     assert len(summary["folds"]) == 2 and 0.0 <= summary["mean"]["auc"] <= 1.0
     assert (out / "reliability_pooled.png").is_file() and (tmp_path / "c.pt").is_file()
+    assert "echo_hypo" in summary["mean"]["feature_auc"]  # the toy set labels one feature
 
     from livus.models.classifier import load_classifier
 
     model = load_classifier(tmp_path / "c.pt")
     assert float(model.threshold) == pytest.approx(summary["mean"]["threshold"], abs=0.5)
+    assert model.meta["trained_features"] == ["echo_hypo"]

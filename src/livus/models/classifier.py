@@ -186,10 +186,32 @@ def lesion_crop(model_cfg: ClassifierConfig, image_grey: np.ndarray, lesion: Les
 
 
 @torch.no_grad()
+def predict_logits(model: LesionClassifier, crops: np.ndarray, size: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
+    """Logits (no temperature) for ``(N, 2, S, S)`` crops and their :func:`size_feature`;
+    averaged with the left–right mirrored crop when ``cfg.tta_flip``. ``model`` may also be a
+    drop-in with the same call contract (e.g. ``livus.infer.onnx.OnnxClassifier``); a torch
+    module is left in eval mode."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    outs = []
+    for i in range(0, len(crops), batch):
+        x, z = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch])), torch.from_numpy(np.asarray(size[i : i + batch], np.float32))
+        o = model(x, z)
+        if model.cfg.tta_flip:
+            of = model(torch.flip(x, dims=[3]), z)
+            o = {k: (o[k] + of[k]) / 2 for k in o}
+        outs.append(o)
+    return {k: torch.cat([o[k] for o in outs]).numpy() for k in outs[0]}
+
+
+@torch.no_grad()
 def classify_lesions(
     model: LesionClassifier, image_grey: np.ndarray, lesions: list[Lesion], lesion_mask: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
     """Per lesion ``{"malignancy": p, "features": {name: p}}`` (calibrated malignancy).
+
+    Only features whose head was trained with labels are reported (``meta["trained_features"]``
+    of the checkpoint; all of them when the model carries no such list).
 
     ``image_grey``: uint8 original pixels; ``lesions`` in original pixels; ``lesion_mask``:
     optional mask of the detected lesions in original pixels (used where a lesion has no
@@ -200,15 +222,17 @@ def classify_lesions(
     if image_grey.ndim != 2:
         raise ValueError(f"image_grey must be 2-D grey, got shape {image_grey.shape}")
     crops = np.stack([lesion_crop(model.cfg, image_grey, les, lesion_mask)[0] for les in lesions])
-    size = torch.from_numpy(size_feature([lesion_side_px(les) for les in lesions]))
-    was_training = model.training
-    model.eval()
-    out = model(torch.from_numpy(crops), size)
-    model.train(was_training)
-    mal = torch.sigmoid(out["malignancy"] / model.temperature).numpy()
-    feats = torch.sigmoid(out["features"]).numpy()
+    size = size_feature([lesion_side_px(les) for les in lesions])
+    was_training = bool(getattr(model, "training", False))
+    out = predict_logits(model, crops, size)
+    if was_training:
+        model.train(True)
+    mal = 1.0 / (1.0 + np.exp(-out["malignancy"] / float(model.temperature)))
+    feats = 1.0 / (1.0 + np.exp(-out["features"]))
+    trained = (getattr(model, "meta", None) or {}).get("trained_features")
+    names = [(k, n) for k, n in enumerate(model.feature_names) if trained is None or n in trained]
     return [
-        {"malignancy": float(mal[i]), "features": {n: float(feats[i, k]) for k, n in enumerate(model.feature_names)}}
+        {"malignancy": float(mal[i]), "features": {n: float(feats[i, k]) for k, n in names}}
         for i in range(len(lesions))
     ]
 

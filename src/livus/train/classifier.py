@@ -36,7 +36,7 @@ import torch
 
 from livus.config import ClassifierConfig, to_dict
 from livus.io.dataset import FEATURE_NAMES, Dataset, load_dataset
-from livus.models.classifier import LesionClassifier, masked_multitask_loss, save_classifier, size_feature
+from livus.models.classifier import LesionClassifier, masked_multitask_loss, predict_logits, save_classifier, size_feature
 from livus.train.crops import CropBox, crop_box_for_bbox, crop_matrix, extract_crop, lesion_region_mask, warp_to_crop
 
 CONTEXT = 1.6  # context patch side / crop side: room for rotation, zoom-out and shift
@@ -46,9 +46,9 @@ CONTEXT = 1.6  # context patch side / crop side: room for rotation, zoom-out and
 class ClassifierTrainConfig:
     """Training settings of the lesion classifier."""
 
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 2e-3
+    epochs: int = 80
+    batch_size: int = 16
+    lr: float = 3e-3
     weight_decay: float = 1e-3
     feature_weight: float = 0.5
     folds: int = 3
@@ -95,8 +95,24 @@ def asdict_shallow(obj: Any) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in obj.__dataclass_fields__}
 
 
-def build_samples(ds: Dataset, cfg: ClassifierConfig, patch_px: int | None = None) -> LesionSamples:
-    """Crop every labelled lesion of ``ds`` (ground-truth outlines, original pixels)."""
+def concat_samples(a: LesionSamples, b: LesionSamples) -> LesionSamples:
+    """Samples of ``a`` then ``b`` (context patches zero-padded to the larger size)."""
+    big = max(a.patches.shape[-1], b.patches.shape[-1])
+
+    def pad(p: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(p), 2, big, big), np.uint8)
+        out[:, :, : p.shape[2], : p.shape[3]] = p
+        return out
+
+    parts = {k: np.concatenate([getattr(a, k), getattr(b, k)]) for k in a.__dataclass_fields__ if k != "patches"}
+    return LesionSamples(patches=np.concatenate([pad(a.patches), pad(b.patches)]), **parts)
+
+
+def build_samples(ds: Dataset, cfg: ClassifierConfig, patch_px: int | None = None, use_malignancy: bool = True) -> LesionSamples:
+    """Crop every labelled lesion of ``ds`` (ground-truth outlines, original pixels).
+
+    ``use_malignancy=False`` keeps only the feature labels (malignancy set to unknown), e.g. for
+    simulated lesions whose benign/malignant label is a phantom setting, not a diagnosis."""
     size = cfg.crop_size_px
     patch_px = patch_px or int(round(2 * CONTEXT * size))
     patches, boxes, evals, mal, feats, img_idx, sides, sizes = [], [], [], [], [], [], [], []
@@ -120,7 +136,7 @@ def build_samples(ds: Dataset, cfg: ClassifierConfig, patch_px: int | None = Non
             x0, y0, x1, y1 = les.bbox_xyxy
             sides.append(max(x1 - x0, y1 - y0) / a)
             sizes.append(max(x1 - x0, y1 - y0))
-            mal.append(np.nan if les.malignant is None else float(les.malignant))
+            mal.append(np.nan if les.malignant is None or not use_malignancy else float(les.malignant))
             feats.append([np.nan if les.features.get(n) is None else float(les.features[n]) for n in FEATURE_NAMES])
             img_idx.append(i)
     # patches differ in size when lesions are small: pad to the largest (zeros, box unchanged)
@@ -210,15 +226,6 @@ def train_model(samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierT
     return model.eval()
 
 
-@torch.no_grad()
-def predict_logits(model: LesionClassifier, crops: np.ndarray, size: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
-    """Raw logits for ``(N, 2, S, S)`` crops and their size features (no temperature)."""
-    model.eval()
-    outs = [model(torch.from_numpy(crops[i : i + batch]), torch.from_numpy(size[i : i + batch]))
-            for i in range(0, len(crops), batch)]
-    return {k: torch.cat([o[k] for o in outs]).numpy() for k in outs[0]}
-
-
 def _stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split positions ``0..N-1`` into (fit, held) with ``fraction`` of each class held."""
     rng = np.random.default_rng(seed)
@@ -260,9 +267,13 @@ def _image_folds(ds: Dataset, k: int, seed: int) -> np.ndarray:
 
 
 def cross_validate(ds: Dataset, samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierTrainConfig, out_dir: Path,
-                   log: list[dict]) -> tuple[list[FoldResult], dict[str, np.ndarray]]:
+                   log: list[dict], extra_train: LesionSamples | None = None, extra_test: LesionSamples | None = None,
+                   ) -> tuple[list[FoldResult], dict[str, np.ndarray]]:
     """k-fold CV of malignant-vs-benign; returns per-fold results and the pooled out-of-fold
-    calibrated probabilities (``prob``, ``y``, ``fold``)."""
+    calibrated probabilities (``prob``, ``y``, ``fold``).
+
+    ``extra_train`` (e.g. simulated lesions with feature labels) joins every fold's training
+    set; the feature-label AUCs are measured on ``extra_test`` (held-out simulated lesions)."""
     from livus.evaluate.classification import (
         expected_calibration_error, fit_temperature, plot_reliability, roc_auc, sens_spec_at, threshold_for_sensitivity,
     )
@@ -279,7 +290,8 @@ def cross_validate(ds: Dataset, samples: LesionSamples, cfg: ClassifierConfig, t
         fit_rel, held_rel = _stratified_holdout(strat, tcfg.calib_fraction, tcfg.seed + f)
         fit_pos, calib_pos = train_pos[fit_rel], train_pos[held_rel]
         calib_pos = calib_pos[has_mal[calib_pos]]
-        model = train_model(samples.subset(fit_pos), cfg, tcfg, log, tag=f"fold{f}")
+        fit = samples.subset(fit_pos)
+        model = train_model(fit if extra_train is None else concat_samples(fit, extra_train), cfg, tcfg, log, tag=f"fold{f}")
         z_cal = predict_logits(model, samples.eval_crops[calib_pos], samples.size[calib_pos])["malignancy"]
         y_cal = samples.malignant[calib_pos]
         temp = fit_temperature(z_cal, y_cal)
@@ -289,11 +301,13 @@ def cross_validate(ds: Dataset, samples: LesionSamples, cfg: ClassifierConfig, t
         prob = 1 / (1 + np.exp(-out["malignancy"] / temp))
         op = sens_spec_at(y, prob, thr)
         feat_auc = {}
-        for j, name in enumerate(FEATURE_NAMES):
-            fy = samples.features[test_pos, j]
-            known = ~np.isnan(fy)
-            if known.sum() > 0:
-                feat_auc[name] = roc_auc(fy[known], out["features"][known, j])
+        if extra_test is not None and len(extra_test):
+            z_feat = predict_logits(model, extra_test.eval_crops, extra_test.size)["features"]
+            for j, name in enumerate(FEATURE_NAMES):
+                fy = extra_test.features[:, j]
+                known = ~np.isnan(fy)
+                if known.sum() > 0:
+                    feat_auc[name] = roc_auc(fy[known], z_feat[known, j])
         res = FoldResult(
             f, len(fit_pos), len(calib_pos), len(test_pos), temp, thr, roc_auc(y, prob), op.sensitivity, op.specificity,
             expected_calibration_error(y, prob), expected_calibration_error(y, 1 / (1 + np.exp(-out["malignancy"]))), feat_auc,
@@ -324,9 +338,28 @@ def cv_table(results: list[FoldResult], target_auc: float = 0.93, target_sens: f
     return "\n".join(rows)
 
 
+def split_simulated(ds: Dataset, cfg: ClassifierConfig, test_fraction: float, seed: int) -> tuple[LesionSamples, LesionSamples]:
+    """Feature-only samples of a simulated dataset, split by image into (train, held-out test)."""
+    sim = build_samples(ds, cfg, use_malignancy=False)
+    rng = np.random.default_rng(seed)
+    images = np.unique(sim.image_index)
+    test_images = rng.choice(images, size=int(round(test_fraction * len(images))), replace=False)
+    is_test = np.isin(sim.image_index, test_images)
+    return sim.subset(np.flatnonzero(~is_test)), sim.subset(np.flatnonzero(is_test))
+
+
+def _finite_mean(values: list[float]) -> float:
+    v = np.asarray(values, float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
+
+
 def train_classifier(data_dir: Path, out_dir: Path, folds: int | None = None, cfg: ClassifierConfig | None = None,
-                     tcfg: ClassifierTrainConfig | None = None, save_path: Path | None = None) -> dict[str, Any]:
+                     tcfg: ClassifierTrainConfig | None = None, save_path: Path | None = None,
+                     sim_dir: Path | None = None) -> dict[str, Any]:
     """Cross-validate (``folds`` ≥ 2) and train the final model on all lesions of ``data_dir``.
+
+    ``sim_dir``: a simulated dataset whose lesions add B-mode feature labels (their malignancy
+    label is not used); 30 % of its images are held out to measure the feature AUCs.
 
     Writes ``out_dir``: ``cv.json``, ``cv.md``, reliability PNGs, ``log.csv`` and
     ``classifier.pt`` (also copied to ``save_path`` when given). Returns the summary dict.
@@ -344,23 +377,33 @@ def train_classifier(data_dir: Path, out_dir: Path, folds: int | None = None, cf
     log: list[dict] = []
     summary: dict[str, Any] = {"data": str(data_dir), "n_lesions": len(samples), "config": to_dict(cfg), "train": to_dict(tcfg)}
     temperature, threshold = 1.0, 0.5
+    sim_train = sim_test = None
+    if sim_dir is not None:
+        sim_train, sim_test = split_simulated(load_dataset(sim_dir), cfg, 0.3, tcfg.seed)
+        summary["n_simulated"] = {"train": len(sim_train), "test": len(sim_test)}
+        print(f"simulated lesions: {len(sim_train)} train, {len(sim_test)} held out", flush=True)
     if tcfg.folds >= 2:
-        results, _ = cross_validate(ds, samples, cfg, tcfg, out_dir, log)
+        results, _ = cross_validate(ds, samples, cfg, tcfg, out_dir, log, sim_train, sim_test)
         table = cv_table(results)
         (out_dir / "cv.md").write_text(table + "\n", encoding="utf-8")
         print(table, flush=True)
         summary["folds"] = [asdict(r) for r in results]
         summary["mean"] = {k: float(np.mean([getattr(r, k) for r in results]))
                            for k in ("auc", "sensitivity", "specificity", "ece", "ece_uncalibrated", "temperature", "threshold")}
+        names = sorted({n for r in results for n in r.feature_auc})
+        summary["mean"]["feature_auc"] = {n: _finite_mean([r.feature_auc.get(n, np.nan) for r in results]) for n in names}
         temperature = float(np.median([r.temperature for r in results]))
         threshold = float(np.median([r.threshold for r in results]))
     t1 = time.time()
-    model = train_model(samples, cfg, tcfg, log, tag="final")
+    final = samples if sim_train is None else concat_samples(concat_samples(samples, sim_train), sim_test)
+    model = train_model(final, cfg, tcfg, log, tag="final")
     model.temperature.fill_(temperature)
     model.threshold.fill_(threshold)
     summary["final_train_seconds"] = round(time.time() - t1, 1)
-    meta = {"version": time.strftime("%Y%m%d"), "data": "AUL (Xu et al. 2022, CC BY 4.0)" if "aul" in str(data_dir).lower() else str(data_dir),
-            "n_lesions": len(samples), "temperature": temperature, "threshold": threshold,
+    trained_features = [n for j, n in enumerate(FEATURE_NAMES) if (~np.isnan(final.features[:, j])).any()]
+    data_name = "AUL (Xu et al. 2022, CC BY 4.0)" if "aul" in str(data_dir).lower() else str(data_dir)
+    meta = {"version": time.strftime("%Y%m%d"), "trained_features": trained_features, "data": data_name,
+            "n_lesions": len(samples), "n_simulated": len(final) - len(samples), "temperature": temperature, "threshold": threshold,
             "cv_mean": summary.get("mean", {})}
     save_classifier(model, out_dir / "classifier.pt", meta)
     if save_path is not None:
@@ -381,5 +424,5 @@ def train_classifier_cli(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         tcfg.epochs = args.epochs
     train_classifier(Path(args.data), Path(args.out), folds=args.folds, tcfg=tcfg,
-                     save_path=Path(args.save) if args.save else None)
+                     save_path=Path(args.save) if args.save else None, sim_dir=Path(args.sim) if args.sim else None)
     return 0
