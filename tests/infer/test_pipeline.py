@@ -20,7 +20,10 @@ def _fan_image(w=640, h=480, seed=0, blob=True):
     mask = np.zeros((h, w), np.uint8)
     cv2.ellipse(mask, (w // 2, -h // 4), (int(h * 1.1), int(h * 1.1)), 90, -35, 35, 1, -1)
     cv2.circle(mask, (w // 2, -h // 4), int(h * 0.35), 0, -1)
-    tex = np.clip(rng.rayleigh(40, (h, w)), 0, 255).astype(np.uint8)
+    # speckle: envelope of a blurred complex Gaussian field (correlated, Rayleigh-distributed)
+    re_, im_ = (cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), 1.5) for _ in range(2))
+    env = np.hypot(re_, im_)
+    tex = np.clip(env / env.mean() * 60, 0, 255).astype(np.uint8)
     img[mask > 0] = tex[mask > 0]
     if blob:
         cv2.circle(img, (w // 2, h // 2 + 40), 30, 10, -1)
@@ -110,3 +113,16 @@ def test_dicom_input_gets_a_matching_sr(tmp_path, tiny_model_dir):
     assert len(groups) == len(rec["lesions"])
     for g, les in zip(groups, rec["lesions"]):
         assert g["long_axis"][0] == pytest.approx(les["long_axis_mm"], abs=0.01)
+
+
+def test_quality_gate_marks_noise_and_skips_models(tmp_path, tiny_model_dir):
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "noise.png"), rng.integers(0, 256, (480, 640), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "fan.png"), _fan_image())
+    s = analyze_paths([tmp_path], tmp_path / "out", model_dir=tiny_model_dir, progress=False)
+    recs = {json.loads(x)["source"].split("/")[-1]: json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()}
+    assert recs["noise.png"]["quality"]["verdict"] == "not_ultrasound"
+    assert recs["noise.png"]["lesions"] == [] and any("low-quality" in w for w in recs["noise.png"]["warnings"])
+    assert s.n_low_quality >= 1
+    rows = {r["source"].split("/")[-1]: r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
+    assert rows["noise.png"]["quality"] == "not_ultrasound"

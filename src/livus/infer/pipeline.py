@@ -29,6 +29,10 @@ from livus.preprocess.fan import FanCache
 from livus.types import CaseResult, Frame, FrameResult, Lesion, PatientBackground
 
 DEFAULT_DETECTOR_FILE = "detector.pt"
+# Frames the quality gate calls meaningless are not passed to the models at all; other
+# low-quality frames are analysed but marked (and weigh less in clip aggregation).
+UNANALYSABLE_VERDICTS = ("not_ultrasound", "blank")
+LOW_QUALITY_WEIGHT = 0.3
 
 
 def default_model_dir() -> Path:
@@ -72,10 +76,16 @@ class FrameAnalyzer:
             self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown"))}
             self.cfg.preprocess.input_size_px = self.detector.cfg.input_size_px
 
-    def analyze(self, frame: Frame, cache: FanCache | None = None) -> FrameAnalysis:
+    def analyze(self, frame: Frame, cache: FanCache | None = None, previous: np.ndarray | None = None) -> FrameAnalysis:
+        """Analyse one frame; ``previous`` is the clip's preceding frame (for the frozen check)."""
+        from livus.io.dataset import polygon_mask
         from livus.preprocess.pipeline import preprocess_frame
+        from livus.preprocess.quality import assess_quality
 
         pre = preprocess_frame(frame, self.cfg.preprocess, cache)
+        w, h = frame.size_px
+        fan = polygon_mask(pre.fan_polygon_px, w, h) if pre.fan_polygon_px else None
+        verdict = assess_quality(frame, fan, previous)
         result = FrameResult(
             source=frame.source,
             frame_index=frame.frame_index,
@@ -85,9 +95,14 @@ class FrameAnalyzer:
             fan_polygon_px=pre.fan_polygon_px,
             warnings=list(pre.warnings),
             model=dict(self.model_info),
+            quality=verdict.to_dict(),
         )
         if frame.has_color:
             result.warnings.append("colour (Doppler) overlay present: colour pixels ignored")
+        if not verdict.ok:
+            result.warnings.append(f"low-quality frame ({verdict.verdict}): {verdict.reason}")
+        if verdict.verdict in UNANALYSABLE_VERDICTS:
+            return FrameAnalysis(frame, result)
         if self.detector is None:
             result.warnings.append("no detector model found: lesions not analysed")
             return FrameAnalysis(frame, result)
@@ -149,6 +164,7 @@ class AnalyzeSummary:
     n_inputs: int = 0
     n_frames: int = 0
     n_lesions: int = 0
+    n_low_quality: int = 0
     errors: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -174,14 +190,14 @@ def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
             raise InputError(str(path), "no frames could be read")
         out.is_clip = len(frames) > 1
         out.case_key = _case_key(path, frames[0])
+        keep = list(range(len(frames)))
         if out.is_clip:
             cfg = analyzer.cfg.analyze
             keep = select_keyframes(frames, mode=cfg.keyframe_mode, interval=cfg.keyframe_interval)
-            frames = [frames[i] for i in keep]
         cache = FanCache() if out.is_clip else None  # a clip keeps one fan; stills may differ
-        for fr in frames:
-            fa = analyzer.analyze(fr, cache)
-            out.frames.append(fa)
+        for i in keep:
+            previous = frames[i - 1].pixels if i > 0 else None
+            out.frames.append(analyzer.analyze(frames[i], cache, previous))
     except InputError as exc:
         out.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
@@ -205,6 +221,10 @@ def _worker_run(path: Path) -> InputAnalysis:
     return res
 
 
+def _quality_ok(r: FrameResult) -> bool:
+    return r.quality is None or bool(r.quality.get("ok", True))
+
+
 def _summary_row(r: FrameResult) -> dict[str, object]:
     mals = [les.malignancy for les in r.lesions if les.malignancy is not None]
     sizes = [les.long_axis_mm for les in r.lesions if les.long_axis_mm is not None]
@@ -216,6 +236,7 @@ def _summary_row(r: FrameResult) -> dict[str, object]:
         "max_malignancy": round(max(mals), 4) if mals else "",
         "largest_long_axis_mm": round(max(sizes), 2) if sizes else "",
         "pixel_spacing_known": r.pixel_spacing_mm is not None,
+        "quality": (r.quality or {}).get("verdict", ""),
         "warnings": " | ".join(r.warnings),
     }
 
@@ -276,6 +297,7 @@ def analyze_paths(
                 rows.append(_summary_row(fa.result))
                 summary.n_frames += 1
                 summary.n_lesions += len(fa.result.lesions)
+                summary.n_low_quality += int(not _quality_ok(fa.result))
     bar.close()
     summary.outputs["results"] = str(results_path)
 
@@ -292,7 +314,8 @@ def analyze_paths(
             if item.is_clip:
                 tracker = LesionTracker()
                 for fa in item.frames:
-                    tracker.update(fa.frame.frame_index, fa.result.lesions, source=item.path)
+                    weight = 1.0 if _quality_ok(fa.result) else LOW_QUALITY_WEIGHT
+                    tracker.update(fa.frame.frame_index, fa.result.lesions, frame_quality=weight, source=item.path)
                 tracks += tracker.finish()
             else:
                 tracks += tracks_from_single_frames([(fa.result.source, fa.result.lesions) for fa in item.frames])
@@ -304,6 +327,9 @@ def analyze_paths(
         else:  # never advise "no finding" when lesions were not looked for
             case = CaseResult(case_id=case_key, tracks=tracks, patient=patient)
             case.warnings.append("no detector model: lesions not analysed, no case assessment")
+        n_low = sum(not _quality_ok(fa.result) for it in items for fa in it.frames)
+        if n_low:
+            case.warnings.append(f"{n_low} low-quality frame(s): their results are marked and weigh less")
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
         _write_case(case, items, out_dir / "cases" / case_key, cfg, language, overlays)
@@ -354,7 +380,7 @@ def _write_dicom_srs(item: InputAnalysis, case_dir: Path) -> None:
 
 def _print_summary(s: AnalyzeSummary) -> None:
     print(f"livus {__version__}: analysed {s.n_frames} frame(s) from {s.n_inputs} input(s), "
-          f"{s.n_lesions} lesion(s), in {s.seconds:.1f} s")
+          f"{s.n_lesions} lesion(s), {s.n_low_quality} low-quality frame(s), in {s.seconds:.1f} s")
     for name, path in s.outputs.items():
         print(f"  {name:8s} {path}")
     if s.errors:
