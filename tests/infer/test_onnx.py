@@ -156,3 +156,27 @@ def test_classifier_onnx_matches_torch_and_works_in_classify_lesions(tmp_path: P
         p_ref = torch.sigmoid(model(crops, size)["malignancy"])
     p_q = torch.sigmoid(q(crops, size)["malignancy"])
     assert float((p_q - p_ref).abs().max()) < 0.05
+
+
+def test_load_model_for_inference_prefers_matching_onnx_and_falls_back(detector_files, tmp_path: Path) -> None:
+    import shutil
+
+    from livus.infer.onnx import OnnxDetector, load_model_for_inference
+
+    _, pt, fp32, int8 = detector_files
+    d = tmp_path / "models"
+    d.mkdir()
+    shutil.copy(pt, d / "detector.pt")
+    with pytest.raises(FileNotFoundError):
+        load_model_for_inference(d, "classifier")
+    model, info = load_model_for_inference(d, "detector", "int8", threads=1)  # no ONNX yet: torch
+    assert info["runtime"] == "torch" and isinstance(model, LesionDetector) and "missing" in info["note"]
+    shutil.copy(fp32, d / "detector.onnx")
+    model, info = load_model_for_inference(d, "detector", "int8", threads=1)  # int8 missing: fp32
+    assert info["runtime"] == "onnx-fp32" and isinstance(model, OnnxDetector)
+    shutil.copy(int8, d / "detector.int8.onnx")
+    model, info = load_model_for_inference(d, "detector", "int8", threads=1)
+    assert info["runtime"] == "onnx-int8" and model.precision == "int8"
+    (d / "detector.pt").write_bytes(pt.read_bytes() + b"retrained")  # ONNX files now stale
+    model, info = load_model_for_inference(d, "detector", "int8", threads=1)
+    assert info["runtime"] == "torch" and "stale" in info["note"]

@@ -42,7 +42,14 @@ import numpy as np
 RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
 DYNAMIC_INT8 = "onnx-int8-dynamic"
 STAGES = ("read", "preprocess", "detector", "decode", "classifier", "overlay")
-DEFAULT_RUNTIME = "onnx-int8"  # see the quantisation accuracy check in benchmarks/quant_accuracy.py
+
+def _default_runtime() -> str:
+    from livus.infer.onnx import DEFAULT_PRECISION
+
+    return f"onnx-{DEFAULT_PRECISION}"
+
+
+DEFAULT_RUNTIME = _default_runtime()  # the pipeline's default (see livus.infer.onnx.DEFAULT_PRECISION)
 TARGETS = {"inference_ms_median_max": 10.0, "end_to_end_fps_min": 30.0, "peak_rss_mb_max": 500.0, "model_files_mb_max": 10.0}
 
 

@@ -44,6 +44,9 @@ OPSET = 17
 DETECTOR_OUTPUTS = ("heatmap", "axes", "orient", "offset", "lesion_mask", "liver_mask")
 CLASSIFIER_OUTPUTS = ("malignancy", "features")
 PRECISIONS = ("fp32", "int8")
+# The precision the pipeline should load by default; decided by the measured accuracy change of
+# int8 on AUL validation images (benchmarks/prune.py): int8 only when every figure moves ≤ 1 point.
+DEFAULT_PRECISION = "int8"
 
 _KIND = "livus.kind"
 _CONFIG = "livus.config"
@@ -436,3 +439,42 @@ def build_onnx_models(model_dir: Path, data_dir: Path, n_calibration: int = 64, 
         written["classifier.fp32"] = fp32
         written["classifier.int8"] = quantize_classifier_int8(fp32, onnx_model_path(model_dir, "classifier", "int8"), crops, sizes)
     return written
+
+
+# ----------------------------------------------------------------------------- choosing a runtime
+
+
+def load_model_for_inference(model_dir: Path, name: str, precision: str | None = None, threads: int = 2) -> tuple[Any, dict[str, str]]:
+    """The model ``name`` (``"detector"``/``"classifier"``) of ``model_dir`` for inference:
+    the ONNX Runtime runner of ``<name>[.int8].onnx`` when that file exists, opens and was
+    exported from the ``<name>.pt`` beside it (when there is one), else the PyTorch model from
+    ``<name>.pt`` (fallback). ``precision`` defaults to :data:`DEFAULT_PRECISION`; an fp32 ONNX
+    file is tried when the requested precision is missing. Returns ``(model, info)`` with
+    ``info = {"runtime": "onnx-int8"|"onnx-fp32"|"torch", "path": ..., "note": why a fallback}``;
+    raises ``FileNotFoundError`` when neither file exists.
+    """
+    model_dir = Path(model_dir)
+    pt = model_dir / f"{name}.pt"
+    notes = []
+    for prec in dict.fromkeys([precision or DEFAULT_PRECISION, "fp32"]):
+        path = onnx_model_path(model_dir, name, prec)
+        if not path.is_file():
+            notes.append(f"{path.name} missing")
+            continue
+        if pt.is_file() and not onnx_matches_checkpoint(path, pt):
+            notes.append(f"{path.name} was not exported from {pt.name} (stale: run `livus export-onnx`)")
+            continue
+        try:
+            runner = (load_onnx_detector if name == "detector" else load_onnx_classifier)(path, threads)
+        except Exception as exc:  # noqa: BLE001 - e.g. onnxruntime not installed: fall back to torch
+            notes.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        return runner, {"runtime": f"onnx-{prec}", "path": str(path), "note": "; ".join(notes)}
+    if not pt.is_file():
+        raise FileNotFoundError(f"no {name} model in {model_dir} ({'; '.join(notes)})")
+    torch.set_num_threads(max(1, threads))
+    if name == "detector":
+        from livus.models.detector import load_detector as load
+    else:
+        from livus.models.classifier import load_classifier as load
+    return load(pt), {"runtime": "torch", "path": str(pt), "note": "; ".join(notes)}
