@@ -558,20 +558,18 @@ def detector_accuracy(detector: Any, data: AccuracyData) -> dict[str, float]:
 
 def classifier_auc(classifier: Any, data: AccuracyData, batch: int = 64) -> float:
     """Malignancy ROC AUC of a classifier (torch or ONNX runner) on the ground-truth lesion
-    crops of ``data`` (lesions with a known label)."""
+    crops of ``data`` (lesions with a known label), predicted as the pipeline does
+    (``livus.models.classifier.predict_logits``, flip TTA when the config asks for it)."""
     import torch
 
     from livus.evaluate.classification import roc_auc
+    from livus.models.classifier import predict_logits
 
     known = ~np.isnan(data.malignant)
     if not known.any():
         return math.nan
-    logits = []
     with torch.no_grad():
-        for i in range(0, len(data.crops), batch):
-            out = classifier(torch.from_numpy(data.crops[i : i + batch]), torch.from_numpy(data.sizes[i : i + batch]))
-            logits.append(out["malignancy"].numpy())
-    z = np.concatenate(logits)
+        z = predict_logits(classifier, data.crops, data.sizes, batch)["malignancy"]
     return float(roc_auc(data.malignant[known], 1.0 / (1.0 + np.exp(-z[known]))))
 
 
