@@ -287,6 +287,7 @@ class FrameRunner:
         self.pcfg = PreprocessConfig(input_size_px=size)
         self.fan_cache = FanCache()
         self.last_times: dict[str, float] = {}
+        self.last_cpu: dict[str, float] = {}  # process CPU seconds per stage (all threads)
         self.last_n_detections = 0
 
     def run(self, path: Path) -> np.ndarray:
@@ -298,26 +299,32 @@ class FrameRunner:
         from livus.report.overlay import draw_overlay
         from livus.types import FrameResult
 
-        t = [time.perf_counter()]
+        t, c = [time.perf_counter()], [time.process_time()]
+
+        def tick() -> None:
+            t.append(time.perf_counter())
+            c.append(time.process_time())
+
         frame = read_frame(path)
-        t.append(time.perf_counter())
+        tick()
         pre = preprocess_frame(frame, self.pcfg, self.fan_cache)
-        t.append(time.perf_counter())
+        tick()
         with torch.no_grad():
             out = self.detector(torch.from_numpy(pre.image[None, None].astype(np.float32)))
-        t.append(time.perf_counter())
+        tick()
         lesions, liver = decode_to_original(out, self.detector.cfg, pre)
-        t.append(time.perf_counter())
+        tick()
         self.last_n_detections = len(lesions)
         to_classify = lesions or [_fallback_lesion(pre, frame)]
         for les, p in zip(to_classify, classify_lesions(self.classifier, frame.pixels, to_classify)):
             les.malignancy = p["malignancy"]
-        t.append(time.perf_counter())
+        tick()
         result = FrameResult(source=frame.source, frame_index=frame.frame_index, image_size_px=frame.size_px,
                              fan_polygon_px=pre.fan_polygon_px, liver_polygon_px=liver, lesions=lesions)
         rgb = draw_overlay(frame.pixels, result, language="en")
-        t.append(time.perf_counter())
+        tick()
         self.last_times = {s: t[i + 1] - t[i] for i, s in enumerate(STAGES)}
+        self.last_cpu = {s: c[i + 1] - c[i] for i, s in enumerate(STAGES)}
         return rgb
 
 
@@ -334,6 +341,7 @@ def time_stages(spec: ModelSpec, frame_path: Path, threads: int, iterations: int
     load_s = time.perf_counter() - t0
     runner = FrameRunner(det, cls, spec.size)
     per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
+    cpu: dict[str, list[float]] = {s: [] for s in STAGES}
     totals, infer = [], []
     for i in range(warmup + iterations):
         runner.run(frame_path)
@@ -341,6 +349,7 @@ def time_stages(spec: ModelSpec, frame_path: Path, threads: int, iterations: int
             continue
         for s in STAGES:
             per_stage[s].append(runner.last_times[s])
+            cpu[s].append(runner.last_cpu[s])
         totals.append(sum(runner.last_times.values()))
         infer.append(runner.last_times["detector"] + runner.last_times["classifier"])
     return {
@@ -349,6 +358,10 @@ def time_stages(spec: ModelSpec, frame_path: Path, threads: int, iterations: int
         "threads": threads,
         "iterations": iterations,
         "stages_ms": {s: _summary_ms(v) for s, v in per_stage.items()},
+        # CPU time (all threads of this process): less disturbed by other processes than wall
+        # time; with 1 thread it approximates the wall time on an idle core
+        "stages_cpu_ms_median": {s: round(float(np.median(v)) * 1000, 3) for s, v in cpu.items()},
+        "end_to_end_cpu_ms_median": round(float(np.median([sum(x) for x in zip(*cpu.values())])) * 1000, 3),
         "inference_ms": _summary_ms(infer),  # detector + classifier (incl. crop)
         "end_to_end_ms": _summary_ms(totals),
         "end_to_end_fps": round(len(totals) / sum(totals), 2),
@@ -585,13 +598,14 @@ def format_report(report: dict[str, Any]) -> str:
              f"frame {report['frame']['width_px']}×{report['frame']['height_px']} ({report['frame']['path']}); "
              f"models: detector {report['models']['detector']}, classifier {report['models']['classifier']}",
              "", "per-stage latency, ms: median / p95"]
-    head = f"{'runtime':18s} {'size':>4s} " + " ".join(f"{s:>13s}" for s in STAGES) + f" {'det+cls':>13s} {'e2e fps':>8s}"
+    head = (f"{'runtime':18s} {'size':>4s} " + " ".join(f"{s:>13s}" for s in STAGES)
+            + f" {'det+cls':>13s} {'e2e fps':>8s} {'e2e CPU ms':>10s}")
     lines += [head, "-" * len(head)]
     for r in report["results"]:
         cells = " ".join(f"{r['stages_ms'][s]['median']:6.1f}/{r['stages_ms'][s]['p95']:6.1f}" for s in STAGES)
         inf = r["inference_ms"]
         lines.append(f"{r['runtime']:18s} {r['input_size_px']:4d} {cells} {inf['median']:6.1f}/{inf['p95']:6.1f} "
-                     f"{r['end_to_end_fps']:8.1f}")
+                     f"{r['end_to_end_fps']:8.1f} {r['end_to_end_cpu_ms_median']:10.1f}")
     lines += ["", "fresh processes (default size):",
               f"{'runtime':18s} {'size':>4s} {'workers':>7s} {'threads':>7s} {'frames/s':>9s} {'peak RSS MB':>11s} {'load s':>7s}"]
     for p in report["processes"]:
