@@ -168,7 +168,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"content-security-policy",
      b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
-     b"style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+     b"style-src 'self'; script-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
 ]
 
 
@@ -365,6 +365,13 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/fonts/cjk.otf")
+    def cjk_font() -> FileResponse:
+        """The CJK font bundled for reports, so the page shows Chinese without system fonts."""
+        from livus.report.fonts import cjk_font_path
+
+        return FileResponse(cjk_font_path(), media_type="font/otf", headers={"cache-control": "public, max-age=604800"})
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> FileResponse:

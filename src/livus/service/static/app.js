@@ -6,7 +6,7 @@ const I18N = {
   zh: {
     subtitle: "肝脏超声病灶分析", nav_studies: "检查", nav_live: "实时", nav_monitor: "模型监测", nav_admin: "管理",
     logout: "退出", login: "登录", username: "用户名", password: "密码",
-    disclaimer: "辅助决策工具，结果需由医师确认，不能替代诊断。",
+    disclaimer: "辅助决策工具：结果须经医师确认，不作为诊断依据。",
     upload: "上传图像、DICOM 或视频", patient_id: "患者 ID", description: "描述", analyse: "上传并分析",
     studies: "检查列表", time: "时间", status: "状态", frames: "帧数", lesions: "病灶数", study: "检查",
     live: "实时模式", live_video: "视频文件", live_camera: "使用摄像头/采集卡", live_stop: "停止",
@@ -22,7 +22,7 @@ const I18N = {
     uploading: "正在上传…", uploaded: "已上传，正在分析", login_failed: "用户名或密码错误",
     locked: "账户已锁定，请稍后再试或联系管理员", too_many: "尝试次数过多，请稍候", confirmed: "已确认",
     risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
-    unknown_mm: "未知（缺少像素间距）", fps: "帧/秒", p95: "服务器 p95", dropped: "跳过帧",
+    unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
   },
   en: {
     subtitle: "liver ultrasound lesion analysis", nav_studies: "Studies", nav_live: "Live", nav_monitor: "Model monitoring",
@@ -45,7 +45,7 @@ const I18N = {
     uploaded: "Uploaded, analysing", login_failed: "Wrong user name or password",
     locked: "Account locked; try later or ask an administrator", too_many: "Too many attempts; please wait",
     confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
-    reasons: "Reasons", model_version: "Model version", unknown_mm: "unknown (no pixel spacing)", fps: "frames/s",
+    reasons: "Reasons", model_version: "Model version", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
   },
 };
@@ -311,7 +311,8 @@ function stopLive() {
 
 function startLive(setup) {
   stopLive();
-  const L = { seq: 0, inflight: false, last: null, times: [], served: [], dropped: 0, stopped: false };
+  const L = { seq: 0, inflight: false, last: null, times: [], served: [], shown: [], dropped: 0, skipped: 0,
+    lastTime: -1, frames: 0, lastFrames: -1, stopped: false };
   S.live = L;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   L.ws = new WebSocket(`${proto}//${location.host}/api/live`);
@@ -330,13 +331,23 @@ function startLive(setup) {
   const g = canvas.getContext("2d");
   setup(video).then(() => {
     video.play();
+    // count frames the video really presents (currentTime alone moves at the display's rate)
+    const hasFrameCallback = typeof video.requestVideoFrameCallback === "function";
+    const onFrame = () => { if (!L.stopped) { L.frames += 1; video.requestVideoFrameCallback(onFrame); } };
+    if (hasFrameCallback) video.requestVideoFrameCallback(onFrame);
     const tick = () => {
       if (L.stopped) return;
-      if (video.videoWidth) {
+      const fresh = hasFrameCallback ? L.frames !== L.lastFrames : video.currentTime !== L.lastTime;
+      if (video.videoWidth && fresh) {  // a new video frame
+        L.lastTime = video.currentTime;
+        L.lastFrames = L.frames;
+        L.shown.push(performance.now());
+        if (L.shown.length > 60) L.shown.shift();
         if (canvas.width !== video.videoWidth) { canvas.width = video.videoWidth; canvas.height = video.videoHeight; }
         g.drawImage(video, 0, 0);
         drawResult(g, L.last, 1);
         if (!L.inflight && L.ws.readyState === 1) sendFrame(L, video, grab);
+        else L.skipped += 1;  // shown with the latest result, not analysed (skipped, never queued)
       }
       showLiveStats(L);
       requestAnimationFrame(tick);
@@ -360,12 +371,16 @@ function sendFrame(L, video, grab) {
   }, "image/jpeg", 0.85);
 }
 
+function rate(stamps) {
+  const n = stamps.length;
+  return n > 1 ? ((n - 1) * 1000) / (stamps[n - 1] - stamps[0]) : 0;
+}
+
 function showLiveStats(L) {
-  const n = L.served.length;
-  const fps = n > 1 ? ((n - 1) * 1000) / (L.served[n - 1] - L.served[0]) : 0;
   const sorted = [...L.times].sort((a, b) => a - b);
   const p95 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.95 * sorted.length))] : 0;
-  $("#live-stats").textContent = `${t("fps")}: ${fps.toFixed(1)}  ${t("p95")}: ${p95.toFixed(1)} ms  ${t("dropped")}: ${L.dropped}`;
+  $("#live-stats").textContent = `${t("shown_fps")}: ${rate(L.shown).toFixed(1)}  ${t("fps")}: ${rate(L.served).toFixed(1)}  ` +
+    `${t("p95")}: ${p95.toFixed(1)} ms  ${t("dropped")}: ${L.skipped + L.dropped}`;
 }
 
 // ---------------------------------------------------------------- monitoring
@@ -483,7 +498,13 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#logout").addEventListener("click", async () => { try { await api("/api/logout", { method: "POST" }); } finally { showLogin(); } });
   $("#lang").addEventListener("change", async () => {
     S.lang = $("#lang").value; applyLanguage();
-    if (S.user) { await api("/api/me/language", { method: "PUT", json: { language: S.lang } }); $("#who-name").textContent = `${S.user.username} (${t("role_" + S.user.role)})`; }
+    if (S.user) {
+      await api("/api/me/language", { method: "PUT", json: { language: S.lang } });
+      $("#who-name").textContent = `${S.user.username} (${t("role_" + S.user.role)})`;
+      const detail = $("#study-detail");
+      if (!detail.hidden && detail.dataset.uid) openStudy(detail.dataset.uid);  // re-render in the new language
+      if (!$("#view-studies").hidden) loadStudies();
+    }
   });
   $("#live-file").addEventListener("change", () => {
     const f = $("#live-file").files[0];
@@ -495,5 +516,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   }));
   $("#live-stop").addEventListener("click", stopLive);
   applyLanguage();
+  // text laid out before the bundled CJK font arrived may keep missing glyphs: lay it out again
+  if (document.fonts) document.fonts.load("16px livus-sc", "中文").then(applyLanguage, () => {});
   try { await onLoggedIn(await api("/api/session")); } catch (e) { showLogin(); }
 });
