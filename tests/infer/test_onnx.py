@@ -180,3 +180,22 @@ def test_load_model_for_inference_prefers_matching_onnx_and_falls_back(detector_
     (d / "detector.pt").write_bytes(pt.read_bytes() + b"retrained")  # ONNX files now stale
     model, info = load_model_for_inference(d, "detector", "int8", threads=1)
     assert info["runtime"] == "torch" and "stale" in info["note"]
+
+
+def test_prediction_layers_can_stay_fp32(detector_files, tmp_path: Path) -> None:
+    import json
+
+    import onnx
+
+    from livus.infer.onnx import output_conv_nodes
+
+    _, _, fp32, _ = detector_files
+    heads = output_conv_nodes(fp32)
+    assert len(heads) == 3 and any("heatmap" in h for h in heads) and any("seg" in h for h in heads)
+    q = quantize_detector_int8(fp32, tmp_path / "mixed.onnx", list(_blobs(4, 64)), nodes_to_exclude=heads)
+    graph = onnx.load(str(q)).graph
+    initialisers = {i.name for i in graph.initializer}
+    by_name = {n.name: n for n in graph.node}
+    for h in heads:  # weights fed directly from a float initialiser, not through DequantizeLinear
+        assert by_name[h].input[1] in initialisers
+    assert json.loads(read_onnx_metadata(q)["livus.quantisation"])["fp32_nodes"] == heads

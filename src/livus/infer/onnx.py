@@ -296,9 +296,10 @@ class _FeedReader:
 
 
 def _quantize_static(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.ndarray]],
-                     nodes_to_exclude: Iterable[str] = ()) -> Path:
-    """Static QDQ quantisation (per-channel int8 weights, uint8 activations, MinMax
-    calibration on ``feeds``); the fp32 file's ``livus.*`` metadata is carried over."""
+                     nodes_to_exclude: Iterable[str] = (), method: str = "minmax") -> Path:
+    """Static QDQ quantisation (per-channel int8 weights, uint8 activations, calibration
+    ``method`` minmax | percentile | entropy on ``feeds``); the fp32 file's ``livus.*`` metadata
+    is carried over, with the calibration and fp32-kept nodes noted."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -311,13 +312,39 @@ def _quantize_static(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.n
         quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True)
         quantize_static(
             str(prep), str(out_path), _FeedReader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=list(nodes_to_exclude),
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(nodes_to_exclude),
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                              "entropy": CalibrationMethod.Entropy}[method],
         )
     props = read_onnx_metadata(Path(fp32_path))
     props[_PRECISION] = "int8"
+    props["livus.quantisation"] = json.dumps({"format": "QDQ", "per_channel": True, "calibration": method,
+                                              "calibration_samples": len(feeds), "fp32_nodes": list(nodes_to_exclude)})
     write_onnx_metadata(out_path, props)
     return out_path
+
+
+def output_conv_nodes(path: Path) -> list[str]:
+    """Names of the last ``Conv`` node before each graph output (following only the first,
+    data input of shape-only ops such as Slice/Resize): the prediction layers, which can be left
+    in fp32 (``nodes_to_exclude``) when their int8 rounding moves the results too much."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    found: list[str] = []
+    for out in graph.output:
+        name = out.name
+        seen = set()
+        while name in producer and name not in seen:
+            seen.add(name)
+            node = producer[name]
+            if node.op_type == "Conv":
+                if node.name not in found:
+                    found.append(node.name)
+                break
+            name = node.input[0] if node.input else ""
+    return found
 
 
 def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> Path:
@@ -333,19 +360,19 @@ def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> Path:
 
 
 def quantize_detector_int8(fp32_path: Path, out_path: Path, calibration_images: list[np.ndarray],
-                           nodes_to_exclude: Iterable[str] = ()) -> Path:
+                           nodes_to_exclude: Iterable[str] = (), method: str = "minmax") -> Path:
     """Static int8 (QDQ, per-channel) detector from its fp32 ONNX file.
 
     ``calibration_images``: preprocessed model inputs (``preprocess_frame(...).image``), each
     ``(S, S)`` or ``(1, S, S)`` float in [0, 1], S = the file's input size.
     """
     feeds = [{"image": _as_float32(im).reshape(1, 1, *np.shape(im)[-2:])} for im in calibration_images]
-    return _quantize_static(fp32_path, out_path, feeds, nodes_to_exclude)
+    return _quantize_static(fp32_path, out_path, feeds, nodes_to_exclude, method)
 
 
 def quantize_classifier_int8(fp32_path: Path, out_path: Path, calibration_crops: list[np.ndarray],
                              calibration_sizes: Sequence[float] | None = None,
-                             nodes_to_exclude: Iterable[str] = ()) -> Path:
+                             nodes_to_exclude: Iterable[str] = (), method: str = "minmax") -> Path:
     """Static int8 (QDQ, per-channel) classifier from its fp32 ONNX file.
 
     ``calibration_crops``: ``(2, C, C)`` crops as made for inference; ``calibration_sizes``:
@@ -359,7 +386,7 @@ def quantize_classifier_int8(fp32_path: Path, out_path: Path, calibration_crops:
         if with_size:
             feed["size"] = np.array([s], np.float32)
         feeds.append(feed)
-    return _quantize_static(fp32_path, out_path, feeds, nodes_to_exclude)
+    return _quantize_static(fp32_path, out_path, feeds, nodes_to_exclude, method)
 
 
 # ----------------------------------------------------------------------------- calibration data, model folder build
@@ -387,15 +414,14 @@ def calibration_images(data_dir: Path, input_size_px: int, n: int = 64, fold: in
     does (default preprocessing, ``input_size_px``)."""
     from livus.config import PreprocessConfig
     from livus.io.dataset import load_dataset
-    from livus.preprocess.fan import FanCache
     from livus.preprocess.pipeline import preprocess_frame
     from livus.train.datasets import frame_for_record
 
     ds = load_dataset(data_dir)
     train_idx, _ = dataset_split([r.image_class or "unknown" for r in ds.images], fold)
     pcfg = PreprocessConfig(input_size_px=int(input_size_px))
-    cache = FanCache()
-    return [preprocess_frame(frame_for_record(ds, ds.images[i]), pcfg, cache).image.astype(np.float32)
+    # stills are preprocessed without a fan cache in the pipeline (each image its own fan)
+    return [preprocess_frame(frame_for_record(ds, ds.images[i]), pcfg, None).image.astype(np.float32)
             for i in _spread(train_idx, n)]
 
 
