@@ -91,3 +91,25 @@ def test_style_augment_keeps_range_and_outside():
     assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
     assert np.all(out[valid == 0] == 0)
     assert not np.allclose(out, img)
+
+
+def test_style_set_and_standardised_cache():
+    from livus.preprocess.geometry import full_image_letterbox
+    from livus.train.adapt import StyleAugmentedSet, standardised_cache
+    from livus.train.datasets import ModelSpaceCache
+
+    rng = np.random.default_rng(0)
+    n, s = 3, 32
+    valid = np.zeros((n, s, s), np.uint8)
+    valid[:, 4:28, 4:28] = 1
+    images = (rng.uniform(0.2, 0.6, (n, s, s)) * valid).astype(np.float32)
+    cache = ModelSpaceCache(images, np.zeros((n, s, s), np.uint8), valid.copy(), np.ones(n, bool), valid,
+                            [full_image_letterbox(s, s, s)] * n, ["normal"] * n, ["a", "b", "c"])
+    std = standardised_cache(cache)
+    assert std.images.shape == images.shape and not np.allclose(std.images, images)
+    assert np.allclose(cache.images, images)  # the original is untouched
+    plain = StyleAugmentedSet(cache, p=0.0, augment=False)[0]["image"]
+    styled = StyleAugmentedSet(cache, p=1.0, augment=False)[0]["image"]
+    assert plain.shape == styled.shape == (1, s, s)
+    assert torch.allclose(plain[0], torch.from_numpy(images[0]))
+    assert not torch.allclose(plain, styled)

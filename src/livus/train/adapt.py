@@ -19,6 +19,7 @@ of OpenCV/numpy on one grey channel.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable
 
 import cv2
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from livus.models.losses import detector_loss
+from livus.train.datasets import DetectorTrainSet, ModelSpaceCache
 
 
 class GradientReversal(torch.autograd.Function):
@@ -177,3 +179,26 @@ def style_augment(image01: np.ndarray, rng: np.random.Generator, valid: np.ndarr
     if valid is not None:
         x[valid == 0] = 0.0
     return x
+
+
+class StyleAugmentedSet(DetectorTrainSet):
+    """:class:`livus.train.datasets.DetectorTrainSet` whose images get :func:`style_augment` with
+    probability ``p`` (after the usual geometric augmentation; the fan is where the image is > 0)."""
+
+    def __init__(self, cache: ModelSpaceCache, p: float = 0.7, **kwargs: Any) -> None:
+        super().__init__(cache, **kwargs)
+        self.p = p
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        out = super().__getitem__(i)
+        rng = np.random.default_rng((self.seed, self.epoch, int(i), 7))
+        if rng.random() < self.p:
+            img = out["image"][0].numpy()
+            out["image"] = torch.from_numpy(style_augment(img, rng, (img > 0).astype(np.uint8)))[None]
+        return out
+
+
+def standardised_cache(cache: ModelSpaceCache) -> ModelSpaceCache:
+    """A copy of ``cache`` with every image through :func:`standardise_intensity` (its fan)."""
+    images = np.stack([standardise_intensity(im, v) for im, v in zip(cache.images, cache.valid_masks)])
+    return replace(cache, images=images)
