@@ -65,6 +65,24 @@ def test_ruler_spacing(pitch: float) -> None:
     assert abs(est.mm_per_px - 10.0 / pitch) / (10.0 / pitch) < 0.03
 
 
+@pytest.mark.parametrize(("x", "found"), [(645, True), (60, False)])
+def test_ruler_must_sit_next_to_the_fan(x: int, found: bool) -> None:
+    """A regular tick ladder beside the fan is a ruler; the same ladder far from it is not."""
+    img, fan, _ = speckle_frame(800, 600, seed=7, linear=True)  # fan columns 160..640
+    _draw_ruler(img, x, 30, 40.0, 13)
+    est = estimate_spacing_from_ruler(img, fan)
+    assert (est is not None) == found
+    if found:
+        assert abs(est.mm_per_px - 0.25) / 0.25 < 0.03
+
+
+def test_implausible_pitch_is_no_ruler() -> None:
+    """Ticks every 6 px would make the fan 90 cm deep: unknown beats a wrong spacing."""
+    img, fan, _ = speckle_frame(800, 600, seed=8, linear=True)
+    _draw_ruler(img, 645, 30, 6.0, 80)
+    assert estimate_spacing_from_ruler(img, fan) is None
+
+
 def test_no_ruler_no_spacing() -> None:
     img, fan, _ = speckle_frame(800, 600, seed=6)
     assert estimate_spacing_from_ruler(img, fan) is None

@@ -41,6 +41,7 @@ class FanParams:
     min_rim_px: int = 500  # fewer flat pixels next to the background: no rim
     rim_grey_tol: float = 2.0  # rim pixels are within this of the rim's grey level
     rim_percentile: float = 15.0  # rim width: this low percentile of the texture's inset
+    min_straight_share: float = 0.3  # linear probe: this share of rows touch a straight vertical side
     max_rim_px: float = 10.0  # rim widths are capped at this (work pixels at 512 wide)
     open_px: float = 5.0
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
@@ -59,7 +60,7 @@ class FanResult:
     box_xyxy: tuple[float, float, float, float]
     area_fraction: float
     warnings: list[str] = field(default_factory=list)
-    kind: str = "unknown"  # sector | hull | image
+    kind: str = "unknown"  # sector | rectangle | hull | image
 
 
 def _disk(diameter_px: float) -> np.ndarray:
@@ -330,6 +331,65 @@ def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | 
     return m
 
 
+def _box_extents(support: np.ndarray, q: float) -> tuple[float, float, float, float] | None:
+    """Outer extents ``(x0, y0, x1, y1)`` of a support (work pixels): the ``q`` percentile of its
+    row/column extremes on each side (robust to a few stray pixels), or ``None`` if empty."""
+    rows = np.nonzero(support.any(1))[0]
+    cols = np.nonzero(support.any(0))[0]
+    if len(rows) < 10 or len(cols) < 10:
+        return None
+    sub = support[rows]
+    x_left = sub.argmax(1)
+    x_right = support.shape[1] - 1 - sub[:, ::-1].argmax(1)
+    subc = support[:, cols]
+    y_top = subc.argmax(0)
+    y_bot = support.shape[0] - 1 - subc[::-1].argmax(0)
+    return (float(np.percentile(x_left, q)), float(np.percentile(y_top, q)),
+            float(np.percentile(x_right, 100 - q)), float(np.percentile(y_bot, 100 - q)))
+
+
+def _straight_edge(xs: np.ndarray, outward: float, min_share: float, tol: float = 2.0) -> float | None:
+    """The outermost column that at least ``min_share`` of the rows' extremes ``xs`` lie on
+    (within ``tol``): a straight vertical edge. Rows sticking out (ruler ticks, markers) are
+    few, so they do not count. ``None`` when no column is shared by that many rows."""
+    v = xs[np.isfinite(xs)]
+    if len(v) == 0:
+        return None
+    cand = np.unique(np.round(v))
+    counts = np.array([(np.abs(v - c) <= tol).sum() for c in cand])
+    ok = cand[counts >= min_share * len(v)]
+    if len(ok) == 0:
+        return None
+    return float(ok.max() if outward > 0 else ok.min())
+
+
+def _rectangle_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None) -> np.ndarray | None:
+    """Rectangle of a linear probe: straight vertical sides, flat top and bottom. ``None`` when
+    the support is not box-like (its sides are not straight vertical edges over a good share of
+    the rows). With ``textured`` (the support less a flat scanner rim, whose outline is ragged)
+    the box is fitted to the texture."""
+    base = textured if textured is not None and textured.any() else support
+    box = _box_extents(base, 2.0)
+    ext = _row_extremes(base, 0.05, 0.95)
+    if box is None or ext is None:
+        return None
+    _, y0, _, y1 = box
+    _, x_left, x_right = ext
+    x0 = _straight_edge(x_left, -1.0, params.min_straight_share)
+    x1 = _straight_edge(x_right, 1.0, params.min_straight_share / 3)
+    x0b = _straight_edge(x_left, -1.0, params.min_straight_share / 3)
+    x1b = _straight_edge(x_right, 1.0, params.min_straight_share)
+    if x0 is None or x1 is None:  # one side must be a long straight edge, the other a shorter one
+        x0, x1 = x0b, x1b
+    if x0 is None or x1 is None:
+        return None
+    m = np.zeros_like(support)
+    m[int(round(y0)) : int(round(y1)) + 1, int(round(x0)) : int(round(x1)) + 1] = 1
+    if m[base > 0].mean() < params.min_sector_cover:
+        return None
+    return m
+
+
 def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Fan mask (0/1) of a downsampled grey image and how it was found (sector | hull | none).
     ``rim_small``: flat scanner rim (0/1, same size) to exclude, or ``None``."""
@@ -344,6 +404,9 @@ def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndar
     sector = _sector_mask(support, params, textured)
     if sector is not None:
         return sector, "sector"
+    rect = _rectangle_mask(support, params, textured)
+    if rect is not None:
+        return rect, "rectangle"
     return _hull_mask(support), "hull"
 
 
