@@ -82,12 +82,14 @@ def frame_for_record(ds: Dataset, rec: ImageRecord) -> Frame:
 
 
 def build_cache(ds: Dataset, pcfg: PreprocessConfig, records: list[ImageRecord] | None = None, progress: bool = False) -> ModelSpaceCache:
-    """Preprocess every record once (``preprocess_frame``) and map its labels to model pixels."""
-    from livus.preprocess.fan import FanCache
+    """Preprocess every record once (``preprocess_frame``) and map its labels to model pixels.
+
+    Each image gets its own fan detection (no ``FanCache``): dataset images of one size come
+    from different scans, and the inference pipeline analyses single images the same way.
+    """
     from livus.preprocess.pipeline import preprocess_frame
 
     records = list(ds) if records is None else records
-    fan_cache = FanCache()
     imgs, les, liv, lv, val, lbs, cls, stems = [], [], [], [], [], [], [], []
     it = records
     if progress:
@@ -96,7 +98,7 @@ def build_cache(ds: Dataset, pcfg: PreprocessConfig, records: list[ImageRecord] 
         it = tqdm(records, desc="preprocess", unit="img")
     for rec in it:
         frame = frame_for_record(ds, rec)
-        pre = preprocess_frame(frame, pcfg, fan_cache)
+        pre = preprocess_frame(frame, pcfg)
         lb = pre.letterbox
         imgs.append(pre.image.astype(np.float32))
         les.append(lb.mask_to_model(ds.read_mask(rec)))
