@@ -88,7 +88,7 @@ def play(ws, frames: list[bytes], fps: float, max_s: float) -> dict:
     """Play at ``fps`` with one frame in flight; returns latency and rate figures."""
     period = 1.0 / fps
     sent_at: dict[int, float] = {}
-    server_ms, rtt_ms, answered_t = [], [], []
+    server_ms, rtt_ms, answered_t, decode_ms, analyze_ms = [], [], [], [], []
     inflight = False
     skipped = 0
     t_start = time.perf_counter()
@@ -109,6 +109,8 @@ def play(ws, frames: list[bytes], fps: float, max_s: float) -> dict:
             inflight = False
             if "result" in reply:
                 server_ms.append(reply["server_ms"])
+                decode_ms.append(reply["decode_ms"])
+                analyze_ms.append(reply["analyze_ms"])
                 rtt_ms.append((now - sent_at[reply["seq"]]) * 1000)
                 answered_t.append(now)
         delay = tick - time.perf_counter()
@@ -131,6 +133,7 @@ def play(ws, frames: list[bytes], fps: float, max_s: float) -> dict:
         "result_fps": (len(answered_t) - 1) / (answered_t[-1] - answered_t[0]) if len(answered_t) > 1 else 0.0,
         "skipped": skipped, "server_ms_p50": pct(server_ms, 50), "server_ms_p95": pct(server_ms, 95),
         "server_ms_max": max(server_ms, default=float("nan")), "rtt_ms_p95": pct(rtt_ms, 95),
+        "decode_ms_p95": pct(decode_ms, 95), "analyze_ms_p95": pct(analyze_ms, 95),
     }
 
 
@@ -183,10 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         fl = flood(ws, frames[:100], args.max_seconds)
     import torch
 
+    import os
+
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes share the CPU)")
     print(f"livus live load test: {args.width}x{args.height} JPEG frames at {args.fps:g} fps, "
           f"{len(frames)} frames, torch threads {torch.get_num_threads()}")
     print(f"  server time per frame   p50 {res['server_ms_p50']:.1f} ms   p95 {res['server_ms_p95']:.1f} ms   "
           f"max {res['server_ms_max']:.1f} ms   (target p95 <= 50 ms)")
+    print(f"    of which JPEG decode p95 {res['decode_ms_p95']:.1f} ms, analysis (preprocess + model) p95 {res['analyze_ms_p95']:.1f} ms")
     print(f"  round trip (loopback)   p95 {res['rtt_ms_p95']:.1f} ms")
     print(f"  live view               {res['display_fps']:.1f} frames/s shown (target >= 25), "
           f"{res['result_fps']:.1f} results/s, {res['skipped']} of {res['frames_shown']} frames skipped")
