@@ -50,6 +50,18 @@ def test_good_simulated_frames_pass_and_bad_ones_are_named(clip):
     assert min(m["dark_share"] for m in off) > max(m["dark_share"] for m in good)
 
 
+def test_clip_gate_flags_frames_that_slide_off_the_liver(clip):
+    from livus.preprocess.quality import ClipQualityGate
+
+    gate = ClipQualityGate()
+    got = [(label, gate.assess(frame).verdict) for frame, _, label in clip]  # fan detected once, reused
+    assert all(v == "ok" for lab, v in got if lab == "good")
+    assert all(v == "liver_not_in_view" for lab, v in got if lab == "out_of_liver")
+    assert all(v == "heavily_shadowed" for lab, v in got if lab == "shadowed")
+    frozen = gate.assess(clip[-1][0])  # the same frame again
+    assert frozen.verdict == "frozen"
+
+
 def test_liver_not_in_view_rule():
     from livus.preprocess.quality import classify_measures
 

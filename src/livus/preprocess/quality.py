@@ -21,6 +21,13 @@ verdict              rule (thresholds in :class:`QualityParams`)
 Checks run in that order and the first that fires gives the verdict, so a black frame is
 ``blank`` (not also ``frozen``), a photo is ``not_ultrasound`` (not ``doppler_colour``).
 
+For clips use :class:`ClipQualityGate` (one per clip): it keeps the previous frame and the fan,
+and judges "liver not in view" also against the clip's own reference, which catches far more
+frames of a probe sliding off the liver than the absolute per-frame rule.
+
+Usage: ``v = assess_quality(frame, fan_mask, previous)``; ``FrameResult.quality = v.to_dict()``
+(``{"verdict", "ok", "reason", "reason_zh", "measures"}``).
+
 Statistics (all inside the fan unless said; grey levels 0–255 on the working copy):
 
 * ``grey_std``: grey standard deviation of the whole frame; ``grey_p99``: its 99th percentile;
@@ -352,3 +359,43 @@ def assess_quality(frame: Frame, fan_mask: np.ndarray | None = None, previous: n
 def params_dict(params: QualityParams) -> dict[str, Any]:
     """The thresholds as a plain dict (for reports and benchmarks)."""
     return asdict(params)
+
+
+@dataclass
+class ClipQualityGate:
+    """The gate over the frames of one clip, in order: remembers the previous frame (``frozen``)
+    and the clip's own typical ``band_to_near`` / ``dark_share`` over its ``ok`` frames, and also
+    calls a frame ``liver_not_in_view`` when, against that reference (after ``min_reference``
+    ok frames), its band falls below ``rel_band_to_near`` × the clip median with a dark share
+    ``dark_share_rise`` above the clip median. A relative rule is much safer than the absolute
+    one: a clip's gain and depth stay the same while the probe slides off the liver.
+
+    ``fan_mask`` is detected on the first frame (or after a size change) and reused.
+    """
+
+    params: QualityParams = field(default_factory=QualityParams)
+    rel_band_to_near: float = 0.75
+    dark_share_rise: float = 0.08
+    min_reference: int = 3
+    _previous: np.ndarray | None = None
+    _fan: np.ndarray | None = None
+    _b2n: list[float] = field(default_factory=list)
+    _dark: list[float] = field(default_factory=list)
+
+    def assess(self, frame: Frame, fan_mask: np.ndarray | None = None) -> QualityVerdict:
+        if fan_mask is None:
+            if self._fan is None or self._fan.shape != frame.pixels.shape:
+                self._fan = detect_fan(frame.pixels).mask
+            fan_mask = self._fan
+        m = quality_measures(frame, fan_mask, self._previous, self.params)
+        self._previous = frame.pixels
+        name = classify_measures(m, self.params)
+        if name == "ok" and len(self._b2n) >= self.min_reference:
+            ref_b2n, ref_dark = float(np.median(self._b2n)), float(np.median(self._dark))
+            m["clip_band_to_near"], m["clip_dark_share"] = ref_b2n, ref_dark
+            if m["band_to_near"] < self.rel_band_to_near * ref_b2n and m["dark_share"] > ref_dark + self.dark_share_rise:
+                name = "liver_not_in_view"
+        if name == "ok":
+            self._b2n.append(m["band_to_near"])
+            self._dark.append(m["dark_share"])
+        return _verdict(name, m)
