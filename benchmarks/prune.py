@@ -185,7 +185,10 @@ def file_sizes_mb(path: Path) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--detector", required=True, help="detector checkpoint (.pt)")
+    ap.add_argument("--detector", default=None, help="detector checkpoint (.pt)")
+    ap.add_argument("--quant-folds", default=None, metavar="RUN",
+                    help="instead of the variant table: fp32 vs int8 accuracy of every fold model RUN/fold<k>/detector.pt "
+                         "on its own validation fold (k-fold run of `livus train detector`)")
     ap.add_argument("--classifier", default=None, help="classifier checkpoint (.pt) for the AUC rows")
     ap.add_argument("--data", required=True, help="livus dataset (AUL imported)")
     ap.add_argument("--fold", type=int, default=0)
@@ -199,12 +202,16 @@ def main() -> int:
     ap.add_argument("--work-dir", default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.quant_folds:
+        return quant_folds(Path(args.quant_folds), Path(args.data), args.calibration, args.threads, args.json)
+    if not args.detector:
+        ap.error("--detector is required (or --quant-folds RUN)")
 
     from livus.config import DetectorConfig, PreprocessConfig
     from livus.infer.bench import accuracy_data, classifier_auc, detector_accuracy
     from livus.infer.onnx import (_spread, calibration_images, dataset_split, export_classifier_onnx, export_detector_onnx,
                                   load_onnx_classifier, load_onnx_detector, quantize_classifier_int8,
-                                  quantize_detector_int8, quantize_dynamic_int8)
+                                  output_conv_nodes, quantize_detector_int8, quantize_dynamic_int8)
     from livus.io.dataset import load_dataset
     from livus.models.classifier import load_classifier
     from livus.models.detector import LesionDetector, load_detector
@@ -243,7 +250,10 @@ def main() -> int:
         add(variant, "onnx-fp32", load_onnx_detector(fp32, args.threads), fp32, count_parameters(model), extra)
         int8 = quantize_detector_int8(fp32, work / f"{variant.replace(' ', '_')}.int8.onnx", calib)
         add(variant, "onnx-int8", load_onnx_detector(int8, args.threads), int8, count_parameters(model), extra)
-        if dynamic:
+        if dynamic:  # the base model only: mixed precision and dynamic int8 for comparison
+            mixed = quantize_detector_int8(fp32, work / f"{variant.replace(' ', '_')}.int8mixed.onnx", calib,
+                                           nodes_to_exclude=output_conv_nodes(fp32))
+            add(variant, "onnx-int8 (heads fp32)", load_onnx_detector(mixed, args.threads), mixed, count_parameters(model), extra)
             dyn = quantize_dynamic_int8(fp32, work / f"{variant.replace(' ', '_')}.int8dyn.onnx")
             add(variant, "onnx-int8-dynamic", load_onnx_detector(dyn, args.threads), dyn, count_parameters(model), extra,
                 accuracy=False)
@@ -301,6 +311,52 @@ def main() -> int:
     print(format_table(rows, cls_rows, args, len(data.records), len(data.crops)))
     if args.json:
         Path(args.json).write_text(json.dumps({"detector": rows, "classifier": cls_rows, "args": vars(args)}, indent=1))
+    return 0
+
+
+def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int, json_path: str | None) -> int:
+    """fp32 vs static int8 (all layers; prediction layers kept fp32) of each fold model on its
+    own validation fold; per-fold figures, their mean and the change in points."""
+    from livus.infer.bench import accuracy_data, detector_accuracy
+    from livus.infer.onnx import (calibration_images, export_detector_onnx, load_onnx_detector, output_conv_nodes,
+                                  quantize_detector_int8)
+    from livus.models.detector import load_detector
+
+    torch.set_num_threads(threads)
+    folds = sorted(run_dir.glob("fold*/detector.pt"))
+    if not folds:
+        raise SystemExit(f"no fold*/detector.pt in {run_dir}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pt in folds:
+            k = int(pt.parent.name[4:])
+            det = load_detector(pt)
+            size = det.cfg.input_size_px
+            t = time.perf_counter()
+            data = accuracy_data(data_dir, size, None, fold=k)
+            calib = calibration_images(data_dir, size, n_calibration, fold=k)
+            fp32 = export_detector_onnx(det, Path(tmp) / f"f{k}.onnx", source_checkpoint=pt)
+            variants = {"onnx-fp32": fp32,
+                        "onnx-int8": quantize_detector_int8(fp32, Path(tmp) / f"f{k}.int8.onnx", calib),
+                        "onnx-int8 (heads fp32)": quantize_detector_int8(fp32, Path(tmp) / f"f{k}.mixed.onnx", calib,
+                                                                         nodes_to_exclude=output_conv_nodes(fp32))}
+            for name, path in variants.items():
+                acc = detector_accuracy(load_onnx_detector(path, threads), data)
+                rows.append({"fold": k, "runtime": name, "n_images": len(data.records), **{a: round(b, 4) for a, b in acc.items()}})
+                print(f"  fold {k} {name:24s} {rows[-1]}", flush=True)
+            print(f"  fold {k} done in {time.perf_counter() - t:.0f} s", flush=True)
+    keys = ["sens@0.25fp", "mass_dice", "liver_dice"]
+    names = list(dict.fromkeys(r["runtime"] for r in rows))
+    mean = {n: {key: float(np.nanmean([r[key] for r in rows if r["runtime"] == n])) for key in keys} for n in names}
+    lines = [f"Quantisation accuracy, {len(folds)} fold model(s), each on its own validation fold",
+             "| fold | runtime | images | sens@0.25FP | mass Dice | liver Dice |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['fold']} | {r['runtime']} | {r['n_images']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |" for r in rows]
+    for n in names:
+        delta = " | ".join(f"{mean[n][k]:.4f} ({100 * (mean[n][k] - mean['onnx-fp32'][k]):+.1f} pt)" for k in keys)
+        lines.append(f"| mean | {n} | | {delta} |")
+    print("\n".join(lines))
+    if json_path:
+        Path(json_path).write_text(json.dumps({"rows": rows, "mean": mean}, indent=1))
     return 0
 
 

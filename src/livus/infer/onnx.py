@@ -296,7 +296,8 @@ class _FeedReader:
 
 
 def _quantize_static(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.ndarray]],
-                     nodes_to_exclude: Iterable[str] = (), method: str = "minmax") -> Path:
+                     nodes_to_exclude: Iterable[str] = (), method: str = "minmax",
+                     op_types: Sequence[str] | None = None) -> Path:
     """Static QDQ quantisation (per-channel int8 weights, uint8 activations, calibration
     ``method`` minmax | percentile | entropy on ``feeds``); the fp32 file's ``livus.*`` metadata
     is carried over, with the calibration and fp32-kept nodes noted."""
@@ -313,13 +314,15 @@ def _quantize_static(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.n
         quantize_static(
             str(prep), str(out_path), _FeedReader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(nodes_to_exclude),
+            op_types_to_quantize=list(op_types) if op_types else None,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                               "entropy": CalibrationMethod.Entropy}[method],
         )
     props = read_onnx_metadata(Path(fp32_path))
     props[_PRECISION] = "int8"
     props["livus.quantisation"] = json.dumps({"format": "QDQ", "per_channel": True, "calibration": method,
-                                              "calibration_samples": len(feeds), "fp32_nodes": list(nodes_to_exclude)})
+                                              "calibration_samples": len(feeds), "fp32_nodes": list(nodes_to_exclude),
+                                              "op_types": list(op_types) if op_types else "default"})
     write_onnx_metadata(out_path, props)
     return out_path
 
@@ -360,19 +363,21 @@ def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> Path:
 
 
 def quantize_detector_int8(fp32_path: Path, out_path: Path, calibration_images: list[np.ndarray],
-                           nodes_to_exclude: Iterable[str] = (), method: str = "minmax") -> Path:
+                           nodes_to_exclude: Iterable[str] = (), method: str = "minmax",
+                           op_types: Sequence[str] | None = None) -> Path:
     """Static int8 (QDQ, per-channel) detector from its fp32 ONNX file.
 
     ``calibration_images``: preprocessed model inputs (``preprocess_frame(...).image``), each
     ``(S, S)`` or ``(1, S, S)`` float in [0, 1], S = the file's input size.
     """
     feeds = [{"image": _as_float32(im).reshape(1, 1, *np.shape(im)[-2:])} for im in calibration_images]
-    return _quantize_static(fp32_path, out_path, feeds, nodes_to_exclude, method)
+    return _quantize_static(fp32_path, out_path, feeds, nodes_to_exclude, method, op_types)
 
 
 def quantize_classifier_int8(fp32_path: Path, out_path: Path, calibration_crops: list[np.ndarray],
                              calibration_sizes: Sequence[float] | None = None,
-                             nodes_to_exclude: Iterable[str] = (), method: str = "minmax") -> Path:
+                             nodes_to_exclude: Iterable[str] = (), method: str = "minmax",
+                           op_types: Sequence[str] | None = None) -> Path:
     """Static int8 (QDQ, per-channel) classifier from its fp32 ONNX file.
 
     ``calibration_crops``: ``(2, C, C)`` crops as made for inference; ``calibration_sizes``:
