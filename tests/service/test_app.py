@@ -127,3 +127,18 @@ def test_bearer_token_for_scripts(service):
                   files=[("files", ("a.png", png_bytes(ultrasound_like())))])
     assert r.status_code == 202
     service.state.worker.wait_idle(60)
+
+
+def test_clip_upload_is_analysed(service, doc, tmp_path):
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240), False)
+    for i in range(12):
+        w.write(np.roll(ultrasound_like(320, 240), 2 * i, axis=1))
+    w.release()
+    d = wait_done(service, doc, upload(doc, [("clip.avi", clip.read_bytes())])["uid"])
+    assert d["status"] == "done", d["error"]
+    assert len(d["frames"]) >= 1
+    assert {f["file"] for f in d["frames"]} == {"clip.avi"}
+    assert all(f["result"]["image_size_px"] == [320, 240] for f in d["frames"])

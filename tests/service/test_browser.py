@@ -116,8 +116,23 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
             page.screenshot(path=str(artifacts_dir / "service_live.png"))
             if live_ok:
                 assert "analysed frames/s" in page.locator("#live-stats").inner_text()
+            # monitoring view with confirmed outcomes of two model versions
+            from livus.service.monitoring import add_outcome
+
+            from .test_monitoring import add_scored_frames
+
+            w = tmp_path / "w.bin"
+            w.write_bytes(b"w")
+            svc.state.registry.register("detector", "v1", [w], activate=True)
+            svc.state.registry.register("detector", "v2", [w], activate=True)
+            with svc.state.sm() as db:
+                for version, scores in (("v1", [0.9] * 15 + [0.2] * 15), ("v2", [0.3] * 15 + [0.2] * 15)):
+                    for k, fid in enumerate(add_scored_frames(svc, version, scores)):
+                        add_outcome(db, None, fid, 1, k < 15, "pathology")
             page.click("button[data-view='monitor']")
-            page.wait_for_selector("#chart")
+            page.wait_for_selector("#metrics-table tbody tr")
+            assert page.locator("#metrics-table tbody tr").count() == 2
+            page.screenshot(path=str(artifacts_dir / "service_monitor.png"), full_page=True)
             assert errors == [], errors
         finally:
             browser.close()

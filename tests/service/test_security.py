@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
 
 from livus.service.storage import Study, StudyFile, User
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from livus.config import ServiceConfig
 from livus.monitor.registry import ModelRegistry, RegistryError
 from livus.service import audit
-from livus.service.analysis import DETECTOR_MODEL, AnalysisWorker, ModelProvider
+from livus.service.analysis import AnalysisWorker, ModelProvider
 from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, end_session, session_for_token, set_password, start_session
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
 from livus.service.privacy import deidentify_image, deidentify_result, deidentify_study

@@ -422,14 +422,18 @@ async function loadMonitor() {
 
 function drawChart(cv, series, th) {
   const g = cv.getContext("2d");
-  const W = cv.width, H = cv.height, pad = 35;
-  g.clearRect(0, 0, W, H);
+  const legend = 170;  // legend column right of the plot
+  const W = cv.width - legend, H = cv.height, pad = 35;
+  g.clearRect(0, 0, cv.width, H);
   g.strokeStyle = "#888"; g.strokeRect(pad, 10, W - pad - 10, H - pad - 10);
   const y = (v) => 10 + (1 - v) * (H - pad - 20);
   g.fillStyle = "#555"; g.font = "12px sans-serif";
   [0, 0.5, 1].forEach((v) => g.fillText(v.toFixed(1), 5, y(v) + 4));
   const dash = (v, c) => { g.setLineDash([5, 4]); g.strokeStyle = c; g.beginPath(); g.moveTo(pad, y(v)); g.lineTo(W - 10, y(v)); g.stroke(); g.setLineDash([]); };
   dash(th.min_sensitivity, "#d33"); dash(th.min_specificity, "#36c");
+  g.fillStyle = "#555";
+  g.fillText(`${t("sensitivity")} ≥ ${th.min_sensitivity}`, pad + 4, y(th.min_sensitivity) - 3);
+  g.fillText(`${t("specificity")} ≥ ${th.min_specificity}`, pad + 4, y(th.min_specificity) - 3);
   const colours = ["#d33", "#36c", "#2a2", "#a2a", "#c80"];
   Object.entries(series).forEach(([ver, pts], vi) => {
     const n = Math.max(2, pts.length);
@@ -441,7 +445,7 @@ function drawChart(cv, series, th) {
       pts.forEach((p, i) => { if (p[key] === null) return; started ? g.lineTo(x(i), y(p[key])) : g.moveTo(x(i), y(p[key])); started = true; });
       g.stroke();
       g.fillStyle = g.strokeStyle;
-      g.fillText(`${ver} ${t(key)}`, W - 200, 25 + 14 * (2 * vi + k));
+      g.fillText(`${ver} ${t(key)}`, W + 5, 25 + 16 * (2 * vi + k));
     });
   });
 }

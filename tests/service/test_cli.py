@@ -1,0 +1,68 @@
+"""`livus user …` and `livus serve` from the command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from livus.cli import main
+
+
+def test_user_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LIVUS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LIVUS_PASSWORD", "first-admin-pass")
+    assert main(["user", "add", "chief", "--role", "admin"]) == 0
+    assert main(["user", "add", "chief", "--role", "admin"]) == 2  # exists: clean error
+    monkeypatch.setenv("LIVUS_PASSWORD", "short")
+    assert main(["user", "add", "other", "--role", "physician"]) == 2
+    assert main(["user", "unlock", "chief"]) == 0
+    assert main(["user", "disable", "nobody"]) == 2
+    capsys.readouterr()
+    assert main(["user", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "chief" in out and "admin" in out and "other" not in out
+    assert (tmp_path / "data" / "livus.db").is_file()
+
+
+def test_data_dir_inside_the_package_is_refused(monkeypatch):
+    import livus
+
+    monkeypatch.setenv("LIVUS_DATA_DIR", os.path.join(os.path.dirname(livus.__file__), "data"))
+    with pytest.raises(ValueError, match="inside the livus package"):
+        from livus.service.settings import load_service_config
+
+        load_service_config()
+
+
+@pytest.mark.slow
+def test_serve_starts_and_answers(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LIVUS_DATA_DIR": str(tmp_path / "data"), "LIVUS_PASSWORD": "first-admin-pass"}
+    subprocess.run([sys.executable, "-m", "livus.cli", "user", "add", "chief", "--role", "admin"], env=env, check=True,
+                   timeout=60)
+    proc = subprocess.Popen([sys.executable, "-m", "livus.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+        assert httpx.get(f"{url}/api/studies", timeout=5).status_code == 401
+        r = httpx.post(f"{url}/api/login", json={"username": "chief", "password": "first-admin-pass"}, timeout=10)
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
