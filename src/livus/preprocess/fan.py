@@ -34,19 +34,22 @@ class FanParams:
 
     work_width_px: int = 512  # detection runs on a copy this wide
     floor_grey: float = 6.0  # smoothed grey above background + this counts as echo
+    overlay_grey: int = 180  # bright thin marks at least this grey are not echo (255 = off)
+    overlay_tophat: int = 60  # ... and at least this much brighter than their surroundings
     min_local_std: float = 1.0  # flat rim: local grey std below this (0 = off)
     std_window_px: int = 3  # window of that std (original pixels)
     flat_max_grey: float = 80.0  # flat rim is darker than this
     flat_min_share: float = 0.3  # a work pixel is rim when this share of its pixels is
     min_rim_px: int = 500  # fewer flat pixels next to the background: no rim
     rim_grey_tol: float = 2.0  # rim pixels are within this of the rim's grey level
+    rim_margin_grey: float = 6.0  # texture is brighter than the rim level by this
     rim_percentile: float = 15.0  # rim width: this low percentile of the texture's inset
     min_straight_share: float = 0.3  # linear probe: this share of rows touch a straight vertical side
     max_rim_px: float = 10.0  # rim widths are capped at this (work pixels at 512 wide)
     open_px: float = 5.0
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
     max_side_angle_gap_deg: float = 3.0  # sides more asymmetric than this: fit one mirrored edge
-    side_rows_frac: tuple[float, float] = (0.05, 0.4)  # rows (share of the fan height) used for the edges
+    side_rows_frac: tuple[float, float] = (0.05, 0.7)  # rows (share of the fan height) used for the edges
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
     polygon_epsilon_px: float = 0.7  # polygon simplification tolerance (work pixels)
 
@@ -78,9 +81,9 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return (labels == k).astype(np.uint8)
 
 
-def flat_rim(grey: np.ndarray, params: FanParams) -> np.ndarray | None:
-    """Pixels (bool, same size as ``grey``) of the flat grey rim some scanners draw around the
-    sector, or ``None`` when there is none.
+def flat_rim(grey: np.ndarray, params: FanParams) -> tuple[np.ndarray, float] | None:
+    """Pixels (bool, same size as ``grey``) and grey level of the flat grey rim some scanners
+    draw around the sector, or ``None`` when there is none.
 
     Such scanners show the fan's black level as a constant grey (~25–35) and pad the sector with
     a rim of it; the annotated outlines exclude the rim. Speckle varies from pixel to pixel, the
@@ -98,7 +101,17 @@ def flat_rim(grey: np.ndarray, params: FanParams) -> np.ndarray | None:
     if edge.sum() < params.min_rim_px:
         return None
     level = float(np.median(g[edge]))
-    return flat & (np.abs(g - level) <= params.rim_grey_tol)
+    return flat & (np.abs(g - level) <= params.rim_grey_tol), level
+
+
+def bright_marks(grey_small: np.ndarray, params: FanParams) -> np.ndarray | None:
+    """Bright thin marks (0/1; ruler bars, ticks, text) that may touch the fan and would bend
+    its fitted edges, or ``None`` when switched off."""
+    if params.overlay_grey >= 255:
+        return None
+    tophat = cv2.morphologyEx(grey_small, cv2.MORPH_TOPHAT, np.ones((7, 7), np.uint8))
+    marks = ((grey_small >= params.overlay_grey) & (tophat >= params.overlay_tophat)).astype(np.uint8)
+    return cv2.dilate(marks, np.ones((3, 3), np.uint8))
 
 
 def echo_support(grey_small: np.ndarray, params: FanParams) -> np.ndarray:
@@ -198,7 +211,7 @@ def _mirror(line: np.ndarray, axis_x: float) -> np.ndarray:
     return np.array([[2 * axis_x - line[0][0], line[0][1]], [-line[1][0], line[1][1]]])
 
 
-def _side_lines(support: np.ndarray, params: FanParams) -> tuple[np.ndarray, np.ndarray] | None:
+def _side_lines(support: np.ndarray, params: FanParams, marks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Left and right fan edges as ``[point, unit direction pointing down]``.
 
     Each edge is an envelope line fitted to the support's row extremes in the upper part of the
@@ -208,6 +221,8 @@ def _side_lines(support: np.ndarray, params: FanParams) -> tuple[np.ndarray, np.
     one side about the axis and a single envelope is fitted to them. ``None`` when no straight
     edge is found.
     """
+    if marks is not None:
+        support = cv2.morphologyEx(support & (marks == 0), cv2.MORPH_OPEN, _disk(params.open_px))
     ext = _row_extremes(support, params.side_rows_frac[0], params.side_rows_frac[1])
     if ext is None:
         return None
@@ -290,11 +305,12 @@ def _halfplane(shape: tuple[int, int], point: np.ndarray, direction: np.ndarray,
     return m
 
 
-def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None) -> np.ndarray | None:
+def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None,
+                 marks: np.ndarray | None = None) -> np.ndarray | None:
     """Sector model fitted to the support: apex where the side edges meet, near/far arcs around
     the apex. Extends the fan into dark corners and shadowed sides that carry no echo. With
     ``textured`` (the support less a flat scanner rim), the sector is shrunk by the rim."""
-    lines = _side_lines(support, params)
+    lines = _side_lines(support, params, marks)
     if lines is None:
         return None
     left, right = lines
@@ -390,18 +406,22 @@ def _rectangle_mask(support: np.ndarray, params: FanParams, textured: np.ndarray
     return m
 
 
-def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndarray | None = None) -> tuple[np.ndarray, str]:
-    """Fan mask (0/1) of a downsampled grey image and how it was found (sector | hull | none).
-    ``rim_small``: flat scanner rim (0/1, same size) to exclude, or ``None``."""
+def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndarray | None = None,
+                   rim_level: float | None = None) -> tuple[np.ndarray, str]:
+    """Fan mask (0/1) of a downsampled grey image and how it was found (sector | rectangle | hull
+    | none). ``rim_small``: flat scanner rim (0/1, same size) to exclude, or ``None``;
+    ``rim_level``: its grey level (texture is brighter than it)."""
     support = echo_support(grey_small, params)
     if not support.any():
         return support, "none"
     textured = None
     if rim_small is not None:
         textured = support & (cv2.dilate(rim_small, np.ones((3, 3), np.uint8)) == 0)
+        if rim_level is not None:
+            textured &= (grey_small > rim_level + params.rim_margin_grey).astype(np.uint8)
         # the thin step between the rim and the black background is not flat: open it away
         textured = cv2.morphologyEx(textured, cv2.MORPH_OPEN, _disk(params.open_px))
-    sector = _sector_mask(support, params, textured)
+    sector = _sector_mask(support, params, textured, bright_marks(grey_small, params))
     if sector is not None:
         return sector, "sector"
     rect = _rectangle_mask(support, params, textured)
@@ -420,13 +440,14 @@ def detect_fan(grey: np.ndarray, params: FanParams | None = None) -> FanResult:
     small = cv2.resize(grey, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) if k < 1 else grey
     kx, ky = small.shape[1] / w, small.shape[0] / h
     rim_small = None
-    rim = flat_rim(grey, params) if params.min_local_std > 0 else None
+    found = flat_rim(grey, params) if params.min_local_std > 0 else None
+    rim, rim_level = found if found is not None else (None, None)
     if rim is not None:
         rim_f = rim.astype(np.float32)
         if rim_f.shape != small.shape:
             rim_f = cv2.resize(rim_f, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
         rim_small = (rim_f >= params.flat_min_share).astype(np.uint8)
-    m_small, kind = fan_mask_small(small, params, rim_small)
+    m_small, kind = fan_mask_small(small, params, rim_small, rim_level)
     warnings: list[str] = []
     if not m_small.any():
         warnings.append("no fan found: using the whole image")
