@@ -79,3 +79,10 @@ def test_live_websocket_refuses_other_origins(service, doc):
         with doc.websocket_connect("/api/live", headers={"origin": "http://evil.example"}) as ws:
             ws.receive_text()
     assert exc.value.code == 4403
+
+
+def test_live_websocket_refuses_researchers(service, researcher):
+    with pytest.raises(WebSocketDisconnect) as exc:
+        with researcher.websocket_connect("/api/live") as ws:
+            ws.receive_text()
+    assert exc.value.code == 4403

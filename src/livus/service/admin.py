@@ -48,7 +48,8 @@ def _read_password(args: argparse.Namespace) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from livus.service.settings import load_service_config
 
-    cfg = load_service_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir)
+    cfg = load_service_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
+                              dicom_port=args.dicom_port)
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
     serve(cfg)
     return 0
@@ -145,6 +146,7 @@ def add_subparsers(sub: argparse._SubParsersAction) -> None:
     common(s)
     s.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    s.add_argument("--dicom-port", type=int, default=None, help="DICOM C-STORE listener port (default: off)")
     s.set_defaults(func=cmd_serve)
 
     u = sub.add_parser("user", help="service accounts")

@@ -43,9 +43,11 @@ from livus.service.storage import (
     Study,
     StudyFile,
     User,
+    as_utc,
     database_url,
     make_engine,
     make_sessionmaker,
+    utcnow,
 )
 
 log = logging.getLogger("livus.service")
@@ -241,7 +243,7 @@ def png_response(img: np.ndarray) -> Response:
 
 
 def user_dict(u: User) -> dict[str, Any]:
-    locked = u.locked_until is not None
+    locked = u.locked_until is not None and as_utc(u.locked_until) > utcnow()
     return {"username": u.username, "role": u.role, "language": u.language, "active": u.active, "locked": locked}
 
 

@@ -32,6 +32,7 @@ from livus.types import Frame
 log = logging.getLogger("livus.live")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+LIVE_ROLES = frozenset({"admin", "physician"})  # live frames are not de-identified
 HEADER = struct.Struct(">I")
 
 
@@ -120,9 +121,10 @@ def register_live(app: FastAPI, state: Any, session_for_token: Callable) -> None
         with state.sm() as db:
             rec = session_for_token(db, token)
             user = rec.user if rec else None
-            if user is not None and same_origin(websocket):
+            if user is not None and same_origin(websocket) and user.role in LIVE_ROLES:
                 audit.record(db, user, "live", "live-session", "", websocket.client.host if websocket.client else "")
-        if user is None or not same_origin(websocket):
+        if user is None or not same_origin(websocket) or user.role not in LIVE_ROLES:
+            # 4401: no login; 4403: another site's page or a role that may not see identifiable images
             await websocket.close(code=4401 if user is None else 4403)
             return
         await websocket.accept()

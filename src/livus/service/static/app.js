@@ -22,6 +22,7 @@ const I18N = {
     uploading: "正在上传…", uploaded: "已上传，正在分析", login_failed: "用户名或密码错误",
     locked: "账户已锁定，请稍后再试或联系管理员", too_many: "尝试次数过多，请稍候", confirmed: "已确认",
     risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
+    pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
     unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
   },
   en: {
@@ -45,7 +46,8 @@ const I18N = {
     uploaded: "Uploaded, analysing", login_failed: "Wrong user name or password",
     locked: "Account locked; try later or ask an administrator", too_many: "Too many attempts; please wait",
     confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
-    reasons: "Reasons", model_version: "Model version", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
+    reasons: "Reasons", model_version: "Model version", pacs: "Retrieve from PACS",
+    study_uid: "Study Instance UID", retrieve: "Retrieve and analyse", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
   },
 };
@@ -158,6 +160,17 @@ async function upload(ev) {
     await loadStudies();
     openStudy(s.uid);
   } catch (e) { $("#upload-status").textContent = e.message; }
+}
+
+async function pacsRetrieve(ev) {
+  ev.preventDefault();
+  $("#pacs-status").textContent = "…";
+  try {
+    const out = await api("/api/pacs/retrieve", { method: "POST", json: { patient_id: $("#pacs-patient").value, study_instance_uid: $("#pacs-study").value } });
+    $("#pacs-status").textContent = `${out.studies.length} ${t("studies")}`;
+    await loadStudies();
+    if (out.studies.length) openStudy(out.studies[0]);
+  } catch (e) { $("#pacs-status").textContent = e.message; }
 }
 
 async function openStudy(uid) {
@@ -497,6 +510,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#login-form").addEventListener("submit", login);
   $("#upload-form").addEventListener("submit", upload);
   $("#csv-form").addEventListener("submit", importCsv);
+  $("#pacs-form").addEventListener("submit", pacsRetrieve);
   $("#user-form").addEventListener("submit", addUser);
   document.querySelectorAll("#nav button").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
   $("#logout").addEventListener("click", async () => { try { await api("/api/logout", { method: "POST" }); } finally { showLogin(); } });
