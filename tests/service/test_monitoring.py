@@ -122,3 +122,20 @@ def test_input_drift_alert(tmp_path):
         status = doc.get("/api/monitor").json()
         assert status["drift"]["status"] == "drift", status["drift"]
         assert any(a["kind"] == "drift" for a in doc.get("/api/session").json()["alerts"])
+
+
+def test_model_card_and_versions_via_api(tmp_path):
+    svc = make_service(tmp_path / "data")
+    w = tmp_path / "detector.pt"
+    w.write_bytes(b"w")
+    svc.state.registry.register("detector", "v1", [w], card="# livus detector v1\nTrained on AUL.", metrics={"ap50": 0.61},
+                                activate=True)
+    doc, admin = svc.client("doc"), svc.client("admin")
+    models = doc.get("/api/models").json()
+    assert models["detector"]["active"] == "v1" and models["detector"]["versions"][0]["metrics"] == {"ap50": 0.61}
+    card = doc.get("/api/models/detector/v1/card")
+    assert card.status_code == 200 and "Trained on AUL" in card.text
+    assert doc.get("/api/models/detector/v9/card").status_code == 404
+    assert doc.get("/api/models/..%2F..%2Fetc/v1/card").status_code == 404
+    assert admin.post("/api/models/detector/rollback").status_code == 409  # nothing to roll back to
+    assert admin.post("/api/models/detector/activate", json={"version": "v1"}).status_code == 200

@@ -628,6 +628,18 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
                        "versions": [v.to_json_dict() for v in state.registry.versions(name)]}
                 for name in state.registry.models()}
 
+    @app.get("/api/models/{name}/{version}/card")
+    def model_card(name: str, version: str, auth: Auth = Depends(anyone)) -> Response:
+        """The version's model card (Markdown, shown as plain text)."""
+        try:
+            mv = state.registry.get(name, version)
+        except RegistryError as exc:
+            raise HTTPException(404, str(exc)) from None
+        card = mv.path / "MODEL_CARD.md"
+        if not card.is_file():
+            raise HTTPException(404, "this version has no model card")
+        return Response(card.read_text(encoding="utf-8", errors="replace"), media_type="text/plain; charset=utf-8")
+
     @app.post("/api/models/{name}/activate")
     def activate_model(name: str, body: VersionBody, request: Request, auth: Auth = Depends(admin),
                        db: Session = Depends(get_db)) -> dict[str, Any]:

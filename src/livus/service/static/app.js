@@ -22,7 +22,7 @@ const I18N = {
     uploading: "正在上传…", uploaded: "已上传，正在分析", login_failed: "用户名或密码错误",
     locked: "账户已锁定，请稍后再试或联系管理员", too_many: "尝试次数过多，请稍候", confirmed: "已确认",
     risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
-    pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
+    model_card: "模型说明", pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
     unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
   },
   en: {
@@ -46,7 +46,7 @@ const I18N = {
     uploaded: "Uploaded, analysing", login_failed: "Wrong user name or password",
     locked: "Account locked; try later or ask an administrator", too_many: "Too many attempts; please wait",
     confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
-    reasons: "Reasons", model_version: "Model version", pacs: "Retrieve from PACS",
+    reasons: "Reasons", model_version: "Model version", model_card: "Model card", pacs: "Retrieve from PACS",
     study_uid: "Study Instance UID", retrieve: "Retrieve and analyse", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
   },
@@ -417,6 +417,14 @@ async function loadMonitor() {
       const tr = el("tr");
       [name, v.version, v.registered_at.slice(0, 19), v.active ? "✔" : ""].forEach((c) => tr.appendChild(el("td", c)));
       const td = el("td");
+      if (v.has_card) {
+        const a = el("a", t("model_card"));
+        a.href = `/api/models/${encodeURIComponent(name)}/${encodeURIComponent(v.version)}/card`;
+        a.target = "_blank"; a.rel = "noopener";
+        td.append(a, " ");
+      }
+      const m = Object.entries(v.metrics || {}).filter(([, x]) => typeof x === "number");
+      if (m.length) td.append(el("span", m.map(([k, x]) => `${k} ${x.toFixed(3)}`).join(", ") + " ", "small"));
       if (S.user.role === "admin" && !v.active) {
         const b = el("button", t("activate"));
         b.addEventListener("click", async () => { await api(`/api/models/${encodeURIComponent(name)}/activate`, { method: "POST", json: { version: v.version } }); loadMonitor(); });
