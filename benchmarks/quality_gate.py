@@ -7,7 +7,8 @@ Test set (all generated here, nothing downloaded):
   simulator good / shadowed / out_of_liver → expected ok / heavily_shadowed / liver_not_in_view);
 * a frozen pair per clip (the first frame repeated) → frozen; a colour-Doppler box drawn into a
   good frame → doppler_colour;
-* natural-photo-like, screenshot-like and uniform-noise images → not_ultrasound; black, white and
+* natural-photo-like, grey textured photo-like, screenshot-like and uniform-noise images →
+  not_ultrasound; black, white and
   uniform-grey frames (with a little noise) → blank;
 * the AUL images (``--aul``, default ``../shared/data/aul``): all show the liver, so the share
   called ``ok`` is the gate's specificity on real data (per class and per verdict).
@@ -59,6 +60,7 @@ def build_test_set(n_clips: int, frames_per_clip: int) -> tuple[list[tuple[str, 
         items.append(("not_ultrasound", qf.photo_like(s), None, None))
         items.append(("not_ultrasound", qf.screenshot_like(s), None, None))
         items.append(("not_ultrasound", qf.uniform_noise(s), None, None))
+        items.append(("not_ultrasound", qf.grey_textured_photo(s), None, None))
     for v in (0, 128, 255):
         items.append(("blank", qf.blank_frame(v, noise_grey=1.0), None, None))
     return items, clips

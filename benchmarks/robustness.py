@@ -14,6 +14,9 @@ device group ``G`` held out, ``livus.train.robustness``) and every variant:
   (``livus.train.adapt.standardise_intensity``);
 * ``style``: style augmentation at training (gamma, gain, contrast, blur/sharpen, grain;
   ``livus.train.adapt.StyleAugmentedSet``);
+* ``classifier`` (not a detector variant): a lesion classifier trained on the training images'
+  lesions (``livus.train.classifier``, ground-truth outlines), malignancy AUC on the test images'
+  lesions;
 * ``dann``: gradient-reversal domain classifier on the deepest backbone features, domains = the
   device groups, the held-out group's images used UNLABELLED in the domain loss (unsupervised
   domain adaptation; group splits only)
@@ -124,6 +127,25 @@ def train_detector_variant(cfg: LivusConfig, cache: ModelSpaceCache, train_idx: 
     return model.eval()
 
 
+def classifier_auc(ds: Any, train_idx: np.ndarray, test_idx: np.ndarray, epochs: int, samples: Any = None) -> tuple[float, int, Any]:
+    """Malignancy AUC on the lesions of the test images of a lesion classifier trained (short
+    schedule, ``livus.train.classifier``) on the lesions of the training images. Returns
+    ``(auc, n_test_lesions, samples)`` (samples are reused across splits)."""
+    from livus.evaluate.classification import roc_auc
+    from livus.models.classifier import predict_logits
+    from livus.train.classifier import ClassifierTrainConfig, build_samples, train_model
+
+    cfg = LivusConfig().classifier
+    samples = samples if samples is not None else build_samples(ds, cfg)
+    known = ~np.isnan(samples.malignant)
+    tr = np.flatnonzero(np.isin(samples.image_index, train_idx) & known)
+    te = np.flatnonzero(np.isin(samples.image_index, test_idx) & known)
+    model = train_model(samples.subset(tr), cfg, ClassifierTrainConfig(epochs=epochs))
+    logits = predict_logits(model, samples.eval_crops[te], samples.size[te])["malignancy"]
+    y = samples.malignant[te]
+    return (roc_auc(y, logits) if len(np.unique(y)) == 2 else math.nan), int(len(te)), samples
+
+
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     cfg = LivusConfig()
@@ -138,6 +160,7 @@ def run(args: argparse.Namespace) -> None:
         ds.images = ds.images[: args.limit]
     cache = get_cache(ds, cfg, args.cache if not args.limit else None)
     std_cache: ModelSpaceCache | None = None
+    samples = None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -149,6 +172,16 @@ def run(args: argparse.Namespace) -> None:
             if variant == "dann" and split == "random":
                 continue
             t0 = time.time()
+            if variant == "classifier":
+                print(f"== {split} / classifier ({args.classifier_epochs} epochs)", flush=True)
+                auc, n_les, samples = classifier_auc(ds, tr, te, args.classifier_epochs, samples)
+                row = {"split": split, "variant": "classifier", "train_images": int(len(tr)), "test_images": int(len(te)),
+                       "epochs": args.classifier_epochs, "malignancy_auc": auc, "test_lesions": n_les,
+                       "seconds": round(time.time() - t0), "data": str(args.data)}
+                print("   ", row, flush=True)
+                with results.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                continue
             print(f"== {split} / {variant}: train {len(tr)} images, test {len(te)}", flush=True)
             use = cache
             if variant == "standardise":
@@ -169,10 +202,11 @@ def run(args: argparse.Namespace) -> None:
 def table(path: Path) -> str:
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     f = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
-    lines = ["| data | split | variant | train / test images | epochs | sens@0.25 FP/img | mass Dice |", "|---|---|---|---|---|---|---|"]
+    lines = ["| data | split | variant | train / test images | epochs | sens@0.25 FP/img | mass Dice | malignancy AUC |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {Path(r['data']).name} | {r['split']} | {r['variant']} | {r['train_images']} / {r['test_images']} | "
-                     f"{r['epochs']} | {f(r['sens@0.25fp'])} | {f(r['mass_dice'])} |")
+                     f"{r['epochs']} | {f(r.get('sens@0.25fp'))} | {f(r.get('mass_dice'))} | {f(r.get('malignancy_auc'))} |")
     return "\n".join(lines)
 
 
@@ -184,6 +218,7 @@ def main() -> None:
     ap.add_argument("--splits", default="random,group:720x576,group:1024x768")
     ap.add_argument("--variants", default="baseline,standardise,dann")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--classifier-epochs", type=int, default=8, help="epochs of the 'classifier' variant")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)

@@ -38,6 +38,14 @@ def photo_like(seed: int = 0, w: int = 640, h: int = 480) -> Frame:
     return frame_from_bgr(np.clip(img, 0, 255).astype(np.uint8), f"photo_{seed}")
 
 
+def grey_textured_photo(seed: int = 0, w: int = 640, h: int = 480, texture_grey: float = 12.0) -> Frame:
+    """A grey photo-like image with fine texture everywhere (no colour, no flat regions)."""
+    rng = np.random.default_rng(seed)
+    base = photo_like(seed, w, h).pixels.astype(np.float32)
+    tex = cv2.GaussianBlur(rng.normal(0, texture_grey, base.shape).astype(np.float32), (0, 0), 1.2)
+    return Frame(pixels=np.clip(base + tex, 0, 255).astype(np.uint8), source=f"grey_photo_{seed}")
+
+
 def screenshot_like(seed: int = 0, w: int = 800, h: int = 600) -> Frame:
     """Screenshot-like: flat background, window boxes with title bars, text lines, buttons."""
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ def clip() -> list:
     return qf.simulated_clip_frames(seed=0, n_frames=12)
 
 
-@pytest.mark.parametrize("make", [qf.photo_like, qf.screenshot_like, qf.uniform_noise])
+@pytest.mark.parametrize("make", [qf.photo_like, qf.screenshot_like, qf.uniform_noise, qf.grey_textured_photo])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_non_ultrasound_images_are_rejected(make, seed):
     v = assess_quality(make(seed))

@@ -9,7 +9,8 @@ verdict              rule (thresholds in :class:`QualityParams`)
 ``blank``            hardly any grey spread in the whole frame (black, white or one grey)
 ``not_ultrasound``   no speckle: large flat (texture-free) share inside the echo region
                      (photos, screenshots), uncorrelated pixel noise (no speckle grain),
-                     colour spread over the frame rather than inside the fan, or no fan
+                     colour spread over the frame rather than inside the fan, no fan, or a
+                     frame-filling image too smooth for speckle (grey photos)
 ``frozen``           the fan content equals the previous frame's (frozen scanner screen)
 ``doppler_colour``   colour pixels inside the fan (a colour/power-Doppler box)
 ``heavily_shadowed`` a large share of the fan's beams are dark below the near field
@@ -39,6 +40,9 @@ Statistics (all inside the fan unless said; grey levels 0–255 on the working c
 * ``speckle_corr``: correlation of horizontally adjacent pixels at full resolution. Speckle
   grains span several pixels (the beam's point spread), so neighbours correlate (> 0.5);
   pixel noise does not (≈ 0);
+* ``speckle_snr``: median local mean / standard deviation (7×7) in the fan. Only used when the
+  "fan" covers more than 95% of the frame (no scanner background around an imaged region):
+  above 14 the texture is too smooth for speckle (a grey photo);
 * ``colour_share_fan`` / ``colour_share_outside``: share of colour pixels (``Frame.color_mask``)
   inside / outside the fan. Doppler colour sits inside part of the fan (at most
   ``max_colour_share_fan`` of it); a photo's colour is everywhere;
@@ -112,6 +116,8 @@ class QualityParams:
     min_speckle_corr: float = 0.5
     max_colour_share_outside: float = 0.1
     max_colour_share_fan: float = 0.5
+    full_frame_fan_share: float = 0.95  # "fan" covering the whole frame (no scanner background) ...
+    max_full_frame_snr: float = 14.0  # ... with a speckle SNR above this: a grey photo, not speckle
     frozen_diff_grey: float = 0.5
     min_colour_share_fan: float = 0.01
     shadow_rel: float = 0.2  # dark = smoothed grey below this share of the fan's median echo
@@ -175,6 +181,19 @@ def neighbour_correlation(grey: np.ndarray, mask: np.ndarray, row_step: int = 8)
     if sa < 1e-3 or sb < 1e-3:
         return 0.0
     return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+
+
+def speckle_snr(grey: np.ndarray, fan: np.ndarray, window: int = 7, min_grey: float = 30.0) -> float:
+    """Median local mean / local standard deviation (``window``² neighbourhoods) over lit fan
+    pixels. Displayed B-mode speckle is rough (AUL: 4–12, 95% of images below 12); a textured
+    photo is smooth at this scale (15–60)."""
+    g = grey.astype(np.float32)
+    mean = cv2.blur(g, (window, window))
+    sel = fan & (mean > min_grey)
+    if not sel.any():
+        return 0.0
+    sd = local_std(g, window)
+    return float(np.median(mean[sel] / np.maximum(sd[sel], 1e-3)))
 
 
 def fan_edges(fan: np.ndarray, band: tuple[float, float] = (0.3, 0.8)) -> tuple[np.ndarray, np.ndarray] | None:
@@ -306,6 +325,7 @@ def quality_measures(frame: Frame, fan_mask: np.ndarray | None = None, previous:
     lit = inner & (smooth > p.flat_grey)
     m["flat_share"] = float((lit & (tex < p.flat_std_grey)).sum() / max(1, lit.sum()))
     m["speckle_corr"] = neighbour_correlation(grey, fan_mask)
+    m["speckle_snr"] = speckle_snr(g, inner)
     median_echo = float(np.median(smooth[echo])) if echo.any() else 0.0
     m["median_echo_grey"] = median_echo
     if frame.color_mask is not None:
@@ -331,7 +351,8 @@ def classify_measures(m: dict[str, float], params: QualityParams | None = None) 
         return "blank"
     if (m["fan_share"] < p.min_fan_share or m["flat_share"] > p.max_flat_share
             or m["speckle_corr"] < p.min_speckle_corr or m["colour_share_outside"] > p.max_colour_share_outside
-            or m["colour_share_fan"] > p.max_colour_share_fan):
+            or m["colour_share_fan"] > p.max_colour_share_fan
+            or (m["fan_share"] > p.full_frame_fan_share and m["speckle_snr"] > p.max_full_frame_snr)):
         return "not_ultrasound"
     if m.get("frame_diff_grey", np.inf) < p.frozen_diff_grey:
         return "frozen"
