@@ -48,7 +48,8 @@ class FanParams:
     max_rim_px: float = 10.0  # rim widths are capped at this (work pixels at 512 wide)
     open_px: float = 5.0
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
-    max_side_angle_gap_deg: float = 3.0  # sides more asymmetric than this: fit one mirrored edge
+    max_side_angle_gap_deg: float = 5.0  # sides more asymmetric than this: fit one mirrored edge ...
+    min_edge_share: float = 0.5  # ... unless both edges touch at least this share of their rows
     side_rows_frac: tuple[float, float] = (0.05, 0.7)  # rows (share of the fan height) used for the edges
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
     polygon_epsilon_px: float = 0.7  # polygon simplification tolerance (work pixels)
@@ -217,8 +218,9 @@ def _side_lines(support: np.ndarray, params: FanParams, marks: np.ndarray | None
     Each edge is an envelope line fitted to the support's row extremes in the upper part of the
     fan (the near field reaches the edges; the far field is often dark at the sides). A curved or
     phased probe's sector is symmetric about a vertical axis: when the two edges disagree (one
-    side is dark, so its extremes lie inside the true edge), both sides' points are mirrored onto
-    one side about the axis and a single envelope is fitted to them. ``None`` when no straight
+    side is dark, so its extremes lie inside the true edge) and one of them is not a long straight
+    edge, both sides' points are mirrored onto one side about the axis and a single envelope is
+    fitted to them. ``None`` when no straight
     edge is found.
     """
     if marks is not None:
@@ -235,7 +237,10 @@ def _side_lines(support: np.ndarray, params: FanParams, marks: np.ndarray | None
         l, r = left[0], right[0]
         ang_l = np.degrees(np.arctan2(-l[1][0], l[1][1]))
         ang_r = np.degrees(np.arctan2(r[1][0], r[1][1]))
-        if abs(ang_l - ang_r) <= params.max_side_angle_gap_deg or axis_x is None:
+        share_l = left[1] / max(1, int(np.isfinite(x_left).sum()))
+        share_r = right[1] / max(1, int(np.isfinite(x_right).sum()))
+        both_straight = min(share_l, share_r) >= params.min_edge_share
+        if abs(ang_l - ang_r) <= params.max_side_angle_gap_deg or both_straight or axis_x is None:
             return l, r
     if axis_x is None:
         return None
@@ -337,13 +342,15 @@ def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | 
     poly = np.concatenate([outer, inner])
     m = np.zeros_like(support)
     cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-    if m[support > 0].mean() < params.min_sector_cover:
-        return None
     if w_side > 0:
         for line, sign in ((left, 1.0), (right, -1.0)):
             u = line[1]
             normal = np.array([u[1], -u[0]]) * sign  # points into the fan
             m &= _halfplane(m.shape, line[0] + w_side * normal, u, normal)
+    # the model must hold the echo (with a rim: the textured echo, as the rim's outline is ragged)
+    echo = textured if textured is not None and textured.any() else support
+    if m[echo > 0].mean() < params.min_sector_cover:
+        return None
     return m
 
 
