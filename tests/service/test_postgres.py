@@ -108,3 +108,18 @@ def test_postgres_lockout_and_outcomes(pg_service):
     t0 = time.monotonic()
     assert svc.client("admin").get("/api/monitor").status_code == 200
     assert time.monotonic() - t0 < 10
+
+
+def test_postgres_nul_and_long_strings_never_500(pg_service):
+    svc = pg_service
+    doc, admin = svc.client("doc"), svc.client("admin")
+    nul = "a\x00b"
+    assert svc.client().post("/api/login", json={"username": nul, "password": nul}).status_code == 401
+    assert svc.client().post("/api/login", json={"username": "x" * 200, "password": "y"}).status_code == 401
+    assert doc.get("/api/studies", params={"q": nul}).status_code == 200
+    assert doc.get("/api/studies/a%00b").status_code == 404
+    assert admin.get("/api/audit", params={"user": nul, "action": "x" * 300}).status_code == 200
+    assert admin.post("/api/users/a%00b/unlock").status_code == 404
+    study = upload(doc, [("n\x00ame.png", png_bytes(ultrasound_like()))], description=nul, patient_id=nul, patient_name=nul)
+    d = wait_done(svc, doc, study["uid"])
+    assert d["status"] == "done" and d["description"] == "ab"

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 ROLES = ("admin", "physician", "researcher")
 STUDY_STATES = ("queued", "running", "done", "failed")
@@ -49,6 +50,24 @@ def new_uid() -> str:
     return secrets.token_urlsafe(16)
 
 
+class _NoNul(TypeDecorator):
+    """Text without NUL characters: PostgreSQL refuses them in text values and in query
+    parameters, so a client sending ``\x00`` would otherwise cause a server error there."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201 - SQLAlchemy hook
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class SafeString(_NoNul):
+    impl = String
+
+
+class SafeText(_NoNul):
+    impl = Text
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -56,10 +75,10 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))
-    language: Mapped[str] = mapped_column(String(4), default="zh")
+    username: Mapped[str] = mapped_column(SafeString(64), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(SafeString(255))
+    role: Mapped[str] = mapped_column(SafeString(16))
+    language: Mapped[str] = mapped_column(SafeString(4), default="zh")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -70,9 +89,9 @@ class LoginSession(Base):
     """A login: the client holds the token, the database only its SHA-256."""
 
     __tablename__ = "sessions"
-    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
+    csrf_token: Mapped[str] = mapped_column(SafeString(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     user: Mapped[User] = relationship()
@@ -81,14 +100,14 @@ class LoginSession(Base):
 class Study(Base):
     __tablename__ = "studies"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uid: Mapped[str] = mapped_column(String(32), unique=True, index=True, default=new_uid)
-    source: Mapped[str] = mapped_column(String(16), default="upload")  # upload | dicom | pacs
-    description: Mapped[str] = mapped_column(String(500), default="")
-    patient_id: Mapped[str] = mapped_column(String(128), default="")
-    patient_name: Mapped[str] = mapped_column(String(256), default="")
-    study_instance_uid: Mapped[str] = mapped_column(String(128), default="", index=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    error: Mapped[str] = mapped_column(Text, default="")
+    uid: Mapped[str] = mapped_column(SafeString(32), unique=True, index=True, default=new_uid)
+    source: Mapped[str] = mapped_column(SafeString(16), default="upload")  # upload | dicom | pacs
+    description: Mapped[str] = mapped_column(SafeString(500), default="")
+    patient_id: Mapped[str] = mapped_column(SafeString(128), default="")
+    patient_name: Mapped[str] = mapped_column(SafeString(256), default="")
+    study_instance_uid: Mapped[str] = mapped_column(SafeString(128), default="", index=True)
+    status: Mapped[str] = mapped_column(SafeString(16), default="queued")
+    error: Mapped[str] = mapped_column(SafeText, default="")
     case_json: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -103,10 +122,10 @@ class StudyFile(Base):
     __tablename__ = "files"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
-    original_name: Mapped[str] = mapped_column(String(255))  # display only, never a path
-    stored_path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    original_name: Mapped[str] = mapped_column(SafeString(255))  # display only, never a path
+    stored_path: Mapped[str] = mapped_column(SafeString(500))  # relative to the data directory
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(SafeText, default="")
     study: Mapped[Study] = relationship(back_populates="files")
 
 
@@ -122,9 +141,9 @@ class FrameRecord(Base):
     height_px: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict] = mapped_column(JSON)
     n_lesions: Mapped[int] = mapped_column(Integer, default=0)
-    model_name: Mapped[str] = mapped_column(String(64), default="none")
-    model_version: Mapped[str] = mapped_column(String(64), default="0")
-    overlay_path: Mapped[str] = mapped_column(String(500), default="")  # relative to the data dir
+    model_name: Mapped[str] = mapped_column(SafeString(64), default="none")
+    model_version: Mapped[str] = mapped_column(SafeString(64), default="0")
+    overlay_path: Mapped[str] = mapped_column(SafeString(500), default="")  # relative to the data dir
     stats: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # input statistics (drift)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     study: Mapped[Study] = relationship(back_populates="frames")
@@ -134,8 +153,8 @@ class Report(Base):
     __tablename__ = "reports"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(8))  # html | pdf
-    path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    kind: Mapped[str] = mapped_column(SafeString(8))  # html | pdf
+    path: Mapped[str] = mapped_column(SafeString(500))  # relative to the data directory
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     study: Mapped[Study] = relationship(back_populates="reports")
 
@@ -148,9 +167,9 @@ class Outcome(Base):
     frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
     lesion_id: Mapped[int] = mapped_column(Integer)
     malignant: Mapped[bool] = mapped_column(Boolean)
-    method: Mapped[str] = mapped_column(String(16))  # pathology | follow-up
+    method: Mapped[str] = mapped_column(SafeString(16))  # pathology | follow-up
     predicted: Mapped[float | None] = mapped_column(Float, nullable=True)  # malignancy at the time
-    model_version: Mapped[str] = mapped_column(String(64), default="0")
+    model_version: Mapped[str] = mapped_column(SafeString(64), default="0")
     confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -158,9 +177,9 @@ class Outcome(Base):
 class Alert(Base):
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # performance | drift | rollback
-    message: Mapped[str] = mapped_column(Text)
-    model_version: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(SafeString(32))  # performance | drift | rollback
+    message: Mapped[str] = mapped_column(SafeText)
+    model_version: Mapped[str] = mapped_column(SafeString(64), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -170,11 +189,11 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
-    username: Mapped[str] = mapped_column(String(64), default="")
-    action: Mapped[str] = mapped_column(String(32))  # login, view, export, upload, ...
-    target: Mapped[str] = mapped_column(String(255), default="")
-    detail: Mapped[str] = mapped_column(Text, default="")
-    client: Mapped[str] = mapped_column(String(64), default="")
+    username: Mapped[str] = mapped_column(SafeString(64), default="")
+    action: Mapped[str] = mapped_column(SafeString(32))  # login, view, export, upload, ...
+    target: Mapped[str] = mapped_column(SafeString(255), default="")
+    detail: Mapped[str] = mapped_column(SafeText, default="")
+    client: Mapped[str] = mapped_column(SafeString(64), default="")
 
 
 def database_url(data_dir: Path, url: str | None) -> str:
