@@ -345,11 +345,11 @@ def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int,
                 rows.append({"fold": k, "runtime": name, "n_images": len(data.records), **{a: round(b, 4) for a, b in acc.items()}})
                 print(f"  fold {k} {name:24s} {rows[-1]}", flush=True)
             print(f"  fold {k} done in {time.perf_counter() - t:.0f} s", flush=True)
-    keys = ["sens@0.25fp", "mass_dice", "liver_dice"]
+    keys = ["sens@0.25fp", "sens@0.5fp", "sens@1fp", "mass_dice", "liver_dice"]
     names = list(dict.fromkeys(r["runtime"] for r in rows))
     mean = {n: {key: float(np.nanmean([r[key] for r in rows if r["runtime"] == n])) for key in keys} for n in names}
     lines = [f"Quantisation accuracy, {len(folds)} fold model(s), each on its own validation fold",
-             "| fold | runtime | images | sens@0.25FP | mass Dice | liver Dice |", "|---|---|---|---|---|---|"]
+             "| fold | runtime | images | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
     lines += [f"| {r['fold']} | {r['runtime']} | {r['n_images']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |" for r in rows]
     for n in names:
         delta = " | ".join(f"{mean[n][k]:.4f} ({100 * (mean[n][k] - mean['onnx-fp32'][k]):+.1f} pt)" for k in keys)
@@ -364,11 +364,11 @@ def format_table(rows: list[dict], cls_rows: list[dict], args: Any, n_val: int, 
     f = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v}"  # noqa: E731
     lines = [f"Detector variants — latency: forward, batch 1, {args.threads} thread(s), median of {args.repeats}; "
              f"accuracy: fold {args.fold} validation, {n_val} AUL images",
-             "| variant | runtime | params | file MB | zip MB | latency ms | CPU ms | sens@0.25FP | mass Dice | liver Dice |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | runtime | params | file MB | zip MB | latency ms | CPU ms | sens@0.25FP | sens@1FP | mass Dice | liver Dice |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['runtime']} | {r['params']:,} | {f(r.get('size_mb'))} | {f(r.get('size_zip_mb'))} | "
-                     f"{r['latency_ms']} | {r['cpu_ms']} | {f(r.get('sens@0.25fp'))} | {f(r.get('mass_dice'))} | {f(r.get('liver_dice'))} |")
+                     f"{r['latency_ms']} | {r['cpu_ms']} | {f(r.get('sens@0.25fp'))} | {f(r.get('sens@1fp'))} | {f(r.get('mass_dice'))} | {f(r.get('liver_dice'))} |")
     if cls_rows:
         lines += ["", f"Classifier — {n_crops} ground-truth lesion crops of the same images",
                   "| runtime | file MB | latency ms (1 crop) | malignancy AUC |", "|---|---|---|---|"]

@@ -565,8 +565,9 @@ def detector_accuracy(detector: Any, data: AccuracyData) -> dict[str, float]:
     from livus.train.detector import validate
 
     m = validate(detector, data.cache, data.records)
-    return {"sens@0.25fp": float(m.sensitivity_at_fp.get("0.25", math.nan)), "mass_dice": float(m.mass_dice),
-            "liver_dice": float(m.liver_dice)}
+    out = {f"sens@{k}fp": float(v) for k, v in m.sensitivity_at_fp.items()}
+    out.update({"mass_dice": float(m.mass_dice), "liver_dice": float(m.liver_dice)})
+    return out
 
 
 def classifier_auc(classifier: Any, data: AccuracyData, batch: int = 64) -> float:
