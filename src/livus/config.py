@@ -113,6 +113,7 @@ class AnalyzeConfig:
     gradcam: bool = True
     workers: int = 1
     threads: int = 2  # torch/ONNX threads per worker
+    precision: str = "int8"  # int8 | fp32: which ONNX model to prefer (PyTorch is the fallback)
     language: str = "zh"  # zh | en
     case_rules_path: str | None = None  # YAML rules table; None = the one shipped with livus
 

@@ -33,11 +33,17 @@ def _fan_image(w=640, h=480, seed=0, blob=True):
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    cfg = DetectorConfig(widths=(8, 16, 16, 32), fpn_channels=16, input_size_px=128, score_threshold=0.0)
+    cfg = DetectorConfig(widths=(8, 16, 16, 32), fpn_channels=16, input_size_px=128, score_threshold=0.0,
+                          candidate_threshold=0.0)
     import torch
 
     torch.manual_seed(0)
     save_detector(LesionDetector(cfg), d / "detector.pt", {"version": "test-0"})
+    from livus.config import ClassifierConfig
+    from livus.models.classifier import LesionClassifier, save_classifier
+
+    save_classifier(LesionClassifier(ClassifierConfig(widths=(8, 16, 16), crop_size_px=48)), d / "classifier.pt",
+                    {"version": "ctest-0"})
     return d
 
 
@@ -53,6 +59,30 @@ def test_frame_analyzer_maps_to_original_pixels(tiny_model_dir):
         assert les.long_axis_mm == pytest.approx(les.long_axis_px * 0.2, rel=0.35)
     d = json.loads(json.dumps(res.to_json_dict()))
     assert d["schema"] == "livus.result/1"
+    assert res.model["classifier_version"] == "ctest-0"
+    assert res.lesions, "score threshold 0 keeps the untrained model's peaks"
+    for les in res.lesions:
+        assert 0.0 <= les.malignancy <= 1.0 and les.features
+    assert sum(res.image_label.values()) == pytest.approx(1.0)
+
+
+def test_gradcam_heatmap_lies_on_the_lesions(tiny_model_dir):
+    an = FrameAnalyzer(model_dir=tiny_model_dir)
+    fa = an.analyze(Frame(_fan_image(), source="x.png"))
+    heat = an.explain(fa)
+    assert heat.shape == (480, 640) and 0.0 <= heat.min() and heat.max() <= 1.0
+    les = fa.result.lesions[0]
+    x0, y0, x1, y1 = les.bbox_px
+    assert heat[int(les.center_px[1]), int(les.center_px[0])] >= 0 and heat.max() > 0
+    far = np.zeros_like(heat, bool)
+    far[:, :] = True
+    for l2 in fa.result.lesions:  # heat only inside the lesions' crops (a margin around each box)
+        bx0, by0, bx1, by1 = l2.bbox_px
+        side = max(bx1 - bx0, by1 - by0, 32) * 2.5
+        cx, cy = l2.center_px
+        far[max(0, int(cy - side)):int(cy + side) + 1, max(0, int(cx - side)):int(cx + side) + 1] = False
+    assert heat[far].max() == 0
+    assert "bias" in les.explanation and "outside_fan" in les.explanation["bias"]
 
 
 def test_analyze_batch_with_bad_inputs(tmp_path, tiny_model_dir):

@@ -29,6 +29,7 @@ from livus.preprocess.fan import FanCache
 from livus.types import CaseResult, Frame, FrameResult, Lesion, PatientBackground
 
 DEFAULT_DETECTOR_FILE = "detector.pt"
+DEFAULT_CLASSIFIER_FILE = "classifier.pt"
 # Frames the quality gate calls meaningless are not passed to the models at all; other
 # low-quality frames are analysed but marked (and weigh less in clip aggregation).
 UNANALYSABLE_VERDICTS = ("not_ultrasound", "blank")
@@ -47,7 +48,7 @@ def default_model_dir() -> Path:
 class FrameAnalysis:
     """A frame's result plus what is needed to draw it (not serialised)."""
 
-    frame: Frame
+    frame: Frame | None  # released (None) once overlays are drawn
     result: FrameResult
     heatmap: np.ndarray | None = None  # explanation in original pixels, [0, 1]
 
@@ -63,18 +64,24 @@ class FrameAnalyzer:
         self.cfg = cfg or LivusConfig()
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         self.detector = None
-        self.model_info = {"name": "none", "version": "0"}
-        det_path = self.model_dir / DEFAULT_DETECTOR_FILE
-        if det_path.is_file():
-            import torch
+        self.classifier = None
+        self._torch_classifier = None  # for Grad-CAM (needs gradients), loaded on first use
+        self.model_info: dict[str, str] = {"name": "none", "version": "0"}
+        threads = max(1, self.cfg.analyze.threads)
+        precision = self.cfg.analyze.precision
+        if (self.model_dir / DEFAULT_DETECTOR_FILE).is_file():
+            from livus.infer.onnx import load_model_for_inference
 
-            from livus.models.detector import load_detector
-
-            torch.set_num_threads(max(1, self.cfg.analyze.threads))
-            self.detector = load_detector(det_path)
+            self.detector, info = load_model_for_inference(self.model_dir, "detector", precision, threads)
             meta = getattr(self.detector, "meta", {}) or {}
-            self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown"))}
+            self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown")),
+                               "runtime": info["runtime"]}
             self.cfg.preprocess.input_size_px = self.detector.cfg.input_size_px
+            if (self.model_dir / DEFAULT_CLASSIFIER_FILE).is_file():
+                self.classifier, cinfo = load_model_for_inference(self.model_dir, "classifier", precision, threads)
+                cmeta = getattr(self.classifier, "meta", {}) or {}
+                self.model_info["classifier_version"] = str(cmeta.get("version", "unknown"))
+                self.model_info["classifier_runtime"] = cinfo["runtime"]
 
     def analyze(self, frame: Frame, cache: FanCache | None = None, previous: np.ndarray | None = None) -> FrameAnalysis:
         """Analyse one frame; ``previous`` is the clip's preceding frame (for the frozen check)."""
@@ -113,7 +120,42 @@ class FrameAnalyzer:
         result.lesions = lesions
         if liver_model:
             result.liver_polygon_px = lb.points_to_original(np.asarray(liver_model, float)).tolist()
+        if self.classifier is not None:
+            self._classify(frame, result)
+        else:
+            result.warnings.append("no lesion classifier model found: malignancy not assessed")
         return FrameAnalysis(frame, result)
+
+    def _classify(self, frame: Frame, result: FrameResult) -> None:
+        """Malignancy and feature probabilities per lesion, and the image-level label."""
+        from livus.models.classifier import classify_lesions, image_label
+
+        for les, out in zip(result.lesions, classify_lesions(self.classifier, frame.pixels, result.lesions)):
+            les.malignancy = out["malignancy"]
+            les.features = out["features"]
+        result.image_label = image_label([(les.score, les.malignancy) for les in result.lesions])
+
+    def explain(self, fa: FrameAnalysis) -> np.ndarray | None:
+        """Grad-CAM of each lesion's malignancy, combined (max) into one heat map in original
+        pixels, [0, 1]; also stores each lesion's attention-bias check in its ``explanation``.
+        ``None`` when there is no lesion or no classifier."""
+        if not fa.result.lesions or self.classifier is None:
+            return None
+        from livus.explain.bias import attention_bias
+        from livus.explain.gradcam import gradcam_lesion
+        from livus.io.dataset import polygon_mask
+        from livus.models.classifier import load_classifier
+
+        if self._torch_classifier is None:
+            self._torch_classifier = load_classifier(self.model_dir / DEFAULT_CLASSIFIER_FILE)
+        w, h = fa.frame.size_px
+        fan = polygon_mask(fa.result.fan_polygon_px, w, h) if fa.result.fan_polygon_px else None
+        heat = np.zeros((h, w), np.float32)
+        for les in fa.result.lesions:
+            cam = gradcam_lesion(self._torch_classifier, fa.frame.pixels, les)
+            les.explanation = {"gradcam": "malignancy", "bias": attention_bias(cam, fan).to_json_dict()}
+            np.maximum(heat, cam, out=heat)
+        return heat
 
     def _detect(self, pre: object) -> tuple[list[Lesion], list[list[float]] | None]:
         import torch
@@ -215,10 +257,7 @@ def _worker_init(cfg: LivusConfig, model_dir: Path | None) -> None:
 
 def _worker_run(path: Path) -> InputAnalysis:
     assert _WORKER is not None
-    res = analyze_input(path, _WORKER)
-    for fa in res.frames:  # keep the transfer small: pixels are re-read for overlays
-        fa.heatmap = None
-    return res
+    return analyze_input(path, _WORKER)
 
 
 def _quality_ok(r: FrameResult) -> bool:
@@ -241,13 +280,13 @@ def _summary_row(r: FrameResult) -> dict[str, object]:
     }
 
 
-def _iter_results(inputs: list[Path], cfg: LivusConfig, model_dir: Path | None, workers: int):
+def _iter_results(inputs: list[Path], analyzer: FrameAnalyzer, workers: int):
     if workers <= 1:
-        analyzer = FrameAnalyzer(cfg, model_dir)
         for p in inputs:
             yield analyze_input(p, analyzer)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cfg, model_dir)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                             initargs=(analyzer.cfg, analyzer.model_dir)) as pool:
         yield from pool.map(_worker_run, inputs)
 
 
@@ -282,17 +321,23 @@ def analyze_paths(
     summary.n_inputs = len(inputs)
 
     cases: dict[str, list[InputAnalysis]] = {}
+    overlay_paths: dict[tuple[str, int], Path] = {}
     results_path = out_dir / "results.jsonl"
     rows = []
+    analyzer = FrameAnalyzer(cfg, model_dir)
+    draw = overlays and cfg.analyze.write_overlays
     bar = tqdm(total=len(inputs), unit="file", desc="analysing", disable=not progress)
     with open(results_path, "w", encoding="utf-8") as fh:
-        for res in _iter_results(inputs, cfg, model_dir, workers):
+        for res in _iter_results(inputs, analyzer, workers):
             bar.update(1)
             if res.error:
                 summary.errors.append(res.error)
                 continue
             cases.setdefault(res.case_key, []).append(res)
+            if draw:
+                overlay_paths.update(_write_overlays(res, out_dir / "cases" / res.case_key, analyzer, language))
             for fa in res.frames:
+                fa.frame = None  # pixels are not needed any more: keep memory flat on big batches
                 fh.write(json.dumps(fa.result.to_json_dict(), ensure_ascii=False) + "\n")
                 rows.append(_summary_row(fa.result))
                 summary.n_frames += 1
@@ -315,7 +360,7 @@ def analyze_paths(
                 tracker = LesionTracker()
                 for fa in item.frames:
                     weight = 1.0 if _quality_ok(fa.result) else LOW_QUALITY_WEIGHT
-                    tracker.update(fa.frame.frame_index, fa.result.lesions, frame_quality=weight, source=item.path)
+                    tracker.update(fa.result.frame_index, fa.result.lesions, frame_quality=weight, source=item.path)
                 tracks += tracker.finish()
             else:
                 tracks += tracks_from_single_frames([(fa.result.source, fa.result.lesions) for fa in item.frames])
@@ -332,7 +377,7 @@ def analyze_paths(
             case.warnings.append(f"{n_low} low-quality frame(s): their results are marked and weigh less")
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
-        _write_case(case, items, out_dir / "cases" / case_key, cfg, language, overlays)
+        _write_case(case, items, out_dir / "cases" / case_key, overlay_paths, language)
     summary.outputs["cases"] = str(out_dir / "cases")
     summary.seconds = time.perf_counter() - t0
 
@@ -340,25 +385,35 @@ def analyze_paths(
     return summary
 
 
-def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path, cfg: LivusConfig,
-                language: str, overlays: bool) -> None:
-    """case.json, overlay PNGs and the HTML/PDF report of one case."""
-    from livus.report import render_report
+def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer, language: str) -> dict[tuple[str, int], Path]:
+    """Overlay PNGs (with the Grad-CAM panel when enabled) of an input's frames: every still;
+    for clips the frames that show a lesion, and the first frame."""
     from livus.report.overlay import draw_overlay, write_overlay_png
+
+    out = {}
+    first = item.frames[0].result.frame_index if item.frames else None
+    for fa in item.frames:
+        if item.is_clip and not fa.result.lesions and fa.result.frame_index != first:
+            continue
+        if analyzer.cfg.analyze.gradcam:
+            fa.heatmap = analyzer.explain(fa)
+        rgb = draw_overlay(fa.frame.pixels, fa.result, heatmap=fa.heatmap, language=language)
+        fa.heatmap = None
+        path = case_dir / f"overlay_{Path(fa.result.source).stem}_{fa.result.frame_index:04d}.png"
+        out[(fa.result.source, fa.result.frame_index)] = write_overlay_png(path, rgb)
+    return out
+
+
+def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
+                overlay_paths: dict[tuple[str, int], Path], language: str) -> None:
+    """case.json, the HTML/PDF report and DICOM SRs of one case (overlays are already written)."""
+    from livus.report import render_report
 
     case_dir.mkdir(parents=True, exist_ok=True)
     (case_dir / "case.json").write_text(json.dumps(case.to_json_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-    overlay_paths: dict[tuple[str, int], Path] = {}
-    frames = [fa for item in items for fa in item.frames]
-    if overlays and cfg.analyze.write_overlays:
-        for fa in frames:
-            if not fa.result.lesions and len(frames) > 1 and fa.frame.frame_index != frames[0].frame.frame_index:
-                continue  # clips: overlays only for frames that show something (and the first)
-            rgb = draw_overlay(fa.frame.pixels, fa.result, heatmap=fa.heatmap, language=language)
-            path = case_dir / f"overlay_{Path(fa.result.source).stem}_{fa.result.frame_index:04d}.png"
-            write_overlay_png(path, rgb)
-            overlay_paths[(fa.result.source, fa.result.frame_index)] = path
-    render_report(case, [fa.result for fa in frames], overlay_paths, case_dir, language)
+    frames = [fa.result for item in items for fa in item.frames]
+    mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
+    render_report(case, frames, mine, case_dir, language)
     for item in items:
         _write_dicom_srs(item, case_dir)
 
