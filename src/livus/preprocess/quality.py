@@ -52,7 +52,7 @@ Statistics (all inside the fan unless said; grey levels 0–255 on the working c
   the fan's median echo) over at least ``shadow_min_dark`` of their length below the near field,
   with brighter beams on both sides. A rib or gas shadow darkens whole beams; a vessel, a cyst,
   a hypoechoic tumour or a weak far field only part of one; dark side margins of the sector
-  touch its edge and are not counted. ``max_shadow_share`` = 0.07 flags about one complete rib
+  touch its edge and are not counted. ``max_shadow_share`` = 0.05 flags about one complete rib
   shadow inside the fan;
 * ``band_to_near``: median echo of the upper/middle fan band (``liver_band`` of the fan depth)
   divided by that of the near field (top 15%: skin, fat, muscle); ``dark_share``: dark share of
@@ -70,7 +70,7 @@ Hand-written (with OpenCV filters) because no library offers an ultrasound quali
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -122,7 +122,7 @@ class QualityParams:
     min_colour_share_fan: float = 0.01
     shadow_rel: float = 0.2  # dark = smoothed grey below this share of the fan's median echo
     shadow_min_dark: float = 0.8  # a beam is shadowed when this share of it is dark
-    max_shadow_share: float = 0.07  # about one rib shadow across the central fan
+    max_shadow_share: float = 0.05  # one rib shadow (about 3 of 64 beams) inside the fan
     liver_band: tuple[float, float] = (0.15, 0.65)
     max_band_to_near: float = 0.5  # liver band much darker than the near field ...
     min_dark_share: float = 0.25  # ... with a large dark share below the near field
@@ -305,7 +305,6 @@ def quality_measures(frame: Frame, fan_mask: np.ndarray | None = None, previous:
     """All statistics of the gate for one frame (see module docstring for their meaning)."""
     p = params or QualityParams()
     grey = frame.pixels
-    h, w = grey.shape
     if fan_mask is None:
         fan_mask = detect_fan(grey).mask
     g = _small(grey, p.work_width_px, cv2.INTER_AREA).astype(np.float32)
@@ -377,11 +376,6 @@ def assess_quality(frame: Frame, fan_mask: np.ndarray | None = None, previous: n
     return _verdict(classify_measures(m, params), m)
 
 
-def params_dict(params: QualityParams) -> dict[str, Any]:
-    """The thresholds as a plain dict (for reports and benchmarks)."""
-    return asdict(params)
-
-
 @dataclass
 class ClipQualityGate:
     """The gate over the frames of one clip, in order: remembers the previous frame (``frozen``)
@@ -398,10 +392,10 @@ class ClipQualityGate:
     rel_band_to_near: float = 0.75
     dark_share_rise: float = 0.08
     min_reference: int = 3
-    _previous: np.ndarray | None = None
-    _fan: np.ndarray | None = None
-    _b2n: list[float] = field(default_factory=list)
-    _dark: list[float] = field(default_factory=list)
+    _previous: np.ndarray | None = field(default=None, init=False, repr=False)
+    _fan: np.ndarray | None = field(default=None, init=False, repr=False)
+    _b2n: list[float] = field(default_factory=list, init=False, repr=False)
+    _dark: list[float] = field(default_factory=list, init=False, repr=False)
 
     def assess(self, frame: Frame, fan_mask: np.ndarray | None = None) -> QualityVerdict:
         if fan_mask is None:
