@@ -232,6 +232,9 @@ def load_models(spec: ModelSpec, threads: int) -> tuple[Any, Any]:
         return det, load_classifier(spec.classifier_path)
     from livus.infer.onnx import load_onnx_classifier, load_onnx_detector
 
+    # with ONNX Runtime doing the networks, torch only runs the small decoding ops: one thread
+    # (more only adds OpenMP hand-offs and spinning)
+    torch.set_num_threads(1)
     return load_onnx_detector(Path(spec.detector_path), threads), load_onnx_classifier(Path(spec.classifier_path), threads)
 
 

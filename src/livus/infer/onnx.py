@@ -172,12 +172,17 @@ def export_classifier_onnx(model: torch.nn.Module, path: Path, opset: int = OPSE
 # ----------------------------------------------------------------------------- runtime
 
 
-def make_session(path: Path, threads: int = 2):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads and full graph optimisation."""
+def make_session(path: Path, threads: int = 2, spin: bool = False):
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads and full graph optimisation.
+
+    ``spin=False`` stops idle worker threads from busy-waiting after each run: in the frame
+    pipeline the model is one step among others (preprocessing, decoding, overlays) on the same
+    few cores, and spinning threads would take a core away from them."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = max(1, int(threads))
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
