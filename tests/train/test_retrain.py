@@ -52,6 +52,17 @@ def test_retrain_round_registers_inactive_candidate_with_comparison(tmp_path: Pa
 
     simulate_dataset(tmp_path / "base", 6, seed=1)
     simulate_dataset(tmp_path / "confirmed", 3, seed=2)
+    import json
+    import shutil
+
+    # the service exports one of the base validation images again as a "confirmed" case
+    base0 = load_dataset(tmp_path / "base")
+    leaked = [r for r in base0 if r.id in fixed_validation_ids(base0, 0.34)][0]
+    shutil.copy(base0.image_path(leaked), tmp_path / "confirmed" / "images" / "leak.png")
+    ann = json.loads((tmp_path / "confirmed" / "annotations.json").read_text())
+    ann["images"].append(dict(ann["images"][0], id=999, file_name="images/leak.png", patient_id="leak", mask_file=None,
+                              overlay_file=None))
+    (tmp_path / "confirmed" / "annotations.json").write_text(json.dumps(ann))
     cfg = LivusConfig()
     cfg.detector = DetectorConfig(input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16,
                                   head_channels=8, deep_supervision=False)
@@ -70,6 +81,7 @@ def test_retrain_round_registers_inactive_candidate_with_comparison(tmp_path: Pa
     text = r1.comparison_path.read_text(encoding="utf-8")
     assert "fixed validation" in text and "sens@0.25fp" in text and "activate" in text
     assert "confirmed" in r1.candidate and r1.counts["confirmed held out"] >= 1
+    assert r1.counts["confirmed dropped (identical to a validation image)"] == 1
     assert reg.get("detector", "cand1").has_card
 
     reg.activate("detector", "cand1")  # the human decision

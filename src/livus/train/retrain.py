@@ -7,7 +7,8 @@ physician-confirmed lesion outlines. One retraining round:
 
 1. the base dataset's FIXED validation images (``validation_ids``, or a deterministic
    class-stratified share of the base dataset, the same on every round) are set aside;
-2. the confirmed cases are split by patient into a training part and a held-out check part
+2. confirmed images identical (same file bytes) to a validation image are dropped; the rest are
+   split by patient into a training part and a held-out check part
    (``confirmed_check_share``), so the candidate is never scored on cases it trained on;
 3. the candidate detector trains on base-training + confirmed-training images
    (``livus.train.detector.train_run``);
@@ -22,6 +23,7 @@ physician-confirmed lesion outlines. One retraining round:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -97,6 +99,11 @@ def split_confirmed_by_patient(records: list[ImageRecord], check_share: float, s
     return train, check
 
 
+def file_digest(path: Path) -> str:
+    """SHA-1 of a file's bytes (to recognise the same image exported under another name)."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
@@ -166,12 +173,17 @@ def retrain(rc: RetrainConfig, cfg: LivusConfig | None = None, progress: bool = 
     train_recs = [r for r in base if r.id not in val_ids]
     if not val_recs:
         raise ValueError("the fixed validation set is empty")
+    val_digests = {file_digest(base.image_path(r)) for r in val_recs}
+    n_dropped = 0
     conf_train_parts: list[ModelSpaceCache] = []
     conf_check_parts: list[tuple[ModelSpaceCache, list[ImageRecord]]] = []
     n_conf_train = n_conf_check = 0
     for folder in rc.confirmed:
         cds = load_dataset(folder)
-        tr, ck = split_confirmed_by_patient(cds.images, rc.confirmed_check_share, rc.seed)
+        # a confirmed case that is one of the fixed validation images must not be trained on
+        fresh = [r for r in cds.images if file_digest(cds.image_path(r)) not in val_digests]
+        n_dropped += len(cds.images) - len(fresh)
+        tr, ck = split_confirmed_by_patient(fresh, rc.confirmed_check_share, rc.seed)
         if tr:
             conf_train_parts.append(_cache(cds, cfg, tr))
             n_conf_train += len(tr)
@@ -211,7 +223,7 @@ def retrain(rc: RetrainConfig, cfg: LivusConfig | None = None, progress: bool = 
         if weights.is_file():
             act = score(load_detector(weights))
     counts = {"base training": len(train_recs), "fixed validation": len(val_recs), "confirmed training": n_conf_train,
-              "confirmed held out": n_conf_check}
+              "confirmed held out": n_conf_check, "confirmed dropped (identical to a validation image)": n_dropped}
     rec = recommendation(cand, act)
     text = comparison_markdown(version, None if active_mv is None else active_mv.version, cand, act, counts, rec)
     comparison_path = run_dir / "comparison.md"
