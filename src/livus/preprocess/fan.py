@@ -45,11 +45,13 @@ class FanParams:
     rim_margin_grey: float = 6.0  # texture is brighter than the rim level by this
     rim_percentile: float = 15.0  # rim width: this low percentile of the texture's inset
     min_straight_share: float = 0.3  # linear probe: this share of rows touch a straight vertical side
+    min_weak_side_share: float = 0.05  # ... and this share the other side (its deep part may be shadowed)
     max_rim_px: float = 10.0  # rim widths are capped at this (work pixels at 512 wide)
     open_px: float = 5.0
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
     max_side_angle_gap_deg: float = 5.0  # sides more asymmetric than this: fit one mirrored edge ...
     min_edge_share: float = 0.5  # ... unless both edges touch at least this share of their rows
+    far_bin_percentile: float = 100.0  # far arc: this percentile over beams of the deepest echo (100: 99.9th pixel percentile)
     side_rows_frac: tuple[float, float] = (0.05, 0.7)  # rows (share of the fan height) used for the edges
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
     polygon_epsilon_px: float = 0.7  # polygon simplification tolerance (work pixels)
@@ -310,6 +312,30 @@ def _halfplane(shape: tuple[int, int], point: np.ndarray, direction: np.ndarray,
     return m
 
 
+def _arc_radii(support: np.ndarray, apex: np.ndarray, a_l: float, a_r: float, params: FanParams) -> tuple[float, float]:
+    """Near and far arc radii (work pixels) around the apex: the near arc is the support's
+    smallest radius (robust percentile); the far arc is a high percentile over beam-angle bins of
+    each bin's deepest support pixel, so a marker icon touching the fan in a few beams does not
+    push it out, while a far field that is dark in most beams still reaches the deepest echo."""
+    ys, xs = np.nonzero(support)
+    r = np.hypot(xs - apex[0], ys - apex[1])
+    th = np.arctan2(xs - apex[0], ys - apex[1])
+    nb = 48
+    b = ((th - a_l) / (a_r - a_l) * nb).astype(int)
+    ok = (b >= 0) & (b < nb)
+    r_max = np.full(nb, np.nan)
+    if ok.any():
+        tmp = np.full(nb, -np.inf)
+        np.maximum.at(tmp, b[ok], r[ok])
+        r_max = np.where(np.isfinite(tmp), tmp, np.nan)
+    r0 = float(np.percentile(r, 0.2))
+    if params.far_bin_percentile < 100 and np.isfinite(r_max).sum() >= nb // 4:
+        r1 = float(np.nanpercentile(r_max, params.far_bin_percentile))
+    else:
+        r1 = float(np.percentile(r, 99.9))
+    return r0, r1
+
+
 def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None,
                  marks: np.ndarray | None = None) -> np.ndarray | None:
     """Sector model fitted to the support: apex where the side edges meet, near/far arcs around
@@ -327,10 +353,9 @@ def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | 
     apex = _intersect(left, right)
     if apex is None or apex[1] > ys.min() + 2:
         return None
-    r = np.hypot(xs - apex[0], ys - apex[1])
-    r0, r1 = float(np.percentile(r, 0.2)), float(np.percentile(r, 99.9))
     a_l = np.arctan2(left[1][0], left[1][1])
     a_r = np.arctan2(right[1][0], right[1][1])
+    r0, r1 = _arc_radii(support if marks is None else support & (marks == 0), apex, a_l, a_r, params)
     w_side = 0.0
     if textured is not None:
         w_side, w_far, w_near = _rim_widths(textured, apex, a_l, a_r, r0, r1, params)
@@ -399,8 +424,8 @@ def _rectangle_mask(support: np.ndarray, params: FanParams, textured: np.ndarray
     _, y0, _, y1 = box
     _, x_left, x_right = ext
     x0 = _straight_edge(x_left, -1.0, params.min_straight_share)
-    x1 = _straight_edge(x_right, 1.0, params.min_straight_share / 3)
-    x0b = _straight_edge(x_left, -1.0, params.min_straight_share / 3)
+    x1 = _straight_edge(x_right, 1.0, params.min_weak_side_share)
+    x0b = _straight_edge(x_left, -1.0, params.min_weak_side_share)
     x1b = _straight_edge(x_right, 1.0, params.min_straight_share)
     if x0 is None or x1 is None:  # one side must be a long straight edge, the other a shorter one
         x0, x1 = x0b, x1b
@@ -431,7 +456,9 @@ def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndar
     sector = _sector_mask(support, params, textured, bright_marks(grey_small, params))
     if sector is not None:
         return sector, "sector"
-    rect = _rectangle_mask(support, params, textured)
+    marks = bright_marks(grey_small, params)
+    clean = support if marks is None else cv2.morphologyEx(support & (marks == 0), cv2.MORPH_OPEN, _disk(params.open_px))
+    rect = _rectangle_mask(clean, params, textured)
     if rect is not None:
         return rect, "rectangle"
     return _hull_mask(support), "hull"
