@@ -190,6 +190,8 @@ def main() -> int:
                     help="instead of the variant table: fp32 vs int8 accuracy of every fold model RUN/fold<k>/detector.pt "
                          "on its own validation fold (k-fold run of `livus train detector`)")
     ap.add_argument("--classifier", default=None, help="classifier checkpoint (.pt) for the AUC rows")
+    ap.add_argument("--classifier-folds", default=None, metavar="DIR",
+                    help="with --quant-folds: classifier fold models DIR/fold<k>.pt (same split) for fp32 vs int8 AUC")
     ap.add_argument("--data", required=True, help="livus dataset (AUL imported)")
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--amounts", default="0.3,0.5")
@@ -203,7 +205,8 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.quant_folds:
-        return quant_folds(Path(args.quant_folds), Path(args.data), args.calibration, args.threads, args.json)
+        return quant_folds(Path(args.quant_folds), Path(args.data), args.calibration, args.threads, args.json,
+                           Path(args.classifier_folds) if args.classifier_folds else None)
     if not args.detector:
         ap.error("--detector is required (or --quant-folds RUN)")
 
@@ -314,12 +317,17 @@ def main() -> int:
     return 0
 
 
-def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int, json_path: str | None) -> int:
+def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int, json_path: str | None,
+                classifier_dir: Path | None = None) -> int:
     """fp32 vs static int8 (all layers; prediction layers kept fp32) of each fold model on its
-    own validation fold; per-fold figures, their mean and the change in points."""
-    from livus.infer.bench import accuracy_data, detector_accuracy
-    from livus.infer.onnx import (calibration_images, export_detector_onnx, load_onnx_detector, output_conv_nodes,
+    own validation fold; per-fold figures, their mean and the change in points. With
+    ``classifier_dir``, the classifier fold model of the same split gives the malignancy AUC
+    (fp32 with the fp32 detector row, int8 with the int8 rows)."""
+    from livus.infer.bench import accuracy_data, classifier_auc, detector_accuracy
+    from livus.infer.onnx import (calibration_crops, calibration_images, export_classifier_onnx, export_detector_onnx,
+                                  load_onnx_classifier, load_onnx_detector, output_conv_nodes, quantize_classifier_int8,
                                   quantize_detector_int8)
+    from livus.models.classifier import load_classifier
     from livus.models.detector import load_detector
 
     torch.set_num_threads(threads)
@@ -333,8 +341,17 @@ def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int,
             det = load_detector(pt)
             size = det.cfg.input_size_px
             t = time.perf_counter()
-            data = accuracy_data(data_dir, size, None, fold=k)
+            cls_pt = classifier_dir / f"fold{k}.pt" if classifier_dir else None
+            cls = load_classifier(cls_pt) if cls_pt is not None and cls_pt.is_file() else None
+            data = accuracy_data(data_dir, size, cls.cfg if cls is not None else None, fold=k)
             calib = calibration_images(data_dir, size, n_calibration, fold=k)
+            auc = {}
+            if cls is not None:
+                c32 = export_classifier_onnx(cls, Path(tmp) / f"c{k}.onnx")
+                crops, sizes = calibration_crops(data_dir, cls.cfg, 2 * n_calibration, fold=k)
+                c8 = quantize_classifier_int8(c32, Path(tmp) / f"c{k}.int8.onnx", crops, sizes)
+                auc = {"fp32": classifier_auc(load_onnx_classifier(c32, threads), data),
+                       "int8": classifier_auc(load_onnx_classifier(c8, threads), data)}
             fp32 = export_detector_onnx(det, Path(tmp) / f"f{k}.onnx", source_checkpoint=pt)
             variants = {"onnx-fp32": fp32,
                         "onnx-int8": quantize_detector_int8(fp32, Path(tmp) / f"f{k}.int8.onnx", calib),
@@ -342,10 +359,12 @@ def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int,
                                                                          nodes_to_exclude=output_conv_nodes(fp32))}
             for name, path in variants.items():
                 acc = detector_accuracy(load_onnx_detector(path, threads), data)
+                if auc:
+                    acc["malignancy_auc"] = auc["fp32" if name == "onnx-fp32" else "int8"]
                 rows.append({"fold": k, "runtime": name, "n_images": len(data.records), **{a: round(b, 4) for a, b in acc.items()}})
                 print(f"  fold {k} {name:24s} {rows[-1]}", flush=True)
             print(f"  fold {k} done in {time.perf_counter() - t:.0f} s", flush=True)
-    keys = ["sens@0.25fp", "sens@0.5fp", "sens@1fp", "mass_dice", "liver_dice"]
+    keys = ["sens@0.25fp", "sens@0.5fp", "sens@1fp", "mass_dice", "liver_dice"] + (["malignancy_auc"] if "malignancy_auc" in rows[0] else [])
     names = list(dict.fromkeys(r["runtime"] for r in rows))
     mean = {n: {key: float(np.nanmean([r[key] for r in rows if r["runtime"] == n])) for key in keys} for n in names}
     lines = [f"Quantisation accuracy, {len(folds)} fold model(s), each on its own validation fold",
