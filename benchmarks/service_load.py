@@ -47,6 +47,31 @@ def synthetic_clip(n: int, width: int, height: int) -> list[bytes]:
     return out
 
 
+def clip_frames(path: Path, n: int, width: int, height: int) -> list[bytes]:
+    """JPEG frames of a real-looking clip (default: the bundled simulated B-mode sweep), resized
+    to ``width``×``height`` and looped to ``n`` frames."""
+    cap = cv2.VideoCapture(str(path))
+    src = []
+    while len(src) < 500:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        src.append(cv2.resize(grey, (width, height), interpolation=cv2.INTER_LINEAR))
+    cap.release()
+    if not src:
+        raise SystemExit(f"{path}: no frames")
+    out = []
+    for i in range(n):
+        k = i % (2 * len(src) - 1)  # play forwards then backwards (no jump at the loop)
+        img = src[k if k < len(src) else 2 * len(src) - 2 - k]
+        out.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    return out
+
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "examples" / "bmode_clip.avi"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--height", type=int, default=768)
     p.add_argument("--max-seconds", type=float, default=60.0)
+    p.add_argument("--clip", default=str(DEFAULT_CLIP),
+                   help="video played as the live source (default: examples/bmode_clip.avi; 'synthetic' for generated noise frames)")
     args = p.parse_args(argv)
 
     from websockets.sync.client import connect
@@ -177,11 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         print("refusing: this load test only targets the loopback address")
         return 2
     token = login_token(args.url, args.user, args.password)
-    frames = synthetic_clip(min(args.frames, 2000), args.width, args.height)
+    n = min(args.frames, 2000)
+    if args.clip != "synthetic" and Path(args.clip).is_file():
+        frames, source = clip_frames(Path(args.clip), n, args.width, args.height), args.clip
+    else:
+        frames, source = synthetic_clip(n, args.width, args.height), "synthetic"
     ws_url = args.url.replace("http", "ws", 1) + f"/api/live?token={token}"
     with connect(ws_url, max_size=16 << 20) as ws:
         ws.send(struct.pack(">I", 0) + frames[0])  # warm-up (loads the model, detects the fan)
-        json.loads(ws.recv(timeout=60))
+        first = json.loads(ws.recv(timeout=60))
         res = play(ws, frames, args.fps, args.max_seconds)
         fl = flood(ws, frames[:100], args.max_seconds)
     import torch
@@ -189,8 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes share the CPU)")
-    print(f"livus live load test: {args.width}x{args.height} JPEG frames at {args.fps:g} fps, "
+    model = first.get("result", {}).get("model", {})
+    print(f"livus live load test: {args.width}x{args.height} JPEG frames of {source} at {args.fps:g} fps, "
           f"{len(frames)} frames, torch threads {torch.get_num_threads()}")
+    print(f"  model: {model.get('name')} {model.get('version')} ({model.get('runtime', '')}); "
+          f"lesions in the first frame: {len(first.get('result', {}).get('lesions', []))}; "
+          f"warnings: {'; '.join(first.get('result', {}).get('warnings', []))[:160]}")
     print(f"  server time per frame   p50 {res['server_ms_p50']:.1f} ms   p95 {res['server_ms_p95']:.1f} ms   "
           f"max {res['server_ms_max']:.1f} ms   (target p95 <= 50 ms)")
     print(f"    of which JPEG decode p95 {res['decode_ms_p95']:.1f} ms, analysis (preprocess + model) p95 {res['analyze_ms_p95']:.1f} ms")

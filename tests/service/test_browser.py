@@ -19,6 +19,7 @@ from .system_packages import ensure_debian_package
 
 pytestmark = pytest.mark.slow
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -67,8 +68,10 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
     from playwright.sync_api import sync_playwright
 
     url, svc = server
-    image = tmp_path / "liver_example.png"
-    image.write_bytes(png_bytes(ultrasound_like(480, 360)))
+    image = EXAMPLES / "hcc_malignant.png"  # the bundled simulated example (a lesion to show)
+    if not image.is_file():
+        image = tmp_path / "liver_example.png"
+        image.write_bytes(png_bytes(ultrasound_like(480, 360)))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -103,6 +106,10 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
             page.wait_for_function("document.querySelector('.lesion-table').textContent.includes('Malignancy probability')")
             assert "Studies" in page.locator("#view-studies").inner_text()
             page.screenshot(path=str(artifacts_dir / "service_study_en.png"), full_page=True)
+            confirm = page.locator(".lesion-table button")
+            if confirm.count():  # the detector found a lesion: the physician confirms its outcome
+                confirm.first.click()
+                page.wait_for_function("document.querySelector('.lesion-table').textContent.includes('confirmed')")
 
             page.click("button[data-view='live']")
             page.set_input_files("#live-file", str(_clip(tmp_path / "clip.webm")))
@@ -131,7 +138,7 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
                         add_outcome(db, None, fid, 1, k < 15, "pathology")
             page.click("button[data-view='monitor']")
             page.wait_for_selector("#metrics-table tbody tr")
-            assert page.locator("#metrics-table tbody tr").count() == 2
+            assert page.locator("#metrics-table tbody tr").count() >= 2  # v1, v2 (+ the version a confirmed lesion came from)
             page.screenshot(path=str(artifacts_dir / "service_monitor.png"), full_page=True)
             assert errors == [], errors
         finally:
@@ -141,3 +148,8 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
 
         actions = {e.action for e in db.query(AuditEvent).all()}
     assert {"login", "login-failed", "upload", "view"} <= actions
+    with svc.state.sm() as db:
+        from livus.service.storage import Outcome
+
+        n_outcomes = db.query(Outcome).count()
+    assert n_outcomes >= 60  # the seeded ones (+1 when the page confirmed a lesion)
