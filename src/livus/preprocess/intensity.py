@@ -16,16 +16,41 @@ NORMALISERS = ("percentile", "clahe", "none")
 SPECKLE_FILTERS = ("none", "median", "bilateral", "guided", "nlmeans", "srad")
 
 
+def _uint8_percentiles(image: np.ndarray, valid: np.ndarray | None, low_pct: float, high_pct: float) -> tuple[float | None, float | None]:
+    """``np.percentile`` (linear interpolation) of a ``uint8`` image inside ``valid``, computed
+    from its 256-bin histogram: identical values, without sorting the pixels."""
+    mask = (valid > 0).astype(np.uint8) if valid is not None and valid.any() else None
+    hist = cv2.calcHist([image], [0], mask, [256], [0, 256]).ravel()
+    n = int(hist.sum())
+    if n == 0:
+        return None, None
+    cum = np.cumsum(hist)
+    out = []
+    for q in (low_pct, high_pct):
+        pos = q / 100.0 * (n - 1)
+        k = int(np.floor(pos))
+        frac = pos - k
+        v_lo = float(np.searchsorted(cum, k, side="right"))  # value of the k-th order statistic
+        v_hi = float(np.searchsorted(cum, min(k + 1, n - 1), side="right"))
+        out.append(v_lo + frac * (v_hi - v_lo))
+    return out[0], out[1]
+
+
 def percentile_stretch(
     image: np.ndarray, valid: np.ndarray | None, low_pct: float = 1.0, high_pct: float = 99.0
 ) -> np.ndarray:
     """Linear stretch so the ``low_pct``/``high_pct`` grey percentiles inside ``valid`` map to 0/1
     (clipped). Returns ``float32`` in ``[0, 1]``."""
     img = image.astype(np.float32)
-    values = img[valid > 0] if valid is not None and valid.any() else img.ravel()
-    if values.size == 0:
-        return np.zeros_like(img)
-    lo, hi = np.percentile(values, [low_pct, high_pct])
+    if image.dtype == np.uint8:
+        lo, hi = _uint8_percentiles(image, valid, low_pct, high_pct)
+        if lo is None:
+            return np.zeros_like(img)
+    else:
+        values = img[valid > 0] if valid is not None and valid.any() else img.ravel()
+        if values.size == 0:
+            return np.zeros_like(img)
+        lo, hi = np.percentile(values, [low_pct, high_pct])
     if hi - lo < 1e-6:
         hi = lo + 1.0
     out = (img - lo) * (1.0 / (hi - lo))
