@@ -212,7 +212,7 @@ def main() -> int:
 
     from livus.config import DetectorConfig, PreprocessConfig
     from livus.infer.bench import accuracy_data, classifier_auc, detector_accuracy
-    from livus.infer.onnx import (_spread, calibration_images, dataset_split, export_classifier_onnx, export_detector_onnx,
+    from livus.infer.onnx import (spread_indices, calibration_images, dataset_split, export_classifier_onnx, export_detector_onnx,
                                   load_onnx_classifier, load_onnx_detector, quantize_classifier_int8,
                                   output_conv_nodes, quantize_detector_int8, quantize_dynamic_int8)
     from livus.io.dataset import load_dataset
@@ -269,7 +269,7 @@ def main() -> int:
     if args.finetune_images:
         ds = load_dataset(Path(args.data))
         train_idx, _ = dataset_split([r.image_class or "unknown" for r in ds.images], args.fold)
-        recs = [ds.images[i] for i in _spread(train_idx, args.finetune_images)]
+        recs = [ds.images[i] for i in spread_indices(train_idx, args.finetune_images)]
         train_cache = build_cache(ds, PreprocessConfig(input_size_px=size), recs)
     for amount in (float(a) for a in args.amounts.split(",") if a):
         name = f"pruned {amount:.0%}"

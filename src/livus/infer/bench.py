@@ -543,14 +543,14 @@ def accuracy_data(data_dir: Path, input_size_px: int, classifier_cfg: Any | None
     """The VALIDATION side of fold ``fold`` of :func:`livus.infer.onnx.dataset_split` (the split
     detector cross-validation uses), preprocessed at ``input_size_px``."""
     from livus.config import PreprocessConfig
-    from livus.infer.onnx import _spread, dataset_split
+    from livus.infer.onnx import spread_indices, dataset_split
     from livus.io.dataset import Dataset, load_dataset
     from livus.train.datasets import build_cache
 
     ds = load_dataset(data_dir)
     _, val_idx = dataset_split([r.image_class or "unknown" for r in ds.images], fold)
     if max_images:
-        val_idx = _spread(val_idx, max_images)
+        val_idx = spread_indices(val_idx, max_images)
     records = [ds.images[i] for i in val_idx]
     cache = build_cache(ds, PreprocessConfig(input_size_px=int(input_size_px)), records)
     crops = sizes = mal = np.zeros(0, np.float32)

@@ -411,7 +411,7 @@ def dataset_split(records_classes: list[str], fold: int = 0, k: int = 3, seed: i
     return stratified_kfold(records_classes, k, seed)[fold]
 
 
-def _spread(idx: np.ndarray, n: int) -> np.ndarray:
+def spread_indices(idx: np.ndarray, n: int) -> np.ndarray:
     """At most ``n`` indices spread evenly over ``idx`` (deterministic)."""
     if len(idx) <= n:
         return idx
@@ -432,7 +432,7 @@ def calibration_images(data_dir: Path, input_size_px: int, n: int = 64, fold: in
     pcfg = PreprocessConfig(input_size_px=int(input_size_px))
     # stills are preprocessed without a fan cache in the pipeline (each image its own fan)
     return [preprocess_frame(frame_for_record(ds, ds.images[i]), pcfg, None).image.astype(np.float32)
-            for i in _spread(train_idx, n)]
+            for i in spread_indices(train_idx, n)]
 
 
 def calibration_crops(data_dir: Path, cfg: ClassifierConfig, n: int = 128, fold: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
@@ -444,9 +444,9 @@ def calibration_crops(data_dir: Path, cfg: ClassifierConfig, n: int = 128, fold:
     ds = load_dataset(data_dir)
     train_idx, _ = dataset_split([r.image_class or "unknown" for r in ds.images], fold)
     with_lesions = np.array([i for i in train_idx if ds.images[i].lesions])
-    sub = Dataset(ds.root, [ds.images[i] for i in _spread(with_lesions, n)], ds.info)
+    sub = Dataset(ds.root, [ds.images[i] for i in spread_indices(with_lesions, n)], ds.info)
     samples = build_samples(sub, cfg)
-    keep = _spread(np.arange(len(samples)), n)
+    keep = spread_indices(np.arange(len(samples)), n)
     return list(samples.eval_crops[keep]), samples.size[keep]
 
 
