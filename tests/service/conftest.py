@@ -37,6 +37,18 @@ def ultrasound_like(width: int = 320, height: int = 240, seed: int = 0) -> np.nd
     return img
 
 
+def png_bomb(side_px: int = 60000) -> bytes:
+    """A tiny PNG whose header claims ``side_px`` × ``side_px`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", side_px, side_px, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+
+
 def png_bytes(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", img)
     assert ok

@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from livus.service.live import LatestFrame, decode_live_frame
 
-from .conftest import ultrasound_like
+from .conftest import png_bomb, ultrasound_like
 
 
 def message(seq: int, img: np.ndarray, ext: str = ".jpg") -> bytes:
@@ -31,6 +31,11 @@ def test_decode_live_frame_checks_input():
             decode_live_frame(bad, 2048)
     with pytest.raises(ValueError, match="larger"):
         decode_live_frame(message(1, ultrasound_like(300, 200)), 256)
+    # a small PNG that claims 60000 x 60000 pixels is refused from its header, before decoding
+    with pytest.raises(ValueError, match="larger"):
+        decode_live_frame(struct.pack(">I", 2) + png_bomb(), 2048)
+    with pytest.raises(ValueError, match="larger"):
+        decode_live_frame(struct.pack(">I", 2) + png_bomb(3000), 2048)
 
 
 def test_latest_frame_keeps_only_the_newest():

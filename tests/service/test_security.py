@@ -8,7 +8,7 @@ from pathlib import Path
 
 from livus.service.storage import Study, StudyFile, User
 
-from .conftest import PASSWORDS, make_service, png_bytes, ultrasound_like, upload, wait_done
+from .conftest import PASSWORDS, make_service, png_bomb, png_bytes, ultrasound_like, upload, wait_done
 
 SQL_INJECTIONS = [
     "' OR '1'='1", "admin'--", "x'); DROP TABLE users;--", "\" OR 1=1 --", "1; DELETE FROM studies",
@@ -137,6 +137,7 @@ MALFORMED = [
     ("bad.dcm", b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x00junk" + b"\xff" * 50),
     ("noise.jpg", b"\xff\xd8\xff" + bytes(range(256)) * 4),
     ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100),
+    ("bomb.png", png_bomb()),
 ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import struct
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from PIL import Image
 
 from livus.service import audit
 from livus.types import Frame
@@ -43,6 +45,15 @@ def decode_live_frame(data: bytes, max_side_px: int) -> tuple[int, np.ndarray]:
     if len(data) > MAX_MESSAGE_BYTES:
         raise ValueError("frame larger than 8 MB")
     (seq,) = HEADER.unpack_from(data)
+    try:  # the header's size, read without decoding: a small file may claim a huge image
+        with Image.open(io.BytesIO(memoryview(data)[HEADER.size:])) as probe:
+            width, height = probe.size
+    except Image.DecompressionBombError:
+        raise ValueError(f"frame larger than {max_side_px} px (decompression bomb)") from None
+    except (OSError, ValueError):
+        raise ValueError("cannot decode frame (send JPEG or PNG)") from None
+    if max(width, height) > max_side_px:
+        raise ValueError(f"frame {width}x{height} larger than {max_side_px} px")
     img = cv2.imdecode(np.frombuffer(data, np.uint8, offset=HEADER.size), cv2.IMREAD_GRAYSCALE)
     if img is None or img.ndim != 2 or img.size == 0:
         raise ValueError("cannot decode frame (send JPEG or PNG)")
