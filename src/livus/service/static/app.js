@@ -22,7 +22,7 @@ const I18N = {
     uploading: "正在上传…", uploaded: "已上传，正在分析", login_failed: "用户名或密码错误",
     locked: "账户已锁定，请稍后再试或联系管理员", too_many: "尝试次数过多，请稍候", confirmed: "已确认",
     risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
-    model_card: "模型说明", routine: "常规", soon: "尽快", urgent: "紧急", pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
+    export: "导出结果（JSON；研究人员为去标识化数据）", model_card: "模型说明", routine: "常规", soon: "尽快", urgent: "紧急", pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
     unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
   },
   en: {
@@ -46,7 +46,7 @@ const I18N = {
     uploaded: "Uploaded, analysing", login_failed: "Wrong user name or password",
     locked: "Account locked; try later or ask an administrator", too_many: "Too many attempts; please wait",
     confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
-    reasons: "Reasons", model_version: "Model version", model_card: "Model card", routine: "routine", soon: "soon", urgent: "urgent", pacs: "Retrieve from PACS",
+    reasons: "Reasons", model_version: "Model version", export: "Export results (JSON; de-identified for researchers)", model_card: "Model card", routine: "routine", soon: "soon", urgent: "urgent", pacs: "Retrieve from PACS",
     study_uid: "Study Instance UID", retrieve: "Retrieve and analyse", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
   },
