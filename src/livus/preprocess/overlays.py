@@ -65,10 +65,12 @@ def detect_overlays(
         n, labels, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
         keep = np.zeros(n, bool)
         keep[1:] = stats[1:, cv2.CC_STAT_AREA] <= params.max_blob_area_px // 4
-        small = np.zeros_like(cand)
-        small[by : by + bh, bx : bx + bw] = keep[labels]
+        small = keep[labels].astype(np.uint8)
         if small.any():
-            mask |= cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST) & inside
+            # back to original pixels (2× nearest) inside the box only
+            up = np.repeat(np.repeat(small, 2, 0), 2, 1)[: h - 2 * by, : w - 2 * bx]
+            ys, xs = slice(2 * by, 2 * by + up.shape[0]), slice(2 * bx, 2 * bx + up.shape[1])
+            mask[ys, xs] |= up & inside[ys, xs]
     if color_mask is not None:
         mask |= (color_mask > 0).astype(np.uint8)
     if params.dilate_px > 0 and mask.any():

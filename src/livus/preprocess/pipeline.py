@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from livus.config import PreprocessConfig
@@ -82,10 +83,19 @@ def preprocess_frame(frame: Frame, cfg: PreprocessConfig, cache: FanCache | None
     else:
         valid = lb.mask_to_model(fan.mask)
     model_u8 = lb.image_to_model(grey)
-    if overlay is not None and overlay.any():
-        # any overlap with an overlay pixel marks the model pixel (area resampling of 0/255)
-        ov_model = (lb.image_to_model(overlay * np.uint8(255)) > 0).astype(np.uint8)
-        model_u8 = remove_overlays(model_u8, ov_model, valid, cfg.inpaint_radius_px)
+    if overlay is not None:
+        # only overlays on or near the fan reach the model input (the rest is zeroed); the margin
+        # covers a model pixel plus the inpainting radius, so the inpainting sees the same mask
+        margin = int(np.ceil((cfg.inpaint_radius_px + 2) / lb.scale))
+        near_fan = (
+            cache.aux("near_fan", grey, cache_key(frame) + f"|{margin}", lambda: _grow(fan.mask, margin))
+            if cache is not None else _grow(fan.mask, margin)
+        )
+        ov_near = overlay & near_fan
+        if ov_near.any():
+            # any overlap with an overlay pixel marks the model pixel (area resampling of 0/255)
+            ov_model = (lb.image_to_model(ov_near * np.uint8(255)) > 0).astype(np.uint8)
+            model_u8 = remove_overlays(model_u8, ov_model, valid, cfg.inpaint_radius_px)
     model_u8 = speckle_filter(model_u8, cfg.speckle_filter)
     image = normalise(model_u8, valid, cfg.normalise, cfg.percentile_low, cfg.percentile_high, cfg.gamma)
     return PreprocessedFrame(
@@ -98,6 +108,11 @@ def preprocess_frame(frame: Frame, cfg: PreprocessConfig, cache: FanCache | None
         spacing_source=source,
         warnings=warnings,
     )
+
+
+def _grow(mask: np.ndarray, margin_px: int) -> np.ndarray:
+    """``mask`` (0/1) dilated by ``margin_px`` pixels (square)."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8))
 
 
 def fan_mask_model(pre: PreprocessedFrame) -> np.ndarray:
