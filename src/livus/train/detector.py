@@ -324,3 +324,26 @@ def targets_table(mean: dict[str, float]) -> str:
         v = mean.get(k, math.nan)
         lines.append(f"| {k} | ≥ {t:.2f} | {v:.3f} | {'yes' if v >= t else 'no'} |")
     return "\n".join(lines)
+
+
+def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, Any]) -> Path:
+    """Write ``MODEL_CARD.md`` from hand-written ``sections`` (markdown text by heading) and
+    computed ``figures`` (tables are rendered from them, never typed)."""
+    cv = figures["cv"]
+    parts = [f"# {sections['title']}\n", "**Decision support for research only — not for clinical use.**\n"]
+    for head in ("Model", "Training data", "Training"):
+        parts.append(f"## {head}\n\n{sections[head]}\n")
+    parts.append("## Cross-validated figures\n\n" + sections["Cross-validated figures"] + "\n\n" + format_cv_table(cv) + "\n")
+    parts.append("Targets vs measured (CV mean):\n\n" + targets_table(cv["mean"]) + "\n")
+    if figures.get("ablation"):
+        ab = figures["ablation"]
+        keys = list(ab["with"])
+        rows = ["| fold 0 | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name in ("with", "without"):
+            rows.append(f"| CBAM {name} | " + " | ".join(f"{ab[name][k]:.3f}" for k in keys) + " |")
+        parts.append("## Attention (CBAM) ablation\n\n" + sections.get("Attention", "") + "\n\n" + "\n".join(rows) + "\n")
+    for head in ("Input size", "Intended use", "Known limits", "Credits"):
+        if head in sections:
+            parts.append(f"## {head}\n\n{sections[head]}\n")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
