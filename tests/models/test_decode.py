@@ -88,7 +88,7 @@ def test_peak_candidates_three_by_three() -> None:
 
 
 def test_decode_hand_made_heatmap() -> None:
-    cfg = DetectorConfig(input_size_px=S, score_threshold=0.3)
+    cfg = DetectorConfig(input_size_px=S, score_threshold=0.3, decode_mode="heatmap")
     out = _outputs([(4, 5, 0.9), (12, 12, 0.2), (10, 2, 0.7)])
     dets = decode_detections(out, cfg)[0]
     assert len(dets) == 2  # 0.2 is below the threshold
@@ -104,7 +104,7 @@ def test_decode_hand_made_heatmap() -> None:
 
 
 def test_polygon_comes_from_the_lesion_mask() -> None:
-    cfg = DetectorConfig(input_size_px=S, score_threshold=0.3)
+    cfg = DetectorConfig(input_size_px=S, score_threshold=0.3, decode_mode="heatmap")
     out = _outputs([(4, 5, 0.9)])
     cx, cy = cell_to_pixel(5.25), cell_to_pixel(4.25)
     out["lesion_mask"][0, 0, int(cy) - 3 : int(cy) + 4, int(cx) - 2 : int(cx) + 3] = 10.0  # 5×7 blob
@@ -112,6 +112,27 @@ def test_polygon_comes_from_the_lesion_mask() -> None:
     p = np.array(d.polygon_px)
     assert p[:, 0].max() - p[:, 0].min() == pytest.approx(4.0)
     assert p[:, 1].max() - p[:, 1].min() == pytest.approx(6.0)
+
+
+def test_mask_components_decode() -> None:
+    cfg = DetectorConfig(input_size_px=S, score_threshold=0.5, decode_mode="mask")
+    out = _outputs([])
+    out["lesion_mask"][:] = -10.0
+    out["lesion_mask"][0, 0, 10:17, 20:25] = 3.0  # 5×7 blob, p = 0.95
+    out["lesion_mask"][0, 0, 30:40, 30:32] = 0.0  # p = 0.5 ≥ component threshold, peak at the score threshold
+    out["lesion_mask"][0, 0, 2, 2] = 3.0  # one pixel: noise
+    dets = decode_detections(out, cfg)[0]
+    assert [round(d.score, 2) for d in dets] == [0.95, 0.5]
+    d = dets[0]
+    assert d.center_px == pytest.approx((22.0, 13.0))
+    assert d.long_axis_px == pytest.approx(np.hypot(4, 6) + 1.0)
+    p = np.array(d.polygon_px)
+    assert (p[:, 0].min(), p[:, 0].max(), p[:, 1].min(), p[:, 1].max()) == (20, 24, 10, 16)
+    valid = torch.ones(1, 1, S, S)
+    valid[..., :, :28] = 0  # the fan excludes the first blob
+    assert [round(d.score, 2) for d in decode_detections(out, cfg, valid_mask=valid)[0]] == [0.5]
+    with pytest.raises(ValueError):
+        decode_detections(out, DetectorConfig(input_size_px=S, decode_mode="peaks"))
 
 
 def test_liver_polygon() -> None:

@@ -168,6 +168,15 @@ def mask_polygon_in_region(
     return (contour.astype(np.float64) + [c0, r0]).tolist()
 
 
+def outline_axes(polygon_px: list[list[float]]) -> tuple[float, float, float]:
+    """Caliper long axis, short axis (full diameters) and long-axis angle of an outline traced
+    through pixel centres; each axis gains one pixel for the half pixel beyond the centres."""
+    from livus.io.dataset import ellipse_from_polygon
+
+    _, _, long_px, short_px, angle = ellipse_from_polygon(polygon_px)
+    return long_px + 1.0, short_px + 1.0, angle
+
+
 def liver_polygon(outputs: dict[str, torch.Tensor], i: int, threshold: float = 0.5) -> list[list[float]] | None:
     """Outline (model pixels) of the largest liver-mask component of batch item ``i``."""
     prob = torch.sigmoid(outputs["liver_mask"][i, 0].float()).cpu().numpy()
@@ -191,7 +200,13 @@ def decode_detections(
     nonzero = inside the fan; ``None`` = everywhere) become oriented ellipses; Gaussian soft-NMS
     over their boxes rescores them; those scoring ≥ ``score_threshold`` (default
     ``cfg.score_threshold``) are kept, with an outline from the lesion mask (else the ellipse).
+    With ``cfg.axes_from_mask`` the axes and angle of a detection with a mask outline are measured
+    on that outline (the regression heads give them otherwise).
     """
+    if cfg.decode_mode == "mask":
+        return decode_mask_components(outputs, cfg, valid_mask, score_threshold)
+    if cfg.decode_mode != "heatmap":
+        raise ValueError(f"unknown decode_mode {cfg.decode_mode!r} (mask | heatmap)")
     thr = cfg.score_threshold if score_threshold is None else score_threshold
     heat = torch.sigmoid(outputs["heatmap"].detach().float())
     axes = outputs["axes"].detach().float()
@@ -227,7 +242,50 @@ def decode_detections(
                 d = cands[int(i)]
                 d.score = float(s)
                 poly = mask_polygon_in_region(prob_np, d, cfg.mask_threshold, cfg.polygon_margin)
+                if poly is not None and cfg.axes_from_mask:
+                    d.long_axis_px, d.short_axis_px, d.angle_deg = outline_axes(poly)
                 d.polygon_px = poly if poly is not None else ellipse_polygon(d.center_px, d.long_axis_px, d.short_axis_px, d.angle_deg)
                 dets.append(d)
         results.append(dets)
+    return results
+
+
+def decode_mask_components(
+    outputs: dict[str, torch.Tensor],
+    cfg: DetectorConfig,
+    valid_mask: torch.Tensor | None = None,
+    score_threshold: float | None = None,
+) -> list[list[Detection]]:
+    """Detections from the lesion-mask head (model pixels): each connected component of
+    ``sigmoid(lesion_mask) >= cfg.component_threshold`` inside the fan becomes a lesion with its
+    outline as polygon, the caliper ellipse of that outline (``ellipse_from_polygon``) and its
+    peak probability as score. Components scoring below ``score_threshold`` (default
+    ``cfg.score_threshold``) or smaller than ``cfg.min_component_px`` are dropped; at most
+    ``cfg.max_detections`` are kept, best first."""
+    from livus.io.dataset import ellipse_from_polygon
+
+    thr = cfg.score_threshold if score_threshold is None else score_threshold
+    prob_all = torch.sigmoid(outputs["lesion_mask"].detach().float())[:, 0].cpu().numpy()
+    results: list[list[Detection]] = []
+    for b in range(prob_all.shape[0]):
+        prob = prob_all[b]
+        if valid_mask is not None:
+            vm = valid_mask.reshape(-1, *valid_mask.shape[-2:])
+            prob = prob * (vm[0] if vm.shape[0] == 1 else vm[b]).cpu().numpy().astype(bool)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= cfg.component_threshold).astype(np.uint8), connectivity=8)
+        dets: list[Detection] = []
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < cfg.min_component_px:
+                continue
+            comp = labels == k
+            score = float(prob[comp].max())
+            contour = _largest_contour(comp)
+            if score < thr or contour is None:
+                continue
+            pts = contour.astype(np.float64)
+            cx, cy, long_px, short_px, angle = ellipse_from_polygon(pts.tolist())
+            # contour points are pixel centres: the outline reaches half a pixel further
+            dets.append(Detection((cx, cy), long_px + 1.0, short_px + 1.0, angle, score, pts.tolist()))
+        dets.sort(key=lambda d: -d.score)
+        results.append(dets[: cfg.max_detections])
     return results
