@@ -87,6 +87,15 @@ def ellipse_bbox(
     return [cx - hw, cy - hh, cx + hw, cy + hh]
 
 
+def box_iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two ``[x0, y0, x1, y1]`` boxes (0 when both are empty)."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def _round_list(values: Any, ndigits: int = 2) -> Any:
     if isinstance(values, (list, tuple)):
         return [_round_list(v, ndigits) for v in values]

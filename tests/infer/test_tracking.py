@@ -1,6 +1,7 @@
 import numpy as np
 
-from livus.infer.tracking import LesionTracker, attention_weighted_mean, box_iou, tracks_from_single_frames
+from livus.infer.tracking import LesionTracker, attention_weighted_mean, tracks_from_single_frames
+from livus.types import box_iou
 from livus.types import Lesion
 
 

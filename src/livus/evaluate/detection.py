@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from livus.types import box_iou
+
 FP_RATES = (0.1, 0.25, 0.5, 1.0)
 SIZE_BINS = (("lt60", 0.0, 60.0), ("60to150", 60.0, 150.0), ("gt150", 150.0, float("inf")))
 IOU_HIT = 0.3
@@ -65,21 +67,12 @@ def largest_extent(polygon_px: list[list[float]]) -> float:
     return float(np.sqrt((d**2).sum(-1)).max())
 
 
-def box_iou_single(a: list[float], b: list[float]) -> float:
-    """IoU of two ``[x0, y0, x1, y1]`` boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def is_hit(pred: PredLesion, lesion: TrueLesion, iou_threshold: float = IOU_HIT) -> bool:
     """Centre inside the lesion polygon, or box IoU ≥ ``iou_threshold``."""
     poly = np.asarray(lesion.polygon_px, dtype=np.float32).reshape(-1, 1, 2)
     if len(poly) >= 3 and cv2.pointPolygonTest(poly, (float(pred.center_px[0]), float(pred.center_px[1])), False) >= 0:
         return True
-    return box_iou_single(pred.bbox_px, lesion.bbox_px) >= iou_threshold
+    return box_iou(pred.bbox_px, lesion.bbox_px) >= iou_threshold
 
 
 def match_image(preds: list[PredLesion], lesions: list[TrueLesion], iou_threshold: float = IOU_HIT) -> ImageMatch:

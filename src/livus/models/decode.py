@@ -184,6 +184,14 @@ def liver_polygon(outputs: dict[str, torch.Tensor], i: int, threshold: float = 0
     return None if contour is None else contour.astype(np.float64).tolist()
 
 
+def _valid_for_item(valid_mask: torch.Tensor | None, b: int) -> torch.Tensor | None:
+    """The ``(S, S)`` fan mask of batch item ``b`` from a ``(S,S)``/``(B,S,S)``/``(B,1,S,S)`` mask."""
+    if valid_mask is None:
+        return None
+    vm = valid_mask.reshape(-1, *valid_mask.shape[-2:])
+    return vm[0] if vm.shape[0] == 1 else vm[b]
+
+
 # ---- main entry -----------------------------------------------------------------------------
 
 
@@ -215,10 +223,7 @@ def decode_detections(
     lesion_prob = torch.sigmoid(outputs["lesion_mask"].detach().float())
     results: list[list[Detection]] = []
     for b in range(heat.shape[0]):
-        vm = None
-        if valid_mask is not None:
-            vm = valid_mask.reshape(-1, *valid_mask.shape[-2:])
-            vm = vm[0] if vm.shape[0] == 1 else vm[b]
+        vm = _valid_for_item(valid_mask, b)
         cands: list[Detection] = []
         for score, r, c in peak_candidates(heat[b, 0], cfg.candidate_threshold, cfg.max_candidates):
             cx = float(cell_to_pixel(c + float(offset[b, 0, r, c])))
@@ -269,9 +274,9 @@ def decode_mask_components(
     results: list[list[Detection]] = []
     for b in range(prob_all.shape[0]):
         prob = prob_all[b]
-        if valid_mask is not None:
-            vm = valid_mask.reshape(-1, *valid_mask.shape[-2:])
-            prob = prob * (vm[0] if vm.shape[0] == 1 else vm[b]).cpu().numpy().astype(bool)
+        vm = _valid_for_item(valid_mask, b)
+        if vm is not None:
+            prob = prob * vm.cpu().numpy().astype(bool)
         n, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= cfg.component_threshold).astype(np.uint8), connectivity=8)
         dets: list[Detection] = []
         for k in range(1, n):
