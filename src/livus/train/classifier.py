@@ -296,6 +296,10 @@ def cross_validate(ds: Dataset, samples: LesionSamples, cfg: ClassifierConfig, t
         y_cal = samples.malignant[calib_pos]
         temp = fit_temperature(z_cal, y_cal)
         thr = threshold_for_sensitivity(y_cal, 1 / (1 + np.exp(-z_cal / temp)), tcfg.target_sensitivity)
+        model.temperature.fill_(temp)
+        model.threshold.fill_(thr)
+        save_classifier(model, out_dir / f"fold{f}.pt", {"fold": f, "folds": tcfg.folds, "seed": tcfg.seed,
+                                                        "temperature": temp, "threshold": thr})
         out = predict_logits(model, samples.eval_crops[test_pos], samples.size[test_pos])
         y = samples.malignant[test_pos]
         prob = 1 / (1 + np.exp(-out["malignancy"] / temp))
@@ -361,8 +365,8 @@ def train_classifier(data_dir: Path, out_dir: Path, folds: int | None = None, cf
     ``sim_dir``: a simulated dataset whose lesions add B-mode feature labels (their malignancy
     label is not used); 30 % of its images are held out to measure the feature AUCs.
 
-    Writes ``out_dir``: ``cv.json``, ``cv.md``, reliability PNGs, ``log.csv`` and
-    ``classifier.pt`` (also copied to ``save_path`` when given). Returns the summary dict.
+    Writes ``out_dir``: ``cv.json``, ``cv.md``, reliability PNGs, ``log.csv``, the fold models
+    ``fold{k}.pt`` (for fold-matched evaluation with the detector) and ``classifier.pt`` (also copied to ``save_path`` when given). Returns the summary dict.
     """
     cfg = cfg or ClassifierConfig()
     tcfg = tcfg or ClassifierTrainConfig()
