@@ -43,17 +43,15 @@ def forward_ms(size: int, repeats: int = 10) -> float:
 
 def lesion_sizes_model_px(data_dir: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(original largest extent, model-pixel largest extent) of every lesion."""
-    from livus.preprocess.fan import FanCache
     from livus.preprocess.pipeline import preprocess_frame
     from livus.train.datasets import frame_for_record
 
     ds = load_dataset(data_dir)
-    cache = FanCache()
     orig, model = [], []
     for rec in ds:
         if not rec.lesions:
             continue
-        pre = preprocess_frame(frame_for_record(ds, rec), PreprocessConfig(input_size_px=size), cache)
+        pre = preprocess_frame(frame_for_record(ds, rec), PreprocessConfig(input_size_px=size))
         for les in rec.lesions:
             e = largest_extent(les.polygon_px)
             orig.append(e)
@@ -74,7 +72,8 @@ def main() -> None:
         if args.data is not None:
             o, m = lesion_sizes_model_px(args.data, s)
             small = o < 60
-            line += f"            n={int(small.sum())}  median {np.median(m[small]):.1f} px  <8px {np.mean(m[small] < 8):.2f}"
+            line += (f"            n={int(small.sum())}  median {np.median(m[small]):.1f} px  <8px {np.mean(m[small] < 8):.2f}"
+                     f"  (smallest lesion {m.min():.1f} model px)")
         print(line, flush=True)
     for run in args.runs:
         p = run / "fold0" / "headline.json"
