@@ -1,8 +1,9 @@
 """Preprocessing accuracy on simulated data (labels known): fan IoU per device profile, overlay
 recall / tissue loss, depth-ruler pixel spacing error, keyframe choice on clips.
 
-Usage: python benchmarks/preprocess_sim.py [DATASET_DIR] [--n 40]
-(without a folder, a dataset is simulated into a temp folder with ``livus.simulate``).
+Usage: python benchmarks/preprocess_sim.py [DATASET_DIR] [--n 40] [--clips 40]
+(without a folder, a dataset is simulated into a temp folder with ``livus.simulate``; ``--clips``
+simulates that many extra 20-frame B-mode clips in memory for the keyframe comparison).
 Targets: overlay recall >= 0.9 with < 1% tissue removed; ruler spacing within 3%; keyframes
 with a lower share of shadowed/out-of-liver frames than a fixed interval.
 """
@@ -87,12 +88,47 @@ def clip_metrics(ds: Dataset, interval: int) -> None:
           f"quality {sel_bad / sel_n:.3f} vs fixed interval {fix_bad / fix_n:.3f} (all frames {all_bad / all_n:.3f})")
 
 
+def simulated_clip_metrics(n_clips: int, seed: int, interval: int) -> None:
+    """Keyframe comparison on ``n_clips`` clips simulated in memory (labels from
+    ``SimulatedImage.extra["quality"]``), per interval-sized selection."""
+    from datetime import datetime
+
+    import numpy as np
+
+    from livus.simulate.clips import simulate_bmode_clip
+    from livus.simulate.dataset import make_patients
+    from livus.simulate.scenes import sample_scene
+    from livus.simulate.still import GeometryCache, overlay_info_for
+
+    rng = np.random.default_rng(seed)
+    cache = GeometryCache()
+    patients = make_patients(rng, max(3, n_clips), None)
+    bad = {"shadowed", "out_of_liver"}
+    q_bad = f_bad = q_n = f_n = 0
+    for k in range(n_clips):
+        pat = patients[k % len(patients)]
+        geom = cache.get(pat.profile)
+        scene = sample_scene(rng, geom, "malignant" if rng.random() < 0.5 else "benign")
+        sims = simulate_bmode_clip(rng, geom, scene, 20, 10.0, overlay_info_for(pat.profile, pat.name, pat.patient_id, datetime(2024, 1, 1)))
+        frames = [Frame(pixels=f.image, source=f"clip{k}", frame_index=i) for i, f in enumerate(sims)]
+        labels = [f.extra.get("quality", "good") for f in sims]
+        q = select_keyframes(frames, mode="quality", interval=interval)
+        f = select_keyframes(frames, mode="interval", interval=interval)
+        q_bad += sum(labels[i] in bad for i in q)
+        f_bad += sum(labels[i] in bad for i in f)
+        q_n += len(q)
+        f_n += len(f)
+    print(f"keyframes over {n_clips} simulated clips (interval {interval}): shadowed/out-of-liver share "
+          f"quality {q_bad / q_n:.3f} ({q_bad}/{q_n}) vs fixed interval {f_bad / f_n:.3f} ({f_bad}/{f_n})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", nargs="?")
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--interval", type=int, default=4)
+    ap.add_argument("--clips", type=int, default=0, help="extra clips simulated in memory for keyframes")
     args = ap.parse_args(argv)
     if args.dataset:
         root = Path(args.dataset)
@@ -104,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(root)
     still_metrics(ds)
     clip_metrics(ds, args.interval)
+    if args.clips:
+        simulated_clip_metrics(args.clips, args.seed + 1000, args.interval)
     return 0
 
 

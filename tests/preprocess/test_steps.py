@@ -103,6 +103,25 @@ def test_quality_keyframes_skip_shadowed_frames() -> None:
     assert sum(bad[i] for i in q) < sum(bad[i] for i in f)
 
 
+def test_quality_keyframes_skip_gas_frames() -> None:
+    """Frames whose coarse look departs from the clip's usual one (bright gas reverberation
+    bands, as when the probe slides off the liver) are not picked although they are sharp."""
+    frames, bad = [], []
+    for i in range(20):
+        img, fan, _ = speckle_frame(400, 300, seed=100 + i)
+        gas = i in (8, 16, 17, 18, 19)
+        if gas:  # a column of bright horizontal reverberation bands
+            for y in range(60, 280, 18):
+                img[y : y + 6, 150:250] = 250
+            img[:] = img * fan
+        frames.append(Frame(pixels=img, source="clip", frame_index=i))
+        bad.append(gas)
+    q = select_keyframes(frames, mode="quality", interval=4)
+    f = select_keyframes(frames, mode="interval", interval=4)
+    assert len(q) == len(f) == 5
+    assert sum(bad[i] for i in q) == 0 < sum(bad[i] for i in f)
+
+
 @pytest.mark.aul
 def test_aul_overlays_before_after(aul_dir, artifacts_dir) -> None:
     """AUL images carry body markers and calipers: write before/after pictures."""

@@ -8,21 +8,29 @@ on a small copy (``work_width_px`` wide) so scoring a clip is cheap:
 * ``shadow``: share of the fan's columns (beams) that go dark below their first third — a rib or
   gas shadow darkens whole beams;
 * ``motion``: blur against the previous frame — low sharpness relative to the clip's own median
-  marks a motion-blurred frame.
+  marks a motion-blurred frame;
+* ``typicality``: how close the frame's coarse appearance (a 64-pixel-wide smoothed thumbnail) is
+  to the clip's per-pixel median frame. Most frames of a liver sweep show the liver; a frame that
+  deviates far more than the clip's typical deviation shows something else — the probe slid onto
+  bowel gas (bright reverberation bands), or a rib shadow swept in.
 
-``score = coverage * (1 - shadow) * (0.5 + 0.5 * sharpness_rel)``. The best frames are picked
+``score = coverage * (1 - shadow) * (0.5 + 0.5 * sharpness_rel) * typicality`` with
+``typicality = 1 / (1 + max(0, deviation / median deviation - 1.5))``. The best frames are picked
 greedily with a minimum gap, so the keyframes still spread over the clip.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from livus.preprocess.fan import detect_fan
 from livus.types import Frame
+
+
+THUMB_WIDTH_PX = 64  # width of the thumbnails compared for typicality
 
 
 @dataclass
@@ -33,6 +41,9 @@ class FrameQuality:
     sharpness: float  # Laplacian variance (grey levels²) inside the fan
     shadow_fraction: float
     score: float = 0.0
+    thumbnail: np.ndarray | None = field(default=None, repr=False)  # 64 px wide, smoothed, float32
+    thumbnail_fan: np.ndarray | None = field(default=None, repr=False)  # bool, same size
+    typicality: float = 1.0  # filled by score_frames
 
 
 def frame_quality(grey: np.ndarray, fan_mask: np.ndarray | None = None, work_width_px: int = 256,
@@ -63,19 +74,42 @@ def frame_quality(grey: np.ndarray, fan_mask: np.ndarray | None = None, work_wid
         if deep.size and np.mean(smooth[deep, c] <= dark_grey) > 0.6:
             shadowed += 1
     shadow = shadowed / max(1, len(cols))
-    return FrameQuality(coverage, sharp, float(shadow))
+    tw = THUMB_WIDTH_PX
+    tsize = (tw, max(1, round(h * tw / w)))
+    thumb = cv2.GaussianBlur(cv2.resize(grey, tsize, interpolation=cv2.INTER_AREA).astype(np.float32), (0, 0), 1.0)
+    tfan = cv2.resize(fan.astype(np.uint8), tsize, interpolation=cv2.INTER_NEAREST) > 0
+    return FrameQuality(coverage, sharp, float(shadow), thumbnail=thumb, thumbnail_fan=tfan)
+
+
+def _typicality(qualities: list[FrameQuality], slack: float = 1.5) -> list[float]:
+    """Per frame ``1 / (1 + max(0, d / median(d) - slack))`` where ``d`` is the mean absolute
+    grey difference (inside the fan) between the frame's thumbnail and the clip's per-pixel
+    median thumbnail; 1.0 for all when thumbnails are missing or differ in size."""
+    thumbs = [q.thumbnail for q in qualities]
+    if len(thumbs) < 3 or any(t is None or t.shape != thumbs[0].shape for t in thumbs):
+        return [1.0] * len(qualities)
+    stack = np.stack(thumbs)
+    fan = qualities[0].thumbnail_fan
+    if fan is None or not fan.any():
+        fan = np.ones(stack.shape[1:], bool)
+    med = np.median(stack, axis=0)
+    dev = np.abs(stack - med)[:, fan].mean(axis=1)
+    ref = float(np.median(dev)) or 1e-6
+    return [float(1.0 / (1.0 + max(0.0, d / ref - slack))) for d in dev]
 
 
 def score_frames(qualities: list[FrameQuality]) -> list[float]:
     """Combine each frame's terms into one score; sharpness counts relative to the clip median
-    (motion-blurred frames fall below it)."""
+    (motion-blurred frames fall below it), typicality against the clip's median frame."""
     if not qualities:
         return []
     med = float(np.median([q.sharpness for q in qualities])) or 1.0
+    typical = _typicality(qualities)
     scores = []
-    for q in qualities:
+    for q, t in zip(qualities, typical):
         sharp_rel = min(1.0, q.sharpness / (1.5 * med))
-        q.score = float(q.coverage * (1.0 - q.shadow_fraction) * (0.5 + 0.5 * sharp_rel))
+        q.typicality = t
+        q.score = float(q.coverage * (1.0 - q.shadow_fraction) * (0.5 + 0.5 * sharp_rel) * t)
         scores.append(q.score)
     return scores
 
