@@ -38,7 +38,7 @@ class FanParams:
     overlay_tophat: int = 60  # ... and at least this much brighter than their surroundings
     min_local_std: float = 1.0  # flat rim: local grey std below this (0 = off)
     std_window_px: int = 3  # window of that std (original pixels)
-    flat_max_grey: float = 80.0  # flat rim is darker than this
+    flat_max_grey: float = 130.0  # flat rim is darker than this
     flat_min_share: float = 0.3  # a work pixel is rim when this share of its pixels is
     min_rim_px: int = 500  # fewer flat pixels next to the background: no rim
     rim_grey_tol: float = 2.0  # rim pixels are within this of the rim's grey level
@@ -51,6 +51,7 @@ class FanParams:
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
     max_side_angle_gap_deg: float = 5.0  # sides more asymmetric than this: fit one mirrored edge ...
     min_edge_share: float = 0.5  # ... unless both edges touch at least this share of their rows
+    min_flat_bottom_share: float = 0.12  # a flat bottom cut spans at least this share of the columns
     far_bin_percentile: float = 100.0  # far arc: this percentile over beams of the deepest echo (100: 99.9th pixel percentile)
     side_rows_frac: tuple[float, float] = (0.05, 0.7)  # rows (share of the fan height) used for the edges
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
@@ -374,6 +375,13 @@ def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | 
             m &= _halfplane(m.shape, line[0] + w_side * normal, u, normal)
     # the model must hold the echo (with a rim: the textured echo, as the rim's outline is ragged)
     echo = textured if textured is not None and textured.any() else support
+    # some scanners cut the sector at the bottom of their image area (a flat bottom edge, where a
+    # wide run of beams ends on the same row): no fan below it
+    cols = np.nonzero(echo.any(0))[0]
+    bottom = echo.shape[0] - 1 - echo[:, cols][::-1].argmax(0)
+    y_cut = int(bottom.max())
+    if np.mean(bottom >= y_cut - 2) >= params.min_flat_bottom_share:
+        m[y_cut + 1 :] = 0
     if m[echo > 0].mean() < params.min_sector_cover:
         return None
     return m
