@@ -52,6 +52,7 @@ class FanParams:
     max_side_angle_gap_deg: float = 5.0  # sides more asymmetric than this: fit one mirrored edge ...
     min_edge_share: float = 0.5  # ... unless both edges touch at least this share of their rows
     min_flat_bottom_share: float = 0.12  # a flat bottom cut spans at least this share of the columns
+    min_cut_grey: float = 30.0  # ... and the echo just above it is at least this bright
     far_bin_percentile: float = 100.0  # far arc: this percentile over beams of the deepest echo (100: 99.9th pixel percentile)
     side_rows_frac: tuple[float, float] = (0.05, 0.7)  # rows (share of the fan height) used for the edges
     min_sector_cover: float = 0.97  # the sector model must hold this share of the echo pixels
@@ -338,7 +339,7 @@ def _arc_radii(support: np.ndarray, apex: np.ndarray, a_l: float, a_r: float, pa
 
 
 def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None,
-                 marks: np.ndarray | None = None) -> np.ndarray | None:
+                 marks: np.ndarray | None = None, grey_small: np.ndarray | None = None) -> np.ndarray | None:
     """Sector model fitted to the support: apex where the side edges meet, near/far arcs around
     the apex. Extends the fan into dark corners and shadowed sides that carry no echo. With
     ``textured`` (the support less a flat scanner rim), the sector is shrunk by the rim."""
@@ -380,8 +381,15 @@ def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | 
     cols = np.nonzero(echo.any(0))[0]
     bottom = echo.shape[0] - 1 - echo[:, cols][::-1].argmax(0)
     y_cut = int(bottom.max())
-    if np.mean(bottom >= y_cut - 2) >= params.min_flat_bottom_share:
-        m[y_cut + 1 :] = 0
+    on_cut = bottom >= y_cut - 2
+    if np.mean(on_cut) >= params.min_flat_bottom_share:
+        # a cut shows echo right up to it; a far field fading into the dark does not
+        strong = True
+        if grey_small is not None:
+            above = grey_small[max(0, y_cut - 4) : y_cut - 1, cols[on_cut]]
+            strong = above.size > 0 and float(np.median(above)) >= params.min_cut_grey
+        if strong:
+            m[y_cut + 1 :] = 0
     if m[echo > 0].mean() < params.min_sector_cover:
         return None
     return m
@@ -461,7 +469,7 @@ def fan_mask_small(grey_small: np.ndarray, params: FanParams, rim_small: np.ndar
             textured &= (grey_small > rim_level + params.rim_margin_grey).astype(np.uint8)
         # the thin step between the rim and the black background is not flat: open it away
         textured = cv2.morphologyEx(textured, cv2.MORPH_OPEN, _disk(params.open_px))
-    sector = _sector_mask(support, params, textured, bright_marks(grey_small, params))
+    sector = _sector_mask(support, params, textured, bright_marks(grey_small, params), grey_small)
     if sector is not None:
         return sector, "sector"
     marks = bright_marks(grey_small, params)
