@@ -46,6 +46,7 @@ class FanParams:
     rim_percentile: float = 15.0  # rim width: this low percentile of the texture's inset
     min_straight_share: float = 0.3  # linear probe: this share of rows touch a straight vertical side
     min_weak_side_share: float = 0.05  # ... and this share the other side (its deep part may be shadowed)
+    max_far_rim_px: float = 10.0  # the far arc's flat band (rim, or dark far field drawn at the rim level)
     max_rim_px: float = 10.0  # rim widths are capped at this (work pixels at 512 wide)
     open_px: float = 5.0
     min_piece_share: float = 0.1  # echo regions at least this share of the largest one join it  # opening (work pixels) removes structures thinner than this (text, lines)
@@ -300,8 +301,9 @@ def _rim_widths(textured: np.ndarray, apex: np.ndarray, a_l: float, a_r: float, 
         if len(v):
             side.append(float(np.percentile(v, q)))
     width = min(side) if side else 0.0
-    cap = params.max_rim_px * params.work_width_px / 512
-    return tuple(float(np.clip(v, 0.0, cap)) for v in (width, far, near))  # type: ignore[return-value]
+    scale = params.work_width_px / 512
+    cap, cap_far = params.max_rim_px * scale, params.max_far_rim_px * scale
+    return float(np.clip(width, 0.0, cap)), float(np.clip(far, 0.0, cap_far)), float(np.clip(near, 0.0, cap))
 
 
 def _halfplane(shape: tuple[int, int], point: np.ndarray, direction: np.ndarray, inward: np.ndarray) -> np.ndarray:
