@@ -6,15 +6,24 @@ downsampled copy for speed and returns the fan as a polygon and a mask in ORIGIN
 Method (hand-written because no library detects ultrasound sectors):
 
 1. echo support: a lightly smoothed copy above a low grey floor, opened to drop thin bright
-   annotations, largest component;
-2. sector model: the left/right fan edges are RANSAC "envelope" lines fitted to the support's
-   row extremes in the upper part of the fan (the near field reaches the edges; the far field is
-   often dark at the sides), the apex is where they meet, near/far arcs are circles around the
-   apex through the support's extreme radii. The model extends the fan into dark corners and
+   annotations, largest component(s); bright thin marks (ruler bars, ticks, text touching the
+   fan) are left out of the edge and arc fits;
+2. flat scanner rim: some scanners draw the fan's black level as a constant grey and pad the
+   sector with a few pixels of it, which annotated outlines exclude. The rim is the texture-free
+   grey found next to the black background (speckle always varies); where it exists, the
+   "textured" echo (brighter than the rim level) is what the fan is measured against;
+3. sector model: the left/right edges are RANSAC "envelope" lines fitted to the support's row
+   extremes over 5–70 % of its depth. A curved/phased sector is symmetric about a vertical axis:
+   when the two edges disagree by more than a few degrees and one of them is not a long straight
+   edge (a dark side, whose extremes lie inside the true edge), one envelope is fitted to the
+   right extremes and the mirrored left ones. The apex is where the edges meet, near/far arcs
+   are circles around it through the support's extreme radii; the rim's width (where texture
+   reaches the border) is then cut from the sides and arcs, and a flat bottom cut (many beams
+   ending bright on one row) clips the sector. The model extends the fan into dark corners and
    shadowed regions that carry no echo;
-3. fallback (linear probes, no apex above the image, or a model that misses > 3% of the echo):
-   the convex hull of the support cut above the first echo row of each column (keeps the
-   concave near-field arc of a curved probe).
+4. linear probes (near-vertical edges): a rectangle whose sides are the outermost columns that a
+   good share of the rows end on (a shadowed deep side needs only a few rows);
+5. fallback: the convex hull of the support cut above the first echo row of each column.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ class FanParams:
 
     work_width_px: int = 512  # detection runs on a copy this wide
     floor_grey: float = 6.0  # smoothed grey above background + this counts as echo
-    overlay_grey: int = 180  # bright thin marks at least this grey are not echo (255 = off)
+    overlay_grey: int = 150  # bright thin marks at least this grey are not echo (255 = off)
     overlay_tophat: int = 60  # ... and at least this much brighter than their surroundings
     min_local_std: float = 1.0  # flat rim: local grey std below this (0 = off)
     std_window_px: int = 3  # window of that std (original pixels)

@@ -1,0 +1,64 @@
+"""Fan detector on drawn frames with the hard cases seen on AUL: a flat grey scanner rim, a
+dark side, a flat bottom cut, and a linear probe with a ruler touching its side."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from livus.preprocess.fan import detect_fan, mask_iou
+
+from .synth import sector_polygon, speckle_frame
+
+
+def _fill(poly: np.ndarray, w: int, h: int) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    return m
+
+
+def test_flat_grey_rim_is_not_fan() -> None:
+    """A constant grey-27 band, 9 px wide, drawn around the sector (as several AUL scanners do)
+    is cut away: the detected fan matches the textured sector, not the rim's outer edge."""
+    w, h = 720, 576
+    img, fan, _ = speckle_frame(w, h, seed=11)
+    img = np.maximum(img, 40).astype(np.uint8) * fan  # tissue reaches the edges
+    outer = cv2.dilate(fan, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (19, 19)))
+    img[(outer > 0) & (fan == 0)] = 27
+    det = detect_fan(img).mask
+    assert mask_iou(det, fan) > 0.95
+    assert mask_iou(det, fan) > mask_iou(det, outer) + 0.02
+
+
+def test_dark_side_is_mirrored() -> None:
+    """One side of the sector is black below the near field (shadow): the symmetric sector model
+    still covers it."""
+    w, h = 800, 600
+    img, fan, _ = speckle_frame(w, h, seed=12)
+    img[120:, : w // 2 - 60] = 0
+    assert mask_iou(detect_fan(img).mask, fan) > 0.93
+
+
+def test_flat_bottom_cut() -> None:
+    """A sector cut by the bottom of the scanner's image area ends on that row."""
+    w, h = 720, 576
+    poly = sector_polygon(w, h, apex_y=-60.0, r0=110.0, r1=620.0, half_angle_deg=30.0)
+    fan = _fill(poly, w, h)
+    fan[470:] = 0
+    rng = np.random.default_rng(13)
+    img = (np.clip(cv2.GaussianBlur(rng.rayleigh(45.0, (h, w)).astype(np.float32), (0, 0), 1.2), 30, 255)
+           .astype(np.uint8) * fan)
+    det = detect_fan(img)
+    assert det.box_xyxy[3] < 475
+    assert mask_iou(det.mask, fan) > 0.95
+
+
+def test_linear_probe_with_ruler_on_its_side() -> None:
+    """Ruler ticks 4 px beside the right side of a linear probe's rectangle do not widen it."""
+    img, fan, _ = speckle_frame(800, 600, seed=14, linear=True)  # columns 160..640
+    for y in range(40, 560, 40):
+        cv2.line(img, (644, y), (655, y), 255, 1)
+    det = detect_fan(img)
+    assert det.kind == "rectangle"
+    assert det.box_xyxy[2] < 646
+    assert mask_iou(det.mask, fan) > 0.95
