@@ -157,25 +157,32 @@ def _hull_mask(support: np.ndarray) -> np.ndarray:
     return m
 
 
-def _envelope_line(ys: np.ndarray, xs: np.ndarray, outward: float, tol: float, rng: np.random.Generator) -> tuple[np.ndarray, int] | None:
+def _envelope_line(ys: np.ndarray, xs: np.ndarray, outward: float, tol: float, rng: np.random.Generator,
+                   n_pairs: int = 3000) -> tuple[np.ndarray, int] | None:
     """RANSAC line ``x = a*y + b`` through boundary points that the other points do not cross
-    (``outward`` = -1 for the left edge, +1 for the right); returns (point, down direction)."""
+    (``outward`` = -1 for the left edge, +1 for the right); returns (point, down direction) and
+    the number of points on it. ``n_pairs`` candidate point pairs are scored at once (vectorised):
+    a dense search keeps the chosen edge stable across random seeds."""
     n = len(ys)
     if n < 10:
         return None
-    best, best_score = None, -1
-    for _ in range(200):
-        i, j = rng.choice(n, 2, replace=False)
-        if abs(ys[j] - ys[i]) < 5:
-            continue
-        a = (xs[j] - xs[i]) / (ys[j] - ys[i])
-        b = xs[i] - a * ys[i]
-        resid = (xs - (a * ys + b)) * outward  # > 0: point outside the line
-        if np.mean(resid > tol) > 0.03:
-            continue
-        score = int(np.sum(np.abs(resid) <= tol))
-        if score > best_score:
-            best, best_score = (a, b), score
+    # all candidate lines at once: pairs of distinct points at least 5 rows apart
+    i = rng.integers(0, n, n_pairs)
+    j = (i + rng.integers(1, n, n_pairs)) % n
+    dy = ys[j] - ys[i]
+    ok = np.abs(dy) >= 5
+    i, j, dy = i[ok], j[ok], dy[ok]
+    if len(i) == 0:
+        return None
+    a_all = (xs[j] - xs[i]) / dy
+    b_all = xs[i] - a_all * ys[i]
+    resid = (xs[None, :] - (a_all[:, None] * ys[None, :] + b_all[:, None])) * outward  # > 0: outside
+    valid = np.mean(resid > tol, axis=1) <= 0.03
+    if not valid.any():
+        return None
+    scores = np.where(valid, np.sum(np.abs(resid) <= tol, axis=1), -1)
+    k = int(np.argmax(scores))
+    best, best_score = (a_all[k], b_all[k]), int(scores[k])
     if best is None:
         return None
     a, b = best
