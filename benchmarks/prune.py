@@ -214,7 +214,7 @@ def main() -> int:
     from livus.infer.bench import accuracy_data, classifier_auc, detector_accuracy
     from livus.infer.onnx import (spread_indices, calibration_images, dataset_split, export_classifier_onnx, export_detector_onnx,
                                   load_onnx_classifier, load_onnx_detector, quantize_classifier_int8,
-                                  output_conv_nodes, quantize_detector_int8, quantize_dynamic_int8)
+                                  quantize_detector_int8, quantize_dynamic_int8)
     from livus.io.dataset import load_dataset
     from livus.models.classifier import load_classifier
     from livus.models.detector import LesionDetector, load_detector
@@ -251,12 +251,11 @@ def main() -> int:
     def onnx_rows(variant: str, model: nn.Module, extra: dict | None = None, dynamic: bool = False) -> None:
         fp32 = export_detector_onnx(model, work / f"{variant.replace(' ', '_')}.onnx")
         add(variant, "onnx-fp32", load_onnx_detector(fp32, args.threads), fp32, count_parameters(model), extra)
-        int8 = quantize_detector_int8(fp32, work / f"{variant.replace(' ', '_')}.int8.onnx", calib)
-        add(variant, "onnx-int8", load_onnx_detector(int8, args.threads), int8, count_parameters(model), extra)
-        if dynamic:  # the base model only: mixed precision and dynamic int8 for comparison
-            mixed = quantize_detector_int8(fp32, work / f"{variant.replace(' ', '_')}.int8mixed.onnx", calib,
-                                           nodes_to_exclude=output_conv_nodes(fp32))
-            add(variant, "onnx-int8 (heads fp32)", load_onnx_detector(mixed, args.threads), mixed, count_parameters(model), extra)
+        int8 = quantize_detector_int8(fp32, work / f"{variant.replace(' ', '_')}.int8.onnx", calib)  # heads fp32
+        add(variant, "onnx-int8 (heads fp32)", load_onnx_detector(int8, args.threads), int8, count_parameters(model), extra)
+        if dynamic:  # the base model only: every layer int8, and dynamic int8, for comparison
+            full = quantize_detector_int8(fp32, work / f"{variant.replace(' ', '_')}.int8all.onnx", calib, nodes_to_exclude=())
+            add(variant, "onnx-int8 (all layers)", load_onnx_detector(full, args.threads), full, count_parameters(model), extra)
             dyn = quantize_dynamic_int8(fp32, work / f"{variant.replace(' ', '_')}.int8dyn.onnx")
             add(variant, "onnx-int8-dynamic", load_onnx_detector(dyn, args.threads), dyn, count_parameters(model), extra,
                 accuracy=False)
@@ -354,7 +353,7 @@ def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int,
                        "int8": classifier_auc(load_onnx_classifier(c8, threads), data)}
             fp32 = export_detector_onnx(det, Path(tmp) / f"f{k}.onnx", source_checkpoint=pt)
             variants = {"onnx-fp32": fp32,
-                        "onnx-int8": quantize_detector_int8(fp32, Path(tmp) / f"f{k}.int8.onnx", calib),
+                        "onnx-int8": quantize_detector_int8(fp32, Path(tmp) / f"f{k}.int8.onnx", calib, nodes_to_exclude=()),
                         "onnx-int8 (heads fp32)": quantize_detector_int8(fp32, Path(tmp) / f"f{k}.mixed.onnx", calib,
                                                                          nodes_to_exclude=output_conv_nodes(fp32))}
             for name, path in variants.items():
