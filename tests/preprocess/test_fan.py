@@ -62,3 +62,14 @@ def test_linear_probe_with_ruler_on_its_side() -> None:
     assert det.kind == "rectangle"
     assert det.box_xyxy[2] < 646
     assert mask_iou(det.mask, fan) > 0.95
+
+
+def test_coarse_bright_speckle_is_not_taken_for_marks() -> None:
+    """High-contrast speckle (many bright grains) must not be removed as overlay marks, which
+    would leave a thin column and a wrong fan."""
+    w, h = 320, 240
+    rng = np.random.default_rng(15)
+    fan = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(fan, [np.array([[128, 5], [192, 5], [315, 235], [5, 235]], np.int32)], 1)
+    img = fan * rng.gamma(2.0, 50.0, size=(h, w)).clip(0, 255).astype(np.uint8)
+    assert mask_iou(detect_fan(img).mask, fan) > 0.93

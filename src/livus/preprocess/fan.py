@@ -45,6 +45,7 @@ class FanParams:
     floor_grey: float = 6.0  # smoothed grey above background + this counts as echo
     overlay_grey: int = 150  # bright thin marks at least this grey are not echo (255 = off)
     overlay_tophat: int = 60  # ... and at least this much brighter than their surroundings
+    max_marks_share: float = 0.03  # more "marks" than this share of the echo: speckle, not marks
     min_local_std: float = 1.0  # flat rim: local grey std below this (0 = off)
     std_window_px: int = 3  # window of that std (original pixels)
     flat_max_grey: float = 130.0  # flat rim is darker than this
@@ -126,6 +127,9 @@ def bright_marks(grey_small: np.ndarray, params: FanParams) -> np.ndarray | None
         return None
     tophat = cv2.morphologyEx(grey_small, cv2.MORPH_TOPHAT, np.ones((7, 7), np.uint8))
     marks = ((grey_small >= params.overlay_grey) & (tophat >= params.overlay_tophat)).astype(np.uint8)
+    # marks are sparse; where "marks" cover much of the echo it is coarse bright speckle
+    if marks.sum() > params.max_marks_share * max(1, int((grey_small > params.floor_grey).sum())):
+        return None
     return cv2.dilate(marks, np.ones((3, 3), np.uint8))
 
 
