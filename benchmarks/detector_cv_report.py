@@ -27,10 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Hand-written parts of the model card; every figure in the card comes from computed tables.
 INPUT_SIZE_NOTE = (
-    "256 was chosen: at 256 nearly every AUL lesion under 60 original px still spans two or more "
-    "heatmap cells (8 model px), while 384/512 cost about 2×/5× the forward time and would have cut "
-    "the number of training epochs the CPU budget allows by the same factor. A trained 384 model was not "
-    "compared (no CPU time left), so the recall side of the trade-off is geometric, not measured."
+    "The forward times above were taken while the 2-core machine ran about ten other jobs (load ~10), "
+    "so they are upper bounds, not clean figures; the network's work grows with the square of the side "
+    "(2.25× at 384, 4× at 512). 256 was chosen: at 256 the AUL lesions under 60 original px still have "
+    "a median long axis of about 19 model px and almost none falls under 8 model px (two heatmap cells), "
+    "while 384/512 would have cut the epochs the CPU budget allows by 2.25×/4×. A trained 384 model was "
+    "not compared (no CPU time left), so the recall side of this trade-off is geometric, not measured. "
+    "Small lesions are nevertheless the weakest point (see the size columns above)."
 )
 
 SECTIONS = {
@@ -75,7 +78,9 @@ SECTIONS = {
         "Sensitivity by size (largest extent < 60, 60–150, > 150 px), mass Dice (union of reported outlines "
         "vs mass; a missed mass scores 0), liver Dice and mean |long-axis error| (px, hits only) are taken "
         "at one report threshold: the mean over folds of each fold's threshold for 0.25 FP/image (chosen "
-        "on the validation folds themselves, so these figures are mildly optimistic)."
+        "on the validation folds themselves, so these figures are mildly optimistic). The figures come from "
+        "re-validating the saved fold models with the shipped decoding (`decode_mode=mask`); the per-epoch "
+        "figures in the runs' log.csv were computed with the heatmap decoding during training."
     ),
     "Attention": (
         "Same split (fold 0), same recipe, with and without CBAM, figures at the same report threshold."
