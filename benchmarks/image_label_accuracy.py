@@ -16,6 +16,7 @@ Usage: .venv/bin/python benchmarks/image_label_accuracy.py --data /tmp/aul_ds
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from livus.train.datasets import frame_for_record
 from livus.train.splits import stratified_kfold
 
 
-def score_images(ds, indices, detector_dir: Path, classifier_path: Path) -> list[tuple[str, str]]:
+def score_images(ds, indices, detector_dir: Path, classifier_path: Path, records: list | None = None) -> list[tuple[str, str]]:
     analyzer = FrameAnalyzer(LivusConfig(), detector_dir)
     if analyzer.detector is None:
         raise FileNotFoundError(f"no detector.pt in {detector_dir}")
@@ -42,6 +43,10 @@ def score_images(ds, indices, detector_dir: Path, classifier_path: Path) -> list
         scores = classify_lesions(clf, frame.pixels, lesions, None)
         probs = image_label([(les.score, s["malignancy"]) for les, s in zip(lesions, scores)])
         pairs.append(((rec.image_class or "").lower(), max(probs, key=probs.get)))
+        if records is not None:
+            records.append({"image": rec.file_name, "truth": pairs[-1][0], "predicted": pairs[-1][1],
+                            "lesions": [[les.score, s["malignancy"]] for les, s in zip(lesions, scores)],
+                            "threshold": float(clf.threshold)})
     return pairs
 
 
@@ -54,13 +59,15 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-images", type=int, default=0, help="per fold (0 = all)")
+    ap.add_argument("--save-json", default=None, help="write per-image (score, malignancy) pairs here")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(args.data)
     pairs: list[tuple[str, str]] = []
+    records: list[dict] = []
     if args.model_dir:
         idx = list(range(len(ds)))[: args.max_images or None]
-        pairs = score_images(ds, idx, Path(args.model_dir), Path(args.model_dir) / "classifier.pt")
+        pairs = score_images(ds, idx, Path(args.model_dir), Path(args.model_dir) / "classifier.pt", records)
         mode = "final models, IN-SAMPLE (trained on these images)"
     else:
         labels = [r.image_class or "unknown" for r in ds.images]
@@ -70,8 +77,10 @@ def main() -> None:
                 print(f"fold {f}: no detector model, skipped")
                 continue
             idx = list(val)[: args.max_images or None]
-            pairs += score_images(ds, idx, det_dir, Path(args.classifier_run) / f"fold{f}.pt")
+            pairs += score_images(ds, idx, det_dir, Path(args.classifier_run) / f"fold{f}.pt", records)
         mode = "fold-matched held-out images"
+    if args.save_json:
+        Path(args.save_json).write_text(json.dumps(records, indent=0), encoding="utf-8")
     truth = np.array([t for t, _ in pairs])
     pred = np.array([p for _, p in pairs])
     print(f"{mode}: {len(pairs)} images, three-way accuracy {np.mean(truth == pred):.3f} (target 0.90)")

@@ -97,3 +97,19 @@ def test_image_label_rule():
     assert lab["malignant"] == pytest.approx(0.38)
     assert lab["benign"] == pytest.approx(0.52)
     assert sum(lab.values()) == pytest.approx(1.0)
+
+
+def test_mask_channel_from_detector_mask_and_feature_filter():
+    from livus.models.classifier import lesion_crop
+
+    cfg = _small_cfg()
+    img = np.zeros((100, 100), np.uint8)
+    det_mask = np.zeros((100, 100), np.uint8)
+    det_mask[40:60, 45:55] = 1  # a narrow detected region inside the ellipse box
+    les = Lesion(1, 0.9, (50.0, 50.0), 24.0, 24.0, 0.0)  # no polygon
+    with_mask, _ = lesion_crop(cfg, img, les, det_mask)
+    without, _ = lesion_crop(cfg, img, les, None)  # falls back to the filled ellipse
+    assert 0 < with_mask[1].sum() < 0.7 * without[1].sum()
+    model = LesionClassifier(cfg).eval()
+    model.meta = {"trained_features": ["halo"]}
+    assert list(classify_lesions(model, img, [les], det_mask)[0]["features"]) == ["halo"]
