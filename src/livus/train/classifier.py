@@ -190,6 +190,7 @@ def train_model(samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierT
                 tag: str = "") -> LesionClassifier:
     """Train a fresh classifier on ``samples`` (augmented), fixed number of epochs, AdamW with a
     one-cycle schedule."""
+    torch.set_num_threads(max(1, tcfg.num_threads))  # small batches: extra threads only contend
     torch.manual_seed(tcfg.seed)
     rng = np.random.default_rng(tcfg.seed)
     intensity = _intensity_augmenter()
