@@ -326,6 +326,15 @@ def targets_table(mean: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def comparison_table(rows: dict[str, dict[str, float]]) -> str:
+    """Markdown table: one row per named set of headline figures."""
+    keys = list(next(iter(rows.values())))
+    lines = ["| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, fig in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{fig[k]:.3f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, Any]) -> Path:
     """Write ``MODEL_CARD.md`` from hand-written ``sections`` (markdown text by heading) and
     computed ``figures`` (tables are rendered from them, never typed)."""
@@ -335,13 +344,8 @@ def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, An
         parts.append(f"## {head}\n\n{sections[head]}\n")
     parts.append("## Cross-validated figures\n\n" + sections["Cross-validated figures"] + "\n\n" + format_cv_table(cv) + "\n")
     parts.append("Targets vs measured (CV mean):\n\n" + targets_table(cv["mean"]) + "\n")
-    if figures.get("ablation"):
-        ab = figures["ablation"]
-        keys = list(ab["with"])
-        rows = ["| fold 0 | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-        for name in ("with", "without"):
-            rows.append(f"| CBAM {name} | " + " | ".join(f"{ab[name][k]:.3f}" for k in keys) + " |")
-        parts.append("## Attention (CBAM) ablation\n\n" + sections.get("Attention", "") + "\n\n" + "\n".join(rows) + "\n")
+    for title, rows in figures.get("comparisons", {}).items():
+        parts.append(f"## {title}\n\n" + sections.get(title, "") + "\n\n" + comparison_table(rows) + "\n")
     for head in ("Input size", "Intended use", "Known limits", "Credits"):
         if head in sections:
             parts.append(f"## {head}\n\n{sections[head]}\n")
