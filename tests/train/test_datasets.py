@@ -113,3 +113,14 @@ def test_csv_log_widens_header(tmp_path) -> None:
     CsvLog(tmp_path / "log.csv").write({"epoch": 3, "loss": 1.0, "dice": 0.8})  # resumed
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [r["dice"] for r in rows] == ["", "0.7", "0.8"]
+
+
+def test_report_tables() -> None:
+    from livus.train.detector import comparison_table, format_cv_table, targets_table
+
+    figs = {"sens@0.25fp": 0.5, "sens_lt60": 0.9, "mass_dice": 0.81, "liver_dice": 0.7}
+    t = targets_table(figs)
+    assert "| sens@0.25fp | ≥ 0.95 | 0.500 | no |" in t and "| sens_lt60 | ≥ 0.85 | 0.900 | yes |" in t
+    cv = {"per_fold": [figs, figs], "mean": figs}
+    assert format_cv_table(cv).count("\n") == 4
+    assert "| a | 0.500 |" in comparison_table({"a": figs, "b": figs})
