@@ -74,3 +74,31 @@ def test_folds_to_run_limits_the_folds(tmp_path) -> None:
     summary = train_detector(data, cfg, tmp_path / "run", progress=False)
     assert len(summary["per_fold"]) == 1
     assert not (tmp_path / "run" / "fold0").exists() and (tmp_path / "run" / "fold1" / "detector.pt").is_file()
+
+
+def test_interrupted_run_resumes_from_state(tmp_path, monkeypatch) -> None:
+    import livus.train.detector as det
+
+    data = tmp_path / "ds"
+    _make_dataset(data)
+    cfg = LivusConfig(
+        detector=DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
+        train=TrainConfig(epochs=2, batch_size=4, folds=2, num_threads=1, folds_to_run=(0,)),
+    )
+    real = det.train_one_epoch
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(det, "train_one_epoch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(data, cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "fold0" / "state.pt").is_file()
+    monkeypatch.setattr(det, "train_one_epoch", real)
+    train_detector(data, cfg, tmp_path / "run", resume=True, progress=False)
+    rows = (tmp_path / "run" / "fold0" / "log.csv").read_text().strip().splitlines()
+    assert [r.split(",")[1] for r in rows[1:]] == ["1", "2"]  # epoch 1 not repeated
