@@ -50,3 +50,19 @@ def test_evaluate_results_end_to_end(tmp_path) -> None:
     out = tmp_path / "out"
     evaluate_results(res_dir, data, out)
     assert json.loads((out / "metrics.json").read_text())["n_lesions"] == 2
+    # classification figures and the HTML page come with it: three-way label (benign image has a
+    # lesion without malignancy → benign; normal image with an FP → benign; missed mass → normal)
+    c = json.loads((out / "metrics.json").read_text())["classification"]
+    assert c["confusion"] == [[0, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert c["three_way_accuracy"] == pytest.approx(1 / 3)
+    assert (out / "metrics.html").is_file() and (out / "confusion.png").is_file()
+
+
+def test_clip_frames_pair_with_the_clip_file(tmp_path) -> None:
+    from livus.evaluate.run import pair_results
+
+    recs = [ImageRecord(id=k, file_name=f"clips/c1/f{k:04d}.png", width=10, height=10, clip_id="c1", frame_index=k)
+            for k in range(3)]
+    res = [FrameResult(source="/x/c1.avi", frame_index=2, image_size_px=(10, 10))]
+    got, got_res, missing = pair_results(recs, res)
+    assert [r.frame_index for r in got] == [2] and got_res[0] is res[0] and missing == 2

@@ -38,6 +38,8 @@ from livus.evaluate.detection import (
     sensitivity_by_size,
     threshold_at_fp,
 )
+from livus.evaluate.diagnosis import diagnosis_metrics, write_diagnosis_outputs
+from livus.evaluate.page import write_metrics_page
 from livus.evaluate.segmentation import polygon_set_dice
 from livus.io.dataset import ImageRecord, load_dataset
 from livus.types import FrameResult
@@ -88,6 +90,14 @@ class Metrics:
             f"mass Dice {f(self.mass_dice)}, liver Dice {f(self.liver_dice)}",
             f"mean |long-axis error| {f(self.long_axis_error_px)} px over {self.n_hits_long_axis} hits",
         ]
+        c = self.classification or {}
+        if c:
+            lines.append(
+                f"malignancy: AUC {f(c.get('malignancy_auc'))} over {c.get('n_lesions_scored', 0)} found lesions "
+                f"({c.get('n_lesions_missed', 0)} missed), sensitivity {f(c.get('sensitivity'))} / specificity "
+                f"{f(c.get('specificity'))} at {c.get('threshold')}, ECE {f(c.get('ece'))}; image label accuracy "
+                f"{f(c.get('three_way_accuracy'))} over {c.get('n_images_three_way', 0)} images"
+            )
         return "\n".join(lines)
 
 
@@ -159,7 +169,10 @@ def pair_results(records: list[ImageRecord], results: list[FrameResult]) -> tupl
         by_key.setdefault((stem, None), res)
     recs, ress, missing = [], [], 0
     for rec in records:
-        res = by_key.get((Path(rec.file_name).stem, rec.frame_index))
+        if rec.clip_id:  # a clip frame: the result of the clip file's frame with that index
+            res = by_key.get((rec.clip_id, rec.frame_index)) if rec.frame_index is not None else None
+        else:
+            res = by_key.get((Path(rec.file_name).stem, rec.frame_index))
         if res is None:
             missing += 1
             continue
@@ -185,5 +198,10 @@ def evaluate_results(results_dir: Path, data_dir: Path, out_dir: Path | None = N
     recs, ress, missing = pair_results(ds.images, results)
     metrics = compute_metrics(recs, ress, report_threshold=0.0)
     metrics.n_unmatched_records = missing
-    write_metrics(metrics, Path(out_dir) if out_dir else results_dir)
+    diag = diagnosis_metrics(recs, ress)
+    metrics.classification = diag.to_json_dict()
+    out = Path(out_dir) if out_dir else results_dir
+    write_metrics(metrics, out)
+    plots = [out / "froc.png", *write_diagnosis_outputs(diag, out)]
+    write_metrics_page(out, {**metrics.to_json_dict(), **metrics.classification}, plots)
     return metrics
