@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime")
 
 from livus.cli import main  # noqa: E402
 from livus.config import ClassifierConfig, DetectorConfig  # noqa: E402
-from livus.infer.bench import STAGES, BenchConfig, format_report, peak_rss_mb, run_bench, target_checks  # noqa: E402
+from livus.infer.bench import DEFAULT_RUNTIME, STAGES, BenchConfig, format_report, peak_rss_mb, run_bench, target_checks  # noqa: E402
 from livus.models.classifier import LesionClassifier, save_classifier  # noqa: E402
 from livus.models.detector import LesionDetector, save_detector  # noqa: E402
 
@@ -37,10 +37,10 @@ def test_quick_bench_report_has_every_stage_runtime_and_target(tiny_models: Path
         assert r["end_to_end_fps"] > 0
         e2e = r["end_to_end_ms"]["mean"]
         assert e2e == pytest.approx(sum(r["stages_ms"][s]["mean"] for s in STAGES), rel=0.02)
-    assert report["default"] == {"runtime": "onnx-int8", "input_size_px": 64}
+    assert report["default"] == {"runtime": DEFAULT_RUNTIME, "input_size_px": 64}
     assert report["end_to_end_fps"] == report["default_result"]["end_to_end_fps"]
     (proc,) = report["processes"]
-    assert proc["runtime"] == "onnx-int8" and proc["throughput_fps"] > 0
+    assert proc["runtime"] == DEFAULT_RUNTIME and proc["throughput_fps"] > 0
     assert 50 < proc["peak_rss_mb"] < 4000 and proc["model_load_s"] > 0
     assert report["model_files_mb"]["total"] == pytest.approx(
         report["model_files_mb"]["detector"] + report["model_files_mb"]["classifier"], abs=2e-3)
