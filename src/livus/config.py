@@ -84,6 +84,7 @@ class TrainConfig:
     hard_example_fraction: float = 0.3  # share of each epoch drawn by per-image loss
     copy_paste_prob: float = 0.3
     augment: bool = True
+    augment_backend: str = "builtin"  # builtin (cv2, used for the shipped model) | livus (livus.augment, albumentations)
     heatmap_weight: float = 1.0
     axes_weight: float = 0.5
     orient_weight: float = 0.2

@@ -124,3 +124,25 @@ def test_report_tables() -> None:
     cv = {"per_fold": [figs, figs], "mean": figs}
     assert format_cv_table(cv).count("\n") == 4
     assert "| a | 0.500 |" in comparison_table({"a": figs, "b": figs})
+
+
+@pytest.mark.parametrize("backend", ["builtin", "livus"])
+def test_train_set_backends_give_aligned_targets(backend: str) -> None:
+    from livus.preprocess.geometry import full_image_letterbox
+    from livus.train.datasets import DetectorTrainSet, ModelSpaceCache
+
+    n = 3
+    les = np.stack([_ellipse_mask(30, 30, 8, 6, 20)] * n)
+    img = np.where(les > 0, 0.1, 0.6).astype(np.float32)
+    liver = np.ones((n, S, S), np.uint8)
+    cache = ModelSpaceCache(img, les, liver, np.ones(n, bool), np.ones((n, S, S), np.uint8),
+                            [full_image_letterbox(S, S, S)] * n, ["benign"] * n, ["a", "b", "c"])
+    ds = DetectorTrainSet(cache, augment=True, copy_paste_prob=1.0, seed=0, backend=backend)
+    for i in range(n):
+        item = ds[i]
+        assert item["image"].shape == (1, S, S) and item["heatmap"].shape == (1, 16, 16)
+        m = item["lesion_mask"][0].numpy() > 0
+        if m.any():  # the lesion stays dark where its mask went
+            assert item["image"][0].numpy()[m].mean() < item["image"][0].numpy()[~m].mean()
+    with pytest.raises(ValueError):
+        DetectorTrainSet(cache, backend="nope")

@@ -268,9 +268,14 @@ def copy_paste_lesion(
 class DetectorTrainSet(torch.utils.data.Dataset):
     """Samples of a ``ModelSpaceCache`` with targets; optional augmentation and copy-paste."""
 
-    def __init__(self, cache: ModelSpaceCache, augment: bool = True, copy_paste_prob: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self, cache: ModelSpaceCache, augment: bool = True, copy_paste_prob: float = 0.0, seed: int = 0, backend: str = "builtin"
+    ) -> None:
+        if backend not in ("builtin", "livus"):
+            raise ValueError(f"unknown augmentation backend {backend!r} (builtin | livus)")
         self.cache = cache
         self.augment = augment
+        self.backend = backend
         self.copy_paste_prob = copy_paste_prob
         self.seed = seed
         self.epoch = 0
@@ -279,15 +284,34 @@ class DetectorTrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.cache)
 
+    def _augment_livus(
+        self, i: int, image: np.ndarray, lesion: np.ndarray, liver: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Augmentation and copy-paste of ``livus.augment`` (albumentations)."""
+        from livus import augment as aug
+
+        c = self.cache
+        if self.copy_paste_prob > 0 and self._with_lesion and c.liver_valid[i] and rng.random() < self.copy_paste_prob:
+            j = int(rng.choice(self._with_lesion))
+            values = [int(v) for v in np.unique(c.lesion_masks[j]) if v]
+            res = aug.copy_paste_lesion(c.images[j], c.lesion_masks[j], int(rng.choice(values)), image, lesion, liver, valid, rng)
+            if res is not None:
+                image, lesion = res.image, res.instance_mask
+        image, masks = aug.augment_sample(image, {"lesion": lesion, "liver": liver, "valid": valid}, rng)
+        return image, masks["lesion"], masks["liver"], masks["valid"]
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         c = self.cache
         image, lesion, liver, valid = c.images[i], c.lesion_masks[i], c.liver_masks[i], c.valid_masks[i]
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, int(i)))
-            if self.copy_paste_prob > 0 and self._with_lesion and c.liver_valid[i] and rng.random() < self.copy_paste_prob:
-                j = int(rng.choice(self._with_lesion))
-                image, lesion = copy_paste_lesion(image, lesion, liver, c.images[j], c.lesion_masks[j], rng)
-            image, lesion, liver, valid = augment_sample(image, lesion, liver, valid, rng)
+            if self.backend == "livus":
+                image, lesion, liver, valid = self._augment_livus(i, image, lesion, liver, valid, rng)
+            else:
+                if self.copy_paste_prob > 0 and self._with_lesion and c.liver_valid[i] and rng.random() < self.copy_paste_prob:
+                    j = int(rng.choice(self._with_lesion))
+                    image, lesion = copy_paste_lesion(image, lesion, liver, c.images[j], c.lesion_masks[j], rng)
+                image, lesion, liver, valid = augment_sample(image, lesion, liver, valid, rng)
         t = build_targets(lesion, liver, bool(c.liver_valid[i]))
         out = {k: torch.as_tensor(v) for k, v in t.items()}
         out["image"] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]

@@ -93,7 +93,7 @@ def train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(t.seed)
     model = LesionDetector(cfg.detector)
-    dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed)
+    dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend)
     sampler = HardExampleSampler(len(train_cache), t.hard_example_fraction if t.hard_example_mining else 0.0, seed=t.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_cache) / t.batch_size))
