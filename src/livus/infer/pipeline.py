@@ -73,6 +73,10 @@ class FrameAnalyzer:
             from livus.infer.onnx import load_model_for_inference
 
             self.detector, info = load_model_for_inference(self.model_dir, "detector", precision, threads)
+            if info["runtime"] != "torch":
+                import torch
+
+                torch.set_num_threads(1)  # torch then only decodes; ONNX Runtime has the threads
             meta = getattr(self.detector, "meta", {}) or {}
             self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown")),
                                "runtime": info["runtime"]}
