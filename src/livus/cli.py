@@ -173,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--epochs", type=int, default=None, help="epochs per model (default: ClassifierTrainConfig)")
     tc.add_argument("--save", default=None, help="also write the final model here (e.g. models/classifier.pt)")
     tc.add_argument("--sim", default=None, help="simulated dataset adding B-mode feature labels (see `livus simulate`)")
-    tc.add_argument("--sim", default=None, help="simulated dataset adding B-mode feature labels (see `livus simulate`)")
     tc.set_defaults(func=_cmd_train_classifier)
 
     x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
