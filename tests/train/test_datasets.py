@@ -146,3 +146,18 @@ def test_train_set_backends_give_aligned_targets(backend: str) -> None:
             assert item["image"][0].numpy()[m].mean() < item["image"][0].numpy()[~m].mean()
     with pytest.raises(ValueError):
         DetectorTrainSet(cache, backend="nope")
+
+
+def test_model_card_keeps_sections_written_by_others(tmp_path) -> None:
+    from livus.train.detector import write_model_card
+
+    figs = {"sens@0.25fp": 0.5, "sens_lt60": 0.1, "mass_dice": 0.3, "liver_dice": 0.8}
+    cv = {"per_fold": [figs], "mean": figs}
+    sections = {"title": "t", "Model": "m", "Training data": "d", "Training": "tr", "Cross-validated figures": "c"}
+    card = tmp_path / "MODEL_CARD.md"
+    write_model_card(card, sections, {"cv": cv})
+    card.write_text(card.read_text() + "\n## Classifier (other)\n\nkept text\n")
+    write_model_card(card, sections, {"cv": cv, "comparisons": {"Ablation": {"a": figs}}})
+    text = card.read_text()
+    assert text.count("## Classifier (other)") == 1 and "kept text" in text
+    assert text.index("## Ablation") < text.index("## Classifier (other)")

@@ -335,6 +335,28 @@ def comparison_table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _foreign_sections(path: Path, sections: dict[str, str], figures: dict[str, Any]) -> str:
+    """Sections of an existing card written by others (e.g. the classifier's): everything from
+    the first ``## `` heading this writer does not produce, kept verbatim."""
+    if not path.is_file():
+        return ""
+    own = set(sections) | set(figures.get("comparisons", {})) | {"Model", "Training data", "Training", "Cross-validated figures"}
+    text = path.read_text(encoding="utf-8")
+    for line_start, line in _heading_lines(text):
+        if line[3:].strip() not in own:
+            return text[line_start:].rstrip("\n") + "\n"
+    return ""
+
+
+def _heading_lines(text: str) -> list[tuple[int, str]]:
+    out, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            out.append((pos, line.rstrip("\n")))
+        pos += len(line)
+    return out
+
+
 def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, Any]) -> Path:
     """Write ``MODEL_CARD.md`` from hand-written ``sections`` (markdown text by heading) and
     computed ``figures`` (tables are rendered from them, never typed)."""
@@ -349,5 +371,6 @@ def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, An
     for head in ("Input size", "Intended use", "Known limits", "Credits"):
         if head in sections:
             parts.append(f"## {head}\n\n{sections[head]}\n")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    parts.append(_foreign_sections(path, sections, figures))
+    path.write_text("\n".join(p for p in parts if p), encoding="utf-8")
     return path
