@@ -106,6 +106,8 @@ def test_analyze_batch_with_bad_inputs(tmp_path, tiny_model_dir):
     assert case["priority"] in ("routine", "soon", "urgent") and case["reasons"]
     assert list(case_dirs[0].glob("overlay_*.png"))
     assert list(case_dirs[0].glob("*.pdf")) and list(case_dirs[0].glob("*.html"))
+    assert sorted(p.rsplit(".", 1)[1] for p in s.reports) == ["html", "html", "pdf", "pdf"]
+    assert len(s.overlays) == 2
 
 
 def test_analyze_without_model_warns(tmp_path):

@@ -212,6 +212,8 @@ class AnalyzeSummary:
     n_lesions: int = 0
     n_low_quality: int = 0
     errors: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    overlays: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -381,8 +383,9 @@ def analyze_paths(
             case.warnings.append(f"{n_low} low-quality frame(s): their results are marked and weigh less")
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
-        _write_case(case, items, out_dir / "cases" / case_key, overlay_paths, language)
+        summary.reports += [str(p) for p in _write_case(case, items, out_dir / "cases" / case_key, overlay_paths, language)]
     summary.outputs["cases"] = str(out_dir / "cases")
+    summary.overlays = [str(p) for p in overlay_paths.values()]
     summary.seconds = time.perf_counter() - t0
 
     _print_summary(summary)
@@ -409,17 +412,19 @@ def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer
 
 
 def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
-                overlay_paths: dict[tuple[str, int], Path], language: str) -> None:
-    """case.json, the HTML/PDF report and DICOM SRs of one case (overlays are already written)."""
+                overlay_paths: dict[tuple[str, int], Path], language: str) -> list[Path]:
+    """case.json, the HTML/PDF report and DICOM SRs of one case (overlays are already written);
+    returns the report files."""
     from livus.report import render_report
 
     case_dir.mkdir(parents=True, exist_ok=True)
     (case_dir / "case.json").write_text(json.dumps(case.to_json_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
     frames = [fa.result for item in items for fa in item.frames]
     mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
-    render_report(case, frames, mine, case_dir, language)
+    reports = render_report(case, frames, mine, case_dir, language)
     for item in items:
         _write_dicom_srs(item, case_dir)
+    return list(reports.values())
 
 
 def _write_dicom_srs(item: InputAnalysis, case_dir: Path) -> None:
@@ -442,6 +447,13 @@ def _print_summary(s: AnalyzeSummary) -> None:
           f"{s.n_lesions} lesion(s), {s.n_low_quality} low-quality frame(s), in {s.seconds:.1f} s")
     for name, path in s.outputs.items():
         print(f"  {name:8s} {path}")
+    for title, paths in (("reports", s.reports), ("overlays", s.overlays)):
+        if paths:
+            print(f"  {title}:")
+            for p in paths[:20]:
+                print(f"    {p}")
+            if len(paths) > 20:
+                print(f"    ... and {len(paths) - 20} more")
     if s.errors:
         print(f"{len(s.errors)} input(s) could not be analysed:")
         for e in s.errors:
