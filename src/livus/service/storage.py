@@ -62,10 +62,12 @@ class _NoNul(TypeDecorator):
 
 class SafeString(_NoNul):
     impl = String
+    cache_ok = True  # SQLAlchemy reads it from each class itself, not from the base
 
 
 class SafeText(_NoNul):
     impl = Text
+    cache_ok = True
 
 
 class Base(DeclarativeBase):
