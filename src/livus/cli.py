@@ -86,6 +86,12 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     return train_classifier_cli(args)
 
 
+def _cmd_train_retrain(args: argparse.Namespace) -> int:
+    from livus.train.retrain import retrain_cli
+
+    return retrain_cli(args)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from livus.report.deidentify import deidentify_path
 
@@ -174,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--save", default=None, help="also write the final model here (e.g. models/classifier.pt)")
     tc.add_argument("--sim", default=None, help="simulated dataset adding B-mode feature labels (see `livus simulate`)")
     tc.set_defaults(func=_cmd_train_classifier)
+    tr = tsub.add_parser("retrain", help="retrain the detector with confirmed cases; register the candidate (inactive)")
+    tr.add_argument("--data", required=True, help="base livus dataset (its fixed validation images are never trained on)")
+    tr.add_argument("--confirmed", nargs="+", required=True, help="dataset folders of physician-confirmed cases (service export)")
+    tr.add_argument("--registry", required=True, help="model registry folder (the service's <data_dir>/models)")
+    tr.add_argument("--config", default=None, help="YAML config")
+    tr.add_argument("--out", default="runs/retrain", help="run folder")
+    tr.add_argument("--epochs", type=int, default=None)
+    tr.set_defaults(func=_cmd_train_retrain)
 
     x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
     x.add_argument("--deidentify", action="store_true", help="required: DICOM confidentiality profile, "

@@ -247,15 +247,3 @@ def retrain_cli(args: argparse.Namespace) -> int:
     print(res.comparison_path.read_text(encoding="utf-8"))
     print(f"registered {rc.model_name} {res.version} (inactive). To use it: livus model activate {rc.model_name} {res.version}")
     return 0
-
-
-def add_retrain_parser(train_subparsers: Any) -> None:
-    """Add ``retrain`` to the ``livus train`` sub-commands (for ``livus.cli``)."""
-    p = train_subparsers.add_parser("retrain", help="retrain the detector with confirmed cases; register the candidate (inactive)")
-    p.add_argument("--data", required=True, help="base livus dataset (its fixed validation images are never trained on)")
-    p.add_argument("--confirmed", nargs="+", required=True, help="dataset folders of physician-confirmed cases (service export)")
-    p.add_argument("--registry", required=True, help="model registry folder (the service's <data_dir>/models)")
-    p.add_argument("--config", default=None, help="YAML config")
-    p.add_argument("--out", default="runs/retrain", help="run folder")
-    p.add_argument("--epochs", type=int, default=None)
-    p.set_defaults(func=retrain_cli)
