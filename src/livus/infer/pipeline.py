@@ -89,14 +89,11 @@ class FrameAnalyzer:
 
     def analyze(self, frame: Frame, cache: FanCache | None = None, previous: np.ndarray | None = None) -> FrameAnalysis:
         """Analyse one frame; ``previous`` is the clip's preceding frame (for the frozen check)."""
-        from livus.io.dataset import polygon_mask
         from livus.preprocess.pipeline import preprocess_frame
         from livus.preprocess.quality import assess_quality
 
         pre = preprocess_frame(frame, self.cfg.preprocess, cache)
-        w, h = frame.size_px
-        fan = polygon_mask(pre.fan_polygon_px, w, h) if pre.fan_polygon_px else None
-        verdict = assess_quality(frame, fan, previous)
+        verdict = assess_quality(frame, pre.fan_mask, previous)
         result = FrameResult(
             source=frame.source,
             frame_index=frame.frame_index,

@@ -41,6 +41,7 @@ class PreprocessedFrame:
     pixel_spacing_mm: tuple[float, float] | None
     spacing_source: str | None  # "dicom" | "ruler" | None
     warnings: list[str] = field(default_factory=list)
+    fan_mask: np.ndarray | None = None  # original pixels, uint8 0/1 (the detected fan)
 
 
 def cache_key(frame: Frame) -> str:
@@ -107,6 +108,7 @@ def preprocess_frame(frame: Frame, cfg: PreprocessConfig, cache: FanCache | None
         pixel_spacing_mm=spacing,
         spacing_source=source,
         warnings=warnings,
+        fan_mask=fan.mask,
     )
 
 

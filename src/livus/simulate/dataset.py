@@ -94,6 +94,16 @@ def write_clip(writer: DatasetWriter, frames: list[SimulatedImage], clip_id: str
     return write_video(writer.root / "clips" / f"{clip_id}.avi", [f.image for f in frames], fps)
 
 
+def _clip_setup(rng: np.random.Generator, patients: list[Patient], cache: GeometryCache):  # noqa: ANN202
+    """Patient, acquisition time, scanner geometry, a benign-or-malignant scene and the burned-in
+    overlay text for one simulated clip (B-mode or CEUS)."""
+    pat = patients[int(rng.integers(len(patients)))]
+    when = pat.next_time(rng)
+    geom = cache.get(pat.profile)
+    scene = sample_scene(rng, geom, "malignant" if rng.random() < 0.5 else "benign")
+    return pat, when, geom, scene, overlay_info_for(pat.profile, pat.name, pat.patient_id, when)
+
+
 def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False, dicom: bool = False,
                      profile: str | None = None, seed: int = 0, clip_frames: int = 20) -> Path:
     """Simulate ``n`` labelled stills (+ B-mode clips, CEUS clips and DICOM files on request)
@@ -117,21 +127,13 @@ def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False,
     clip_sets: list[tuple[list[SimulatedImage], Patient, datetime]] = []
     if clips:
         for k in range(max(1, n // 20)):
-            pat = patients[int(rng.integers(len(patients)))]
-            when = pat.next_time(rng)
-            geom = cache.get(pat.profile)
-            scene = sample_scene(rng, geom, "malignant" if rng.random() < 0.5 else "benign")
-            info = overlay_info_for(pat.profile, pat.name, pat.patient_id, when)
+            pat, when, geom, scene, info = _clip_setup(rng, patients, cache)
             frames = simulate_bmode_clip(rng, geom, scene, clip_frames, 10.0, info)
             write_clip(writer, frames, f"bmode_{k + 1:03d}", pat, when, 10.0, ceus=False)
             clip_sets.append((frames, pat, when))
     if ceus:
         for k in range(max(1, n // 25)):
-            pat = patients[int(rng.integers(len(patients)))]
-            when = pat.next_time(rng)
-            geom = cache.get(pat.profile)
-            scene = sample_scene(rng, geom, "malignant" if rng.random() < 0.5 else "benign")
-            info = overlay_info_for(pat.profile, pat.name, pat.patient_id, when)
+            pat, when, geom, scene, info = _clip_setup(rng, patients, cache)
             info.extra_lines = ["CEUS  MI 0.08"]
             frames = simulate_ceus_clip(rng, geom, scene, info=info)
             write_clip(writer, frames, f"ceus_{k + 1:03d}", pat, when, 4.0, ceus=True)
