@@ -161,3 +161,7 @@ def test_model_card_keeps_sections_written_by_others(tmp_path) -> None:
     text = card.read_text()
     assert text.count("## Classifier (other)") == 1 and "kept text" in text
     assert text.index("## Ablation") < text.index("## Classifier (other)")
+    # a section this writer used to produce is dropped, not kept as if someone else wrote it
+    write_model_card(card, sections, {"cv": cv}, retired=("Ablation",))
+    text = card.read_text()
+    assert "## Ablation" not in text and text.count("## Classifier (other)") == 1

@@ -335,12 +335,14 @@ def comparison_table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _foreign_sections(path: Path, sections: dict[str, str], figures: dict[str, Any]) -> str:
+def _foreign_sections(path: Path, sections: dict[str, str], figures: dict[str, Any], retired: set[str]) -> str:
     """Sections of an existing card written by others (e.g. the classifier's): everything from
-    the first ``## `` heading this writer does not produce, kept verbatim."""
+    the first ``## `` heading this writer does not produce (now or, ``retired``, formerly), kept
+    verbatim."""
     if not path.is_file():
         return ""
-    own = set(sections) | set(figures.get("comparisons", {})) | {"Model", "Training data", "Training", "Cross-validated figures"}
+    own = set(sections) | set(figures.get("comparisons", {})) | retired
+    own |= {"Model", "Training data", "Training", "Cross-validated figures"}
     text = path.read_text(encoding="utf-8")
     for line_start, line in _heading_lines(text):
         if line[3:].strip() not in own:
@@ -357,9 +359,12 @@ def _heading_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, Any]) -> Path:
+def write_model_card(
+    path: Path, sections: dict[str, str], figures: dict[str, Any], retired: tuple[str, ...] = ()
+) -> Path:
     """Write ``MODEL_CARD.md`` from hand-written ``sections`` (markdown text by heading) and
-    computed ``figures`` (tables are rendered from them, never typed)."""
+    computed ``figures`` (tables are rendered from them, never typed); ``retired`` names headings
+    an earlier version of this writer produced, dropped from the old card."""
     cv = figures["cv"]
     parts = [f"# {sections['title']}\n", "**Decision support for research only — not for clinical use.**\n"]
     for head in ("Model", "Training data", "Training"):
@@ -371,6 +376,6 @@ def write_model_card(path: Path, sections: dict[str, str], figures: dict[str, An
     for head in ("Input size", "Intended use", "Known limits", "Credits"):
         if head in sections:
             parts.append(f"## {head}\n\n{sections[head]}\n")
-    parts.append(_foreign_sections(path, sections, figures))
+    parts.append(_foreign_sections(path, sections, figures, set(retired)))
     path.write_text("\n".join(p for p in parts if p), encoding="utf-8")
     return path
