@@ -157,3 +157,47 @@ def test_quality_gate_marks_noise_and_skips_models(tmp_path, tiny_model_dir):
     assert s.n_low_quality >= 1
     rows = {r["source"].split("/")[-1]: r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
     assert rows["noise.png"]["quality"] == "not_ultrasound"
+
+
+def _simulated_clip(path, seed=1, n_frames=10, size=(320, 240)):
+    """A small simulated B-mode sweep written as MJPG AVI; returns the simulator's per-frame
+    quality labels (good / shadowed / out_of_liver)."""
+    from livus.simulate.clips import simulate_bmode_clip
+    from livus.simulate.profiles import get_profile
+    from livus.simulate.scenes import sample_scene
+    from livus.simulate.still import GeometryCache
+    from livus.simulate.video import write_video
+
+    rng = np.random.default_rng(seed)
+    geom = GeometryCache().get(get_profile("sonora_c5"), size)
+    frames = simulate_bmode_clip(rng, geom, sample_scene(rng, geom, "benign"), n_frames, 10.0, None)
+    write_video(path, [f.image for f in frames], 10.0, quality=95)
+    return [str(f.extra["quality"]) for f in frames]
+
+
+def test_clip_quality_gate_marks_off_liver_frames(tmp_path, tiny_model_dir):
+    from livus.io.readers import read_frames
+    from livus.preprocess.quality import assess_quality
+
+    labels = _simulated_clip(tmp_path / "clip.avi")
+    off = [i for i, q in enumerate(labels) if q == "out_of_liver"]
+    assert off == [8, 9]  # the probe slides off the liver at the end of this sweep
+    # the single-frame gate alone passes at least one of them: the clip gate is what catches it
+    frames = list(read_frames(tmp_path / "clip.avi"))
+    assert any(assess_quality(frames[i]).ok for i in off)
+    (tmp_path / "cfg.yaml").write_text("analyze: {keyframe_mode: interval, keyframe_interval: 1, gradcam: false, write_overlays: false}\n")
+    s = analyze_paths([tmp_path / "clip.avi"], tmp_path / "out", config_path=tmp_path / "cfg.yaml",
+                      model_dir=tiny_model_dir, progress=False, language="en")
+    recs = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["frame_index"] for r in recs] == list(range(10))
+    for i in off:
+        assert recs[i]["quality"]["verdict"] == "liver_not_in_view" and not recs[i]["quality"]["ok"]
+        assert any("low-quality" in w for w in recs[i]["warnings"])
+        assert "clip_band_to_near" in recs[i]["quality"]["measures"]  # judged against the clip's reference
+    assert recs[0]["quality"]["ok"]
+    n_bad = sum(not r["quality"]["ok"] for r in recs)
+    assert s.n_clip_frames == 10 and s.n_clip_frames_low_quality == n_bad and s.n_low_quality == n_bad
+    rows = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
+    assert rows[off[0]]["quality"] == "liver_not_in_view"
+    case = json.loads((tmp_path / "out" / "cases" / "clip" / "case.json").read_text())
+    assert any(f"{n_bad} of 10 clip frame(s) low quality" in w and "liver_not_in_view" in w for w in case["warnings"])

@@ -6,6 +6,12 @@ by batch analysis and by the service). ``analyze_paths`` is the batch job behind
 keyframes of clips, tracks lesions through clips, assesses each case and writes
 ``results.jsonl``, ``summary.csv``, ``cases/<case>/case.json``, overlays and reports.
 All coordinates written are in original-image pixels.
+
+Quality gate: a still is judged on its own (``assess_quality``); every frame of a clip goes, in
+order, through one ``ClipQualityGate`` (``gate_clip``), which also judges a frame against the
+clip's own statistics and catches far more frames of a probe sliding off the liver. Low-quality
+frames that are analysed keep their verdict and a warning, weigh ``LOW_QUALITY_WEIGHT`` in the
+lesion tracks (``track_clip``), and are counted in the batch summary and the case warnings.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import os
 import re
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +33,8 @@ from livus import __version__
 from livus.config import LivusConfig, load_config
 from livus.errors import InputError
 from livus.preprocess.fan import FanCache
-from livus.types import CaseResult, Frame, FrameResult, Lesion, PatientBackground
+from livus.preprocess.quality import ClipQualityGate, QualityVerdict
+from livus.types import CaseResult, Frame, FrameResult, Lesion, LesionTrack, PatientBackground
 
 DEFAULT_DETECTOR_FILE = "detector.pt"
 DEFAULT_CLASSIFIER_FILE = "classifier.pt"
@@ -87,13 +95,17 @@ class FrameAnalyzer:
                 self.model_info["classifier_version"] = str(cmeta.get("version", "unknown"))
                 self.model_info["classifier_runtime"] = cinfo["runtime"]
 
-    def analyze(self, frame: Frame, cache: FanCache | None = None, previous: np.ndarray | None = None) -> FrameAnalysis:
-        """Analyse one frame; ``previous`` is the clip's preceding frame (for the frozen check)."""
+    def analyze(self, frame: Frame, cache: FanCache | None = None, previous: np.ndarray | None = None,
+                verdict: QualityVerdict | None = None) -> FrameAnalysis:
+        """Analyse one frame; ``previous`` is the clip's preceding frame (for the frozen check).
+        ``verdict``: the frame's quality verdict when already judged (clips: ``gate_clip``);
+        otherwise the single-frame gate judges it here."""
         from livus.preprocess.pipeline import preprocess_frame
         from livus.preprocess.quality import assess_quality
 
         pre = preprocess_frame(frame, self.cfg.preprocess, cache)
-        verdict = assess_quality(frame, pre.fan_mask, previous)
+        if verdict is None:
+            verdict = assess_quality(frame, pre.fan_mask, previous)
         result = FrameResult(
             source=frame.source,
             frame_index=frame.frame_index,
@@ -192,13 +204,16 @@ class FrameAnalyzer:
 
 @dataclass
 class InputAnalysis:
-    """All analysed frames of one input file, its case key and an error (if it failed)."""
+    """All analysed frames of one input file, its case key and an error (if it failed).
+    ``clip_quality``: for clips, the gate's verdict counts over ALL frames (not only the
+    analysed keyframes)."""
 
     path: str
     frames: list[FrameAnalysis] = field(default_factory=list)
     case_key: str = ""
     is_clip: bool = False
     error: str | None = None
+    clip_quality: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,7 +222,9 @@ class AnalyzeSummary:
     n_inputs: int = 0
     n_frames: int = 0
     n_lesions: int = 0
-    n_low_quality: int = 0
+    n_low_quality: int = 0  # analysed frames whose quality verdict is not ok
+    n_clip_frames: int = 0  # all frames of clips, each judged by the clip quality gate
+    n_clip_frames_low_quality: int = 0
     errors: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     overlays: list[str] = field(default_factory=list)
@@ -223,8 +240,41 @@ def _case_key(path: Path, frame: Frame) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:80]
 
 
+def gate_clip(frames: list[Frame], cache: FanCache) -> list[QualityVerdict]:
+    """Quality verdict of every frame of one clip, in order, by one ``ClipQualityGate`` (frozen
+    check against the preceding frame, off-liver check against the clip's own reference); the
+    fan masks come from ``cache``, the same the preprocessing uses."""
+    from livus.preprocess.pipeline import cache_key
+
+    gate = ClipQualityGate()
+    return [gate.assess(f, cache.get(f.pixels, cache_key(f)).mask) for f in frames]
+
+
+def analyze_clip_frames(frames: list[Frame], analyzer: FrameAnalyzer, keep: list[int] | None = None,
+                        cache: FanCache | None = None) -> tuple[list[FrameAnalysis], list[QualityVerdict]]:
+    """Gate all frames of a clip (``gate_clip``), then analyse the frames ``keep`` (all when
+    ``None``) with their verdicts; returns the analyses and every frame's verdict."""
+    cache = cache or FanCache()  # a clip keeps one fan
+    verdicts = gate_clip(frames, cache)
+    keep = list(range(len(frames))) if keep is None else keep
+    return [analyzer.analyze(frames[i], cache, verdict=verdicts[i]) for i in keep], verdicts
+
+
+def track_clip(results: list[FrameResult], source: str) -> list[LesionTrack]:
+    """Link the lesions of a clip's analysed frames (time order) into tracks; a low-quality
+    frame's lesions weigh ``LOW_QUALITY_WEIGHT`` in the track's aggregated scores."""
+    from livus.infer.tracking import LesionTracker
+
+    tracker = LesionTracker()
+    for r in results:
+        weight = 1.0 if _quality_ok(r) else LOW_QUALITY_WEIGHT
+        tracker.update(r.frame_index, r.lesions, frame_quality=weight, source=source)
+    return tracker.finish()
+
+
 def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
-    """Analyse one file: every frame of a still/DICOM, the keyframes of a clip, tracked."""
+    """Analyse one file: every frame of a still/DICOM, the keyframes of a clip (after the clip
+    quality gate has judged all its frames), tracked."""
     from livus.io.readers import read_frames
     from livus.preprocess.keyframes import select_keyframes
 
@@ -235,14 +285,13 @@ def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
             raise InputError(str(path), "no frames could be read")
         out.is_clip = len(frames) > 1
         out.case_key = _case_key(path, frames[0])
-        keep = list(range(len(frames)))
         if out.is_clip:
             cfg = analyzer.cfg.analyze
             keep = select_keyframes(frames, mode=cfg.keyframe_mode, interval=cfg.keyframe_interval)
-        cache = FanCache() if out.is_clip else None  # a clip keeps one fan; stills may differ
-        for i in keep:
-            previous = frames[i - 1].pixels if i > 0 else None
-            out.frames.append(analyzer.analyze(frames[i], cache, previous))
+            out.frames, verdicts = analyze_clip_frames(frames, analyzer, keep)
+            out.clip_quality = dict(Counter(v.verdict for v in verdicts))
+        else:
+            out.frames = [analyzer.analyze(f) for f in frames]
     except InputError as exc:
         out.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
@@ -308,7 +357,7 @@ def analyze_paths(
     from tqdm import tqdm
 
     from livus.infer.case import assess_case, load_case_rules, load_patient
-    from livus.infer.tracking import LesionTracker, tracks_from_single_frames
+    from livus.infer.tracking import tracks_from_single_frames
     from livus.io.readers import collect_inputs
 
     t0 = time.perf_counter()
@@ -346,6 +395,8 @@ def analyze_paths(
                 summary.n_frames += 1
                 summary.n_lesions += len(fa.result.lesions)
                 summary.n_low_quality += int(not _quality_ok(fa.result))
+            summary.n_clip_frames += sum(res.clip_quality.values())
+            summary.n_clip_frames_low_quality += sum(n for v, n in res.clip_quality.items() if v != "ok")
     bar.close()
     summary.outputs["results"] = str(results_path)
 
@@ -360,11 +411,7 @@ def analyze_paths(
         tracks = []
         for item in items:
             if item.is_clip:
-                tracker = LesionTracker()
-                for fa in item.frames:
-                    weight = 1.0 if _quality_ok(fa.result) else LOW_QUALITY_WEIGHT
-                    tracker.update(fa.result.frame_index, fa.result.lesions, frame_quality=weight, source=item.path)
-                tracks += tracker.finish()
+                tracks += track_clip([fa.result for fa in item.frames], item.path)
             else:
                 tracks += tracks_from_single_frames([(fa.result.source, fa.result.lesions) for fa in item.frames])
         for i, t in enumerate(tracks, start=1):
@@ -378,6 +425,7 @@ def analyze_paths(
         n_low = sum(not _quality_ok(fa.result) for it in items for fa in it.frames)
         if n_low:
             case.warnings.append(f"{n_low} low-quality frame(s): their results are marked and weigh less")
+        case.warnings += [w for it in items if (w := _clip_quality_warning(it, language))]
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
         summary.reports += [str(p) for p in _write_case(case, items, out_dir / "cases" / case_key, overlay_paths, language)]
@@ -387,6 +435,18 @@ def analyze_paths(
 
     _print_summary(summary)
     return summary
+
+
+def _clip_quality_warning(item: InputAnalysis, language: str) -> str | None:
+    """One line on the clip gate's low-quality frames of a clip (Chinese or English), or ``None``."""
+    bad = {v: n for v, n in sorted(item.clip_quality.items()) if v != "ok"}
+    if not bad:
+        return None
+    name, n_bad, n_all = Path(item.path).name, sum(bad.values()), sum(item.clip_quality.values())
+    detail = ", ".join(f"{v} {n}" for v, n in bad.items())
+    if language == "zh":
+        return f"{name}：片段{n_all}帧中有{n_bad}帧质量不佳（{detail}），其结果已标注且权重降低"
+    return f"{name}: {n_bad} of {n_all} clip frame(s) low quality ({detail}); their results are marked and weigh less"
 
 
 def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer, language: str) -> dict[tuple[str, int], Path]:
@@ -442,6 +502,8 @@ def _write_dicom_srs(item: InputAnalysis, case_dir: Path) -> None:
 def _print_summary(s: AnalyzeSummary) -> None:
     print(f"livus {__version__}: analysed {s.n_frames} frame(s) from {s.n_inputs} input(s), "
           f"{s.n_lesions} lesion(s), {s.n_low_quality} low-quality frame(s), in {s.seconds:.1f} s")
+    if s.n_clip_frames:
+        print(f"  clips: {s.n_clip_frames_low_quality} of {s.n_clip_frames} frame(s) judged low quality by the clip gate")
     for name, path in s.outputs.items():
         print(f"  {name:8s} {path}")
     for title, paths in (("reports", s.reports), ("overlays", s.overlays)):
