@@ -86,6 +86,12 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     return train_classifier_cli(args)
 
 
+def _cmd_train_ceus(args: argparse.Namespace) -> int:
+    from livus.train.ceus import train_ceus_cli
+
+    return train_ceus_cli(args)
+
+
 def _cmd_train_retrain(args: argparse.Namespace) -> int:
     from livus.train.retrain import retrain_cli
 
@@ -188,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default="runs/retrain", help="run folder")
     tr.add_argument("--epochs", type=int, default=None)
     tr.set_defaults(func=_cmd_train_retrain)
+    tce = tsub.add_parser("ceus", help="CEUS feature heads (APHE, washout, capsule) on simulated contrast clips")
+    tce.add_argument("--clips", type=int, default=200, help="simulated CEUS clips (70/30 split by clip)")
+    tce.add_argument("--seed", type=int, default=0)
+    tce.add_argument("--kind", default="mlp", choices=["mlp", "cnn"], help="time-intensity MLP or phase-crop CNN")
+    tce.add_argument("--save", default=None, help="write the model here (e.g. models/ceus.pt)")
+    tce.add_argument("--threads", type=int, default=1)
+    tce.set_defaults(func=_cmd_train_ceus)
 
     x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
     x.add_argument("--deidentify", action="store_true", help="required: DICOM confidentiality profile, "
