@@ -11,6 +11,8 @@ from livus.train.robustness import (
     OTHER_GROUP,
     device_groups,
     fan_geometry,
+    introduce_device_late,
+    random_split_like,
     group_table,
     leave_one_group_out_splits,
     split_cutoff,
@@ -108,3 +110,32 @@ def test_aul_groups(aul_dir: Path):
     json.dumps(table)  # serialisable for the docs
     with pytest.raises(ValueError, match="AUL"):
         time_sliced_split(ds, 0.2)
+
+
+def test_random_split_like_has_the_sizes_and_keeps_patients_apart():
+    recs = [_rec(i, "A", when=f"2023-01-{i % 28 + 1:02d}T10:00:00", patient=f"p{i // 3}") for i in range(60)]
+    train, test = time_sliced_split(recs, 0.25)
+    rtr, rte = random_split_like(recs, len(train), len(test), seed=1)
+    assert (len(rtr), len(rte)) == (len(train), len(test))
+    by_id = {r.id: r for r in recs}
+    assert not {by_id[i].patient_id for i in rtr} & {by_id[i].patient_id for i in rte}
+    assert random_split_like(recs, len(train), len(test), seed=1) == (rtr, rte)
+    assert random_split_like(recs, len(train), len(test), seed=2) != (rtr, rte)
+    with pytest.raises(ValueError):
+        random_split_like(recs, 50, 20)
+
+
+def test_introduce_device_late_moves_one_device_after_the_others():
+    recs = [_rec(i, "A" if i % 2 else "B", when=f"2023-01-{i + 1:02d}T10:00:00") for i in range(20)]
+    moved = introduce_device_late(recs, "B", gap_days=2)
+    last_a = max(r.acquired_at for r in moved if r.device == "A")
+    b = sorted((r for r in moved if r.device == "B"), key=lambda r: r.id)
+    assert min(r.acquired_at for r in b) > last_a
+    assert [r.acquired_at for r in b] == sorted(r.acquired_at for r in b)  # own order kept
+    assert [r.acquired_at for r in moved if r.device == "A"] == [r.acquired_at for r in recs if r.device == "A"]
+    assert recs[0].acquired_at == "2023-01-01T10:00:00"  # input untouched
+    # the time-sliced test part is now device B
+    _, test = time_sliced_split(moved, 0.25)
+    assert {r.device for r in moved if r.id in set(test)} == {"B"}
+    with pytest.raises(ValueError):
+        introduce_device_late(recs, "C")

@@ -12,6 +12,13 @@
 * **Time sliced** (:func:`time_sliced_split`): train on the earliest images, test on the latest
   ``fraction`` (by ``acquired_at``); test images of patients already seen in training are
   dropped by default, and frames of one clip never straddle the cut.
+  :func:`random_split_like` draws a patient-disjoint random split of the same sizes (the
+  reference the time-sliced figures are compared with).
+* **Scanner change in time** (:func:`introduce_device_late`): the simulator's acquisition dates
+  are drawn independently of the scanner and the scene (no drift over time), so a time-sliced
+  split of a plain simulated set is a random split in disguise. This function re-dates the
+  images of one device after all others (a department that bought a new scanner), which turns
+  the time-sliced split into a test of drift.
 
 Ids are ``ImageRecord.id`` values. Pure functions of the loaded dataset (no files written).
 """
@@ -20,8 +27,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -168,3 +175,55 @@ def split_cutoff(ds: Dataset | list[ImageRecord], train_ids: list[int], test_ids
     last_train = max(_parse_time(by_id[i].acquired_at) for i in train_ids)  # type: ignore[arg-type]
     first_test = min(_parse_time(by_id[i].acquired_at) for i in test_ids)  # type: ignore[arg-type]
     return last_train.isoformat(), first_test.isoformat()
+
+
+def random_split_like(
+    ds: Dataset | list[ImageRecord], n_train: int, n_test: int, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """``(train_ids, test_ids)``: a random split with ``n_train`` / ``n_test`` images (the sizes of
+    a time-sliced split), disjoint by patient and by clip: whole patients (records without a
+    patient: whole clips or single images) are drawn in random order into the test part until it
+    holds ``n_test`` images (the last unit drawn may overshoot; its surplus images are left out),
+    then the training part is drawn at random from the other patients' images."""
+    records = list(ds)
+    if n_train + n_test > len(records):
+        raise ValueError(f"{n_train} + {n_test} images requested from {len(records)}")
+    units: dict[str, list[ImageRecord]] = defaultdict(list)
+    for r in records:
+        units[f"patient:{r.patient_id}" if r.patient_id else (f"clip:{r.clip_id}" if r.clip_id else f"img:{r.id}")].append(r)
+    rng = np.random.default_rng(seed)
+    names = sorted(units)
+    order = [names[i] for i in rng.permutation(len(names))]
+    test: list[int] = []
+    rest: list[int] = []
+    for k in order:
+        if len(test) < n_test:
+            test.extend(r.id for r in units[k])
+        else:
+            rest.extend(r.id for r in units[k])
+    test = test[:n_test]
+    if len(rest) < n_train:
+        raise ValueError(f"only {len(rest)} images of other patients left for {n_train} training images")
+    train = sorted(rng.choice(rest, size=n_train, replace=False).tolist())
+    return train, sorted(test)
+
+
+def introduce_device_late(
+    ds: Dataset | list[ImageRecord], device: str, gap_days: float = 1.0
+) -> list[ImageRecord]:
+    """Copies of the records where every image of ``device`` (:func:`device_of`) is re-dated
+    after the latest image of the other devices, keeping the device's own time order and
+    spacing (shifted so that its first image comes ``gap_days`` after the others' last).
+    Patients scanned on ``device`` keep their ids. Other records are returned unchanged."""
+    records = list(ds)
+    if any(not r.acquired_at for r in records):
+        raise ValueError("introduce_device_late needs an acquisition date (acquired_at) on every image")
+    mine = [r for r in records if device_of(r) == device]
+    others = [r for r in records if device_of(r) != device]
+    if not mine or not others:
+        raise ValueError(f"device {device!r} must hold some but not all of the {len(records)} images")
+    last_other = max(_parse_time(r.acquired_at) for r in others)  # type: ignore[arg-type]
+    first_mine = min(_parse_time(r.acquired_at) for r in mine)  # type: ignore[arg-type]
+    shift = last_other - first_mine + timedelta(days=gap_days)
+    return [replace(r, acquired_at=(_parse_time(r.acquired_at) + shift).isoformat(timespec="seconds"))  # type: ignore[arg-type]
+            if device_of(r) == device else r for r in records]
