@@ -56,7 +56,7 @@ from robustness import classifier_auc, get_cache  # noqa: E402  (sibling benchma
 
 from livus.config import DetectorConfig, LivusConfig  # noqa: E402
 from livus.io.dataset import Dataset, load_dataset  # noqa: E402
-from livus.train.datasets import save_cache  # noqa: E402
+from livus.train.datasets import ModelSpaceCache, save_cache  # noqa: E402
 from livus.train.detector import train_run, validate  # noqa: E402
 from livus.train.robustness import introduce_device_late, random_split_like, split_cutoff, time_sliced_split  # noqa: E402
 
@@ -172,6 +172,48 @@ def run(args: argparse.Namespace) -> None:
     print(table(results))
 
 
+def label_stats(cache: ModelSpaceCache) -> dict[str, Any]:
+    """What the detector sees of the labels, in MODEL pixels: lesion long axis quantiles (px),
+    share of lesions under 8 / 16 px (2 / 4 cells of the stride-4 heatmap), lesions lying mostly
+    outside the preprocessed fan (``valid_masks``: invisible to the model), and lesion contrast
+    = |mean inside − mean of a 4-px ring around it| / ring standard deviation."""
+    import cv2
+
+    from livus.train.datasets import instance_ellipses
+
+    long_px, contrast, outside = [], [], 0
+    for i in range(len(cache)):
+        lm, img, val = cache.lesion_masks[i], cache.images[i], cache.valid_masks[i] > 0
+        for k in np.unique(lm):
+            if not k:
+                continue
+            m = lm == k
+            e = instance_ellipses(m.astype(np.uint8), 1)
+            long_px.append(e[0][2] if e else 1.0)
+            if (m & val).sum() < 0.5 * m.sum():
+                outside += 1
+                continue
+            ring = (cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & (lm == 0) & val
+            if ring.sum() >= 5:
+                contrast.append(abs(float(img[m].mean()) - float(img[ring].mean())) / (float(img[ring].std()) + 1e-6))
+    L, C = np.array(long_px), np.array(contrast)
+    return {"images": len(cache), "lesions": int(len(L)), "long_axis_px_q05_25_50_75_95": np.percentile(L, [5, 25, 50, 75, 95]).round(1).tolist(),
+            "share_lt8px": round(float((L < 8).mean()), 3), "share_lt16px": round(float((L < 16).mean()), 3),
+            "outside_fan": outside, "contrast_q10_25_50_75_90": np.percentile(C, [10, 25, 50, 75, 90]).round(2).tolist(),
+            "share_contrast_lt0.3": round(float((C < 0.3).mean()), 3)}
+
+
+def print_label_stats(args: argparse.Namespace) -> None:
+    """``--label-stats``: :func:`label_stats` of the simulated set (and AUL with ``--aul``)."""
+    cfg = LivusConfig()
+    cfg.detector = DetectorConfig(input_size_px=args.size)
+    sets = [("simulated " + args.data.name, args.data, args.data / f"cache_{args.size}.npz")]
+    if args.aul is not None:
+        sets.append(("AUL " + args.aul.name, args.aul, args.aul_cache))
+    for name, path, cache_path in sets:
+        print(f"{name} (model input {args.size} px):", json.dumps(label_stats(get_cache(load_dataset(path), cfg, cache_path))), flush=True)
+
+
 def table(path: Path) -> str:
     """Markdown table of a results file (one row per result)."""
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -211,9 +253,13 @@ def main() -> None:
     ap.add_argument("--aul", type=Path, default=None, help="AUL dataset: also test the time split's detector on it")
     ap.add_argument("--aul-cache", type=Path, default=None, help="model-space cache of the AUL dataset (npz)")
     ap.add_argument("--table", type=Path, default=None, help="only print the table of this results.jsonl")
+    ap.add_argument("--label-stats", action="store_true", help="only print lesion sizes/contrast in model pixels")
     args = ap.parse_args()
     if args.table:
         print(table(args.table))
+        return
+    if args.label_stats:
+        print_label_stats(args)
         return
     run(args)
 
