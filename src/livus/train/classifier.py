@@ -269,12 +269,16 @@ def _image_folds(ds: Dataset, k: int, seed: int) -> np.ndarray:
 
 def cross_validate(ds: Dataset, samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierTrainConfig, out_dir: Path,
                    log: list[dict], extra_train: LesionSamples | None = None, extra_test: LesionSamples | None = None,
+                   fold_outputs: list[dict[str, Any]] | None = None,
                    ) -> tuple[list[FoldResult], dict[str, np.ndarray]]:
     """k-fold CV of malignant-vs-benign; returns per-fold results and the pooled out-of-fold
     calibrated probabilities (``prob``, ``y``, ``fold``).
 
     ``extra_train`` (e.g. simulated lesions with feature labels) joins every fold's training
-    set; the feature-label AUCs are measured on ``extra_test`` (held-out simulated lesions)."""
+    set; the feature-label AUCs are measured on ``extra_test`` (held-out simulated lesions).
+    ``fold_outputs``: when given, one dict per fold is appended (``fold``, ``model``, sample
+    positions ``calib_pos``/``test_pos`` and their calibrated probabilities
+    ``calib_prob``/``test_prob``), e.g. to fit an ensemble on the same folds."""
     from livus.evaluate.classification import (
         expected_calibration_error, fit_temperature, plot_reliability, roc_auc, sens_spec_at, threshold_for_sensitivity,
     )
@@ -318,6 +322,9 @@ def cross_validate(ds: Dataset, samples: LesionSamples, cfg: ClassifierConfig, t
             expected_calibration_error(y, prob), expected_calibration_error(y, 1 / (1 + np.exp(-out["malignancy"]))), feat_auc,
         )
         results.append(res)
+        if fold_outputs is not None:
+            fold_outputs.append({"fold": f, "model": model, "calib_pos": calib_pos, "test_pos": test_pos,
+                                 "calib_prob": 1 / (1 + np.exp(-z_cal / temp)), "test_prob": prob})
         plot_reliability(y, prob, out_dir / f"reliability_fold{f}.png", title=f"fold {f}")
         pooled["prob"].append(prob)
         pooled["y"].append(y)
