@@ -60,7 +60,7 @@ def test_measurements_see_a_bright_lesion():
     assert m["ring"] == pytest.approx(60 / 255, abs=1e-6)
     assert m["lesion_minus_ring"] > 0.3
     assert m["core_minus_ring"] == pytest.approx(100 / 255, abs=1e-6)
-    assert m["frac_above_ring"] > 0.9
+    assert m["frac_above_ring"] > 0.8
 
 
 def test_phase_slots_use_nearest_frame_and_flag_missing_windows():

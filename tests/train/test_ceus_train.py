@@ -11,7 +11,7 @@ import torch
 from livus.models.ceus import WASHOUT_CLASSES, CeusConfig, load_ceus_model
 from livus.train.ceus import (
     CeusTrainConfig,
-    jitter_boxes,
+    jitter_outlines,
     sample_times,
     simulate_ceus_lesions,
     split_by_clip,
@@ -35,6 +35,8 @@ def test_simulated_lesions_are_consistent(lesions: list):
         x0, y0, x1, y1 = x.boxes[0]
         h, w = x.windows[0].shape
         assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h  # the box lies in its window
+        p = np.asarray(x.polygons[0])
+        assert np.allclose([p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()], x.boxes[0])
         assert x.washout in range(len(WASHOUT_CLASSES))
         assert x.capsule <= x.aphe  # capsule labels only on (hyperenhancing) HCC
         assert x.washout == {"hcc": 1, "metastasis": 2}.get(x.diagnosis, 0)
@@ -51,10 +53,15 @@ def test_split_keeps_clips_together(lesions: list):
     assert not {x.clip_id for x in train} & {x.clip_id for x in test}
 
 
-def test_jitter_moves_boxes_within_limits():
+def test_jitter_moves_boxes_and_polygons_together_within_limits():
     boxes = [[10.0, 20.0, 30.0, 40.0]] * 5
-    out = np.asarray(jitter_boxes(boxes, np.random.default_rng(0), shift=0.1, scale=0.1))
+    polys = [[[10.0, 20.0], [30.0, 20.0], [30.0, 40.0], [10.0, 40.0]]] * 5
+    out, out_p = jitter_outlines(boxes, polys, np.random.default_rng(0), shift=0.1, scale=0.1)
+    out = np.asarray(out)
     assert not np.allclose(out, boxes)
+    for b, p in zip(out, out_p):  # the square polygon stays the box
+        p = np.asarray(p)
+        assert np.allclose([p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()], b)
     w = out[:, 2] - out[:, 0]
     cx = (out[:, 0] + out[:, 2]) / 2
     assert np.all(np.abs(w / 20 - 1) <= 0.1 * 4 / 3 + 1e-9) and np.all(np.abs(cx - 20) <= 20 * 0.1 * 4 / 3 + 1e-9)
@@ -64,7 +71,7 @@ def test_train_ceus_end_to_end(lesions: list, tmp_path: Path):
     tcfg = CeusTrainConfig(n_clips=4, seed=3, test_fraction=0.5, epochs=3, jitter_copies=1)
     model, report = train_ceus(tcfg, CeusConfig(hidden=8), tmp_path / "ceus.pt", lesions=lesions)
     assert report["n_train_clips"] + report["n_test_clips"] == 4
-    assert set(report["held_out"]) == {"annotated_boxes", "jittered_boxes"}
-    assert report["held_out"]["annotated_boxes"]["n"] == report["n_test_lesions"]
+    assert set(report["held_out"]) == {"polygon", "box", "jittered_box"}
+    assert report["held_out"]["polygon"]["n"] == report["n_test_lesions"]
     back = load_ceus_model(tmp_path / "ceus.pt")
     assert back.meta["n_test_clips"] == report["n_test_clips"] and "simulated" in back.meta["trained_on"]

@@ -3,7 +3,8 @@ capsule-like enhancement of ONE lesion, from a contrast-mode clip.
 
 Input of one lesion: contrast-mode frames (grey, original pixels), each frame's time after
 injection (seconds) and the lesion's axis-aligned box ``[x0, y0, x1, y1]`` in that frame's
-original pixels (a tracked or annotated box; ``None`` where the lesion was not found).
+original pixels (a tracked or annotated box; ``None`` where the lesion was not found),
+optionally its outline polygon per frame (else the ellipse inscribed in the box is used).
 
 Phase samples (:func:`phase_samples`): the clip is read at ``CeusConfig.slot_times_s``
 (baseline, arterial 10–30 s, portal 30–120 s, late > 120 s). Each slot averages the frames
@@ -12,10 +13,10 @@ does) and carries that time (s/180) and a flag (1 = a frame lay in the slot's wi
 inputs, so clips sampled at any times can be read. Per slot the model sees either
 
 * ``kind="mlp"``: hand-crafted time-intensity measurements (:func:`frame_measurements`):
-  the lesion ellipse inscribed in the box is split into core (normalised radius ρ < 0.5),
-  inner (0.5–0.8) and rim (0.8–1.05) and compared with a ring of surrounding liver
-  (ρ 1.3–1.9, median); grey levels are log-compressed, so differences are ratios in dB-like
-  units; or
+  bands of a normalised radius ρ (distance to the outline in units of the lesion's
+  equivalent radius: core ρ < 0.5, inner 0.5–0.8, three bands 0.8–1.1 across the outline)
+  compared with a ring of surrounding liver (ρ 1.3–1.9, median); grey levels are
+  log-compressed, so differences are ratios in dB-like units; or
 * ``kind="cnn"``: the lesion crop (crop rule of :mod:`livus.train.crops`, margin 0.5, image
   and ellipse-mask channels, ``crop_px`` square) through a small shared conv encoder.
 
@@ -41,10 +42,11 @@ from livus.config import from_dict, to_dict
 CHECKPOINT_KIND = "livus.ceus/1"
 WASHOUT_CLASSES = ("none", "late", "early")
 TIME_SCALE_S = 180.0
-MEASUREMENT_NAMES = ("ring", "lesion_minus_ring", "core_minus_ring", "inner_minus_ring", "rim_minus_ring",
-                     "rim_minus_inner", "lesion_std", "frac_above_ring")
+MEASUREMENT_NAMES = ("ring", "lesion_minus_ring", "core_minus_ring", "inner_minus_ring", "band_0.8_0.9_minus_ring",
+                     "band_0.9_1.0_minus_ring", "band_1.0_1.1_minus_ring", "lesion_std", "frac_above_ring")
 RING = (1.3, 1.9)  # normalised radii of the surrounding-liver ring
-Box = Sequence[float]
+Box = Sequence[float]  # [x0, y0, x1, y1], original pixels
+Polygon = Sequence[Sequence[float]]  # [[x, y], ...], original pixels
 
 
 @dataclass
@@ -73,30 +75,57 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return f.mean(axis=2) if f.ndim == 3 else f
 
 
-def _norm_radius(shape: tuple[int, int], box: Box, reach: float) -> tuple[np.ndarray, tuple[slice, slice]]:
-    """Normalised radius ρ of the ellipse inscribed in ``box`` (original pixels) over the
-    window of the image reaching ``reach`` radii; also the window's slices."""
+def _outline_mask(shape: tuple[int, int], box: Box, polygon: Polygon | None) -> np.ndarray:
+    """uint8 0/1 lesion region (pixels of an image of ``shape``): ``polygon`` when given, else the
+    ellipse inscribed in ``box``."""
+    from livus.train.crops import lesion_region_mask
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    ellipse = ((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 0.0)
+    return lesion_region_mask(shape, polygon if polygon is not None and len(polygon) >= 3 else None, ellipse)
+
+
+def _norm_radius(shape: tuple[int, int], box: Box, polygon: Polygon | None, reach: float
+                 ) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Normalised radius ρ over a window of the image around the lesion, and the window's slices.
+
+    ρ = 1 ∓ (distance to the outline) / r_eq (inside / outside), ``r_eq`` = radius of the disc of
+    the lesion's area: 0 at the deepest point of a disc, 1 on the outline, 1.5 half a radius
+    outside. The outline is ``polygon`` when given, else the ellipse inscribed in ``box``; the
+    window reaches ``reach`` box half-sides from the box centre.
+    """
+    import cv2
+
     x0, y0, x1, y1 = (float(v) for v in box)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    a, b = max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
+    half = max(x1 - x0, y1 - y0, 2.0) / 2
     h, w = shape
-    xa, xb = max(int(np.floor(cx - reach * a)), 0), min(int(np.ceil(cx + reach * a)) + 1, w)
-    ya, yb = max(int(np.floor(cy - reach * b)), 0), min(int(np.ceil(cy + reach * b)) + 1, h)
+    xa, xb = max(int(np.floor(cx - reach * half)), 0), min(int(np.ceil(cx + reach * half)) + 1, w)
+    ya, yb = max(int(np.floor(cy - reach * half)), 0), min(int(np.ceil(cy + reach * half)) + 1, h)
     if xb <= xa or yb <= ya:
         return np.zeros((0, 0), np.float32), (slice(0, 0), slice(0, 0))
-    yy, xx = np.mgrid[ya:yb, xa:xb]
-    rho = np.sqrt(((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2).astype(np.float32)
-    return rho, (slice(ya, yb), slice(xa, xb))
+    shifted_poly = None if polygon is None else [[p[0] - xa, p[1] - ya] for p in polygon]
+    mask = _outline_mask((yb - ya, xb - xa), [x0 - xa, y0 - ya, x1 - xa, y1 - ya], shifted_poly)
+    if not mask.any():
+        return np.full(mask.shape, 9.0, np.float32), (slice(ya, yb), slice(xa, xb))
+    r_eq = max(float(np.sqrt(mask.sum() / np.pi)), 1.0)
+    d_in = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    d_out = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3)
+    rho = np.where(mask > 0, 1.0 - (d_in - 0.5) / r_eq, 1.0 + (d_out - 0.5) / r_eq)
+    return rho.astype(np.float32), (slice(ya, yb), slice(xa, xb))
 
 
-def frame_measurements(frame: np.ndarray, box: Box) -> np.ndarray:
+def frame_measurements(frame: np.ndarray, box: Box, polygon: Polygon | None = None) -> np.ndarray:
     """``MEASUREMENT_NAMES`` of one lesion in one contrast frame (grey / 255 units).
 
-    ``frame``: uint8 grey (or colour) original pixels; ``box``: ``[x0, y0, x1, y1]`` original
-    pixels. Ring pixels that are exactly 0 (outside the fan) are ignored.
+    ``frame``: uint8 grey (or colour) original pixels; ``box``: ``[x0, y0, x1, y1]`` and optional
+    outline ``polygon`` ``[[x, y], ...]``, original pixels. Regions are bands of the normalised
+    radius ρ (:func:`_norm_radius`): core < 0.5, inner 0.5–0.8, then 0.8–0.9, 0.9–1.0, 1.0–1.1
+    around the outline, and the liver ring ``RING`` (its median; pixels exactly 0, outside the
+    fan, are ignored). All but ``ring`` and ``lesion_std`` are relative to the ring.
     """
     g = _grey(frame)
-    rho, win = _norm_radius(g.shape[:2], box, RING[1])
+    rho, win = _norm_radius(g.shape[:2], box, polygon, 1.0 + 2 * (RING[1] - 1.0))
     v = g[win].astype(np.float32) / 255.0
     lesion = v[rho < 1.0]
     ring_px = v[(rho >= RING[0]) & (rho < RING[1]) & (v > 0)]
@@ -104,26 +133,22 @@ def frame_measurements(frame: np.ndarray, box: Box) -> np.ndarray:
         return np.zeros(len(MEASUREMENT_NAMES), np.float32)
     ring = float(np.median(ring_px)) if ring_px.size else 0.0
 
-    def region(lo: float, hi: float) -> float:
+    def band(lo: float, hi: float) -> float:
         r = v[(rho >= lo) & (rho < hi)]
-        return float(r.mean()) if r.size else float(lesion.mean())
+        return (float(r.mean()) if r.size else float(lesion.mean())) - ring
 
-    core, inner, rim = region(0.0, 0.5), region(0.5, 0.8), region(0.8, 1.05)
-    return np.array([ring, lesion.mean() - ring, core - ring, inner - ring, rim - ring, rim - inner, lesion.std(),
-                     (lesion > ring).mean()], np.float32)
+    return np.array([ring, lesion.mean() - ring, band(-9.0, 0.5), band(0.5, 0.8), band(0.8, 0.9), band(0.9, 1.0),
+                     band(1.0, 1.1), lesion.std(), (lesion > ring).mean()], np.float32)
 
 
-def phase_crop(frame: np.ndarray, box: Box, cfg: CeusConfig) -> np.ndarray:
-    """``(2, crop_px, crop_px)`` float32 phase crop: grey in ``[0, 1]`` and the inscribed
-    ellipse of ``box`` (crop rule of :mod:`livus.train.crops`)."""
-    from livus.train.crops import crop_box_for_bbox, crop_matrix, extract_crop, lesion_region_mask
+def phase_crop(frame: np.ndarray, box: Box, cfg: CeusConfig, polygon: Polygon | None = None) -> np.ndarray:
+    """``(2, crop_px, crop_px)`` float32 phase crop (crop rule of :mod:`livus.train.crops`): grey
+    in ``[0, 1]`` and the lesion region (``polygon``, else the ellipse inscribed in ``box``)."""
+    from livus.train.crops import crop_box_for_bbox, crop_matrix, extract_crop
 
     g = _grey(frame).astype(np.uint8)
-    x0, y0, x1, y1 = (float(v) for v in box)
-    ellipse = ((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 0.0)
-    region = lesion_region_mask(g.shape, None, ellipse)
-    m = crop_matrix(crop_box_for_bbox([x0, y0, x1, y1], cfg.crop_margin, 8.0), cfg.crop_px)
-    return extract_crop(g, region, m, cfg.crop_px)
+    m = crop_matrix(crop_box_for_bbox(list(box), cfg.crop_margin, 8.0), cfg.crop_px)
+    return extract_crop(g, _outline_mask(g.shape, box, polygon), m, cfg.crop_px)
 
 
 @dataclass
@@ -145,22 +170,25 @@ def _slot_windows(slot_times_s: Sequence[float]) -> list[tuple[float, float]]:
 
 
 def phase_samples(frames: Sequence[np.ndarray], times_s: Sequence[float], boxes_px: Sequence[Box | None],
-                  cfg: CeusConfig, with_crops: bool | None = None) -> PhaseSample:
+                  cfg: CeusConfig, with_crops: bool | None = None,
+                  polygons_px: Sequence[Polygon | None] | None = None) -> PhaseSample:
     """Read one lesion's clip at the config's slots (see the module docstring).
 
     ``frames``: grey frames (original pixels); ``times_s``: seconds after injection per frame;
     ``boxes_px``: the lesion's ``[x0, y0, x1, y1]`` per frame (original pixels) or ``None``
-    where it was not found. Raises ``ValueError`` when no frame has a box.
+    where it was not found; ``polygons_px``: optional outlines per frame (``None`` entries: the
+    ellipse inscribed in the box). Raises ``ValueError`` when no frame has a box.
     """
-    if not (len(frames) == len(times_s) == len(boxes_px)):
-        raise ValueError("frames, times_s and boxes_px must have the same length")
+    polygons_px = [None] * len(boxes_px) if polygons_px is None else polygons_px
+    if not (len(frames) == len(times_s) == len(boxes_px) == len(polygons_px)):
+        raise ValueError("frames, times_s, boxes_px (and polygons_px) must have the same length")
     keep = [i for i, b in enumerate(boxes_px) if b is not None]
     if not keep:
         raise ValueError("the lesion has no box in any frame")
     with_crops = cfg.kind == "cnn" if with_crops is None else with_crops
     t = np.asarray([float(times_s[i]) for i in keep])
-    meas = np.stack([frame_measurements(frames[i], boxes_px[i]) for i in keep])
-    crops = np.stack([phase_crop(frames[i], boxes_px[i], cfg) for i in keep]) if with_crops else None
+    meas = np.stack([frame_measurements(frames[i], boxes_px[i], polygons_px[i]) for i in keep])
+    crops = np.stack([phase_crop(frames[i], boxes_px[i], cfg, polygons_px[i]) for i in keep]) if with_crops else None
     m_out, t_out, c_out = [], [], []
     for (lo, hi), target in zip(_slot_windows(cfg.slot_times_s), cfg.slot_times_s):
         sel = np.flatnonzero((t >= lo) & (t < hi))
@@ -252,16 +280,19 @@ def predict(model: CeusModel, samples: Sequence[PhaseSample]) -> dict[str, np.nd
 
 
 def ceus_features_for_lesion(frames: Sequence[np.ndarray], times_s: Sequence[float],
-                             lesion_boxes_px: Sequence[Box | None], model: CeusModel) -> dict[str, float]:
+                             lesion_boxes_px: Sequence[Box | None], model: CeusModel,
+                             lesion_polygons_px: Sequence[Polygon | None] | None = None) -> dict[str, float]:
     """CEUS feature probabilities of one lesion of a contrast clip.
 
     ``frames``: contrast-mode frames (uint8 grey, original pixels); ``times_s``: seconds after
     injection of each frame; ``lesion_boxes_px``: the lesion's ``[x0, y0, x1, y1]`` in each
-    frame (original pixels; ``None`` where not found). Returns
+    frame (original pixels; ``None`` where not found); ``lesion_polygons_px``: optional outline
+    ``[[x, y], ...]`` per frame (e.g. ``Lesion.polygon_px``), used instead of the ellipse
+    inscribed in the box where given. Returns
     ``{"arterial_phase_hyperenhancement", "washout_none", "washout_late", "washout_early",
     "capsule_enhancement"}`` → probability (the three washout values sum to 1).
     """
-    p = predict(model, [phase_samples(frames, times_s, lesion_boxes_px, model.cfg)])
+    p = predict(model, [phase_samples(frames, times_s, lesion_boxes_px, model.cfg, polygons_px=lesion_polygons_px)])
     out = {"arterial_phase_hyperenhancement": float(p["aphe"][0])}
     out.update({f"washout_{c}": float(p["washout"][0, k]) for k, c in enumerate(WASHOUT_CLASSES)})
     out["capsule_enhancement"] = float(p["capsule"][0])

@@ -7,9 +7,11 @@ each frame around its annotated box plus the labels of ``livus.simulate.ceus.ceu
 Lesion diagnoses are drawn from ``CEUS_DIAGNOSIS_MIX`` (more enhancing lesions than the
 B-mode mix, so each label has both values often enough).
 
-Split: by clip (all lesions of a clip on the same side). Training boxes are jittered
-(:func:`jitter_boxes`: one offset/scale per clip plus a small per-frame wobble) so the model
-tolerates detector/tracker boxes; test figures are given for annotated and jittered boxes.
+Split: by clip (all lesions of a clip on the same side). Training uses each lesion's annotated
+polygon, its box alone (the model then reads the box's inscribed ellipse) and jittered copies
+(:func:`jitter_outlines`: one offset/scale per clip plus a small per-frame wobble) so the model
+tolerates detector/tracker outlines; test figures are given for annotated polygons, annotated
+boxes and jittered boxes.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ CEUS_DIAGNOSIS_MIX = {"hcc": 0.3, "metastasis": 0.2, "hemangioma": 0.14, "fnh": 
                       "regenerative_nodule": 0.06, "dysplastic_nodule": 0.06, "focal_fat_sparing": 0.04,
                       "focal_fat_deposition": 0.04}
 CONVEX_PROFILES = ("sonora_c5", "meditone_c3", "vistara_c6", "echowave_c4m")
-WINDOW_REACH = 3.0  # kept window half-side / box half-side (room for the ring and box jitter)
+WINDOW_REACH = 3.5  # kept window half-side / box half-side (room for the ring and box jitter)
 
 
 @dataclass
@@ -65,8 +67,9 @@ class CeusTrainConfig:
 
 @dataclass
 class LesionClip:
-    """One lesion of one simulated CEUS clip: frame windows (uint8) around it, its box in each
-    window ``[x0, y0, x1, y1]``, times after injection (s) and labels."""
+    """One lesion of one simulated CEUS clip: frame windows (uint8) around it, its box
+    ``[x0, y0, x1, y1]`` and outline polygon ``[[x, y], ...]`` in each window's pixels, times
+    after injection (s) and labels."""
 
     clip_id: int
     lesion_id: int
@@ -76,6 +79,7 @@ class LesionClip:
     times_s: np.ndarray
     windows: list[np.ndarray]
     boxes: list[list[float]]
+    polygons: list[list[list[float]]]
     aphe: int
     washout: int  # index into WASHOUT_CLASSES
     capsule: int
@@ -110,14 +114,16 @@ def _scene(rng: np.random.Generator, geom):  # noqa: ANN001, ANN202 - livus.simu
     raise RuntimeError("could not place a lesion in 20 scenes")
 
 
-def _window(image: np.ndarray, box: list[float]) -> tuple[np.ndarray, list[float]]:
+def _window(image: np.ndarray, box: list[float], polygon: list[list[float]]
+            ) -> tuple[np.ndarray, list[float], list[list[float]]]:
+    """The part of ``image`` around a lesion, with its box and polygon in the part's pixels."""
     x0, y0, x1, y1 = box
     half = WINDOW_REACH * max(x1 - x0, y1 - y0, 4.0) / 2 + 4
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     h, w = image.shape
     xa, ya = max(int(cx - half), 0), max(int(cy - half), 0)
     xb, yb = min(int(cx + half) + 1, w), min(int(cy + half) + 1, h)
-    return image[ya:yb, xa:xb].copy(), [x0 - xa, y0 - ya, x1 - xa, y1 - ya]
+    return image[ya:yb, xa:xb].copy(), [x0 - xa, y0 - ya, x1 - xa, y1 - ya], [[x - xa, y - ya] for x, y in polygon]
 
 
 def simulate_ceus_lesions(n_clips: int, seed: int, image_size: tuple[int, int] = (512, 384),
@@ -140,19 +146,20 @@ def simulate_ceus_lesions(n_clips: int, seed: int, image_size: tuple[int, int] =
         frames = simulate_ceus_clip(rng, geom, scene, times_s=tuple(times))
         specs = {s.lesion_id: s for s in scene.lesions}
         for lid, spec in specs.items():
-            wins, boxes, ts = [], [], []
+            wins, boxes, polys, ts = [], [], [], []
             for t, fr in zip(times, frames):
                 lab = next((lab for lab in fr.lesions if lab.annotation.lesion_id == lid), None)
                 if lab is None or len(lab.annotation.polygon_px) < 3:
                     continue
-                win, box = _window(fr.image, lab.annotation.bbox_xyxy)
+                win, box, poly = _window(fr.image, lab.annotation.bbox_xyxy, lab.annotation.polygon_px)
                 wins.append(win)
                 boxes.append(box)
+                polys.append(poly)
                 ts.append(t)
             if len(ts) < 3:
                 continue
             y = ceus_labels(spec)
-            out.append(LesionClip(c, lid, spec.diagnosis, prof.name, spec.diameter_mm, np.asarray(ts), wins, boxes,
+            out.append(LesionClip(c, lid, spec.diagnosis, prof.name, spec.diameter_mm, np.asarray(ts), wins, boxes, polys,
                                   int(y["arterial_phase_hyperenhancement"]), WASHOUT_CLASSES.index(y["washout"]),
                                   int(y["capsule_enhancement"])))
         if log and (c + 1) % 20 == 0:
@@ -160,27 +167,37 @@ def simulate_ceus_lesions(n_clips: int, seed: int, image_size: tuple[int, int] =
     return out
 
 
-def jitter_boxes(boxes: Sequence[Sequence[float]], rng: np.random.Generator, shift: float, scale: float) -> list[list[float]]:
-    """Boxes moved/resized like an imperfect tracker: one offset and scale for the whole clip
-    (fractions ``shift`` of the side, ``scale`` of the size) plus a third of that per frame."""
+def jitter_outlines(boxes: Sequence[Sequence[float]], polygons: Sequence[Sequence[Sequence[float]]],
+                    rng: np.random.Generator, shift: float, scale: float) -> tuple[list[list[float]], list[list[list[float]]]]:
+    """Boxes and polygons moved/resized like an imperfect tracker: one offset and scale for the
+    whole clip (fractions ``shift`` of the box side, ``scale`` of the size) plus a third of that
+    per frame, about each box centre."""
     g_shift, g_scale = rng.uniform(-shift, shift, 2), rng.uniform(-scale, scale, 2)
-    out = []
-    for x0, y0, x1, y1 in boxes:
+    out_b, out_p = [], []
+    for (x0, y0, x1, y1), poly in zip(boxes, polygons):
         w, h = x1 - x0, y1 - y0
-        ds = g_shift + rng.uniform(-shift, shift, 2) / 3
+        c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        ds = (g_shift + rng.uniform(-shift, shift, 2) / 3) * (w, h)
         sc = 1 + g_scale + rng.uniform(-scale, scale, 2) / 3
-        cx, cy = (x0 + x1) / 2 + ds[0] * w, (y0 + y1) / 2 + ds[1] * h
-        out.append([cx - sc[0] * w / 2, cy - sc[1] * h / 2, cx + sc[0] * w / 2, cy + sc[1] * h / 2])
-    return out
+        out_b.append([c[0] + ds[0] - sc[0] * w / 2, c[1] + ds[1] - sc[1] * h / 2,
+                      c[0] + ds[0] + sc[0] * w / 2, c[1] + ds[1] + sc[1] * h / 2])
+        out_p.append(((np.asarray(poly, float) - c) * sc + c + ds).tolist())
+    return out_b, out_p
 
 
-def lesion_samples(lesions: Sequence[LesionClip], cfg: CeusConfig, rng: np.random.Generator | None = None,
-                   shift: float = 0.0, scale: float = 0.0) -> list[PhaseSample]:
-    """Phase samples of ``lesions`` (annotated boxes, or jittered ones when ``rng`` is given)."""
+OUTLINES = ("polygon", "box")  # which outline a phase sample uses: the polygon, or the box's inscribed ellipse
+
+
+def lesion_samples(lesions: Sequence[LesionClip], cfg: CeusConfig, outline: str = "polygon",
+                   rng: np.random.Generator | None = None, shift: float = 0.0, scale: float = 0.0) -> list[PhaseSample]:
+    """Phase samples of ``lesions`` from their annotated outlines (``outline`` in ``OUTLINES``),
+    or jittered ones when ``rng`` is given."""
+    if outline not in OUTLINES:
+        raise ValueError(f"outline must be one of {OUTLINES}, got {outline!r}")
     out = []
     for les in lesions:
-        boxes = les.boxes if rng is None else jitter_boxes(les.boxes, rng, shift, scale)
-        out.append(phase_samples(les.windows, les.times_s, boxes, cfg))
+        boxes, polys = (les.boxes, les.polygons) if rng is None else jitter_outlines(les.boxes, les.polygons, rng, shift, scale)
+        out.append(phase_samples(les.windows, les.times_s, boxes, cfg, polygons_px=polys if outline == "polygon" else None))
     return out
 
 
@@ -242,28 +259,31 @@ def evaluate(model: CeusModel, samples: list[PhaseSample], y: dict[str, np.ndarr
 
 
 def training_set(train: Sequence[LesionClip], cfg: CeusConfig, tcfg: CeusTrainConfig) -> tuple[list[PhaseSample], dict[str, np.ndarray]]:
-    """Annotated-box samples plus ``jitter_copies`` jittered copies, with their labels."""
+    """Samples from the annotated polygons and boxes plus ``jitter_copies`` jittered copies
+    (alternately polygon and box), with their labels."""
     rng = np.random.default_rng(tcfg.seed + 2)
-    samples = lesion_samples(train, cfg)
-    for _ in range(tcfg.jitter_copies):
-        samples += lesion_samples(train, cfg, rng, tcfg.box_shift, tcfg.box_scale)
-    y = {k: np.tile(v, tcfg.jitter_copies + 1) for k, v in labels(train).items()}
+    samples = lesion_samples(train, cfg, "polygon") + lesion_samples(train, cfg, "box")
+    for k in range(tcfg.jitter_copies):
+        samples += lesion_samples(train, cfg, OUTLINES[k % 2], rng, tcfg.box_shift, tcfg.box_scale)
+    y = {k: np.tile(v, tcfg.jitter_copies + 2) for k, v in labels(train).items()}
     return samples, y
 
 
 def fit_and_evaluate(train: Sequence[LesionClip], test: Sequence[LesionClip], cfg: CeusConfig,
                      tcfg: CeusTrainConfig) -> tuple[CeusModel, dict[str, dict[str, float]]]:
-    """Train on ``train``; held-out figures on ``test`` with annotated and with jittered boxes."""
+    """Train on ``train``; held-out figures on ``test`` from the annotated polygons, the annotated
+    boxes and jittered boxes."""
     samples, y = training_set(train, cfg, tcfg)
     t0 = time.time()
     model = train_model(samples, y, cfg, tcfg, tcfg.seed)
     fit_s = time.time() - t0
     y_test = labels(test)
     diag = [x.diagnosis for x in test]
-    res = {"annotated_boxes": evaluate(model, lesion_samples(test, cfg), y_test, diag),
-           "jittered_boxes": evaluate(model, lesion_samples(test, cfg, np.random.default_rng(tcfg.seed + 3),
-                                                            tcfg.box_shift, tcfg.box_scale), y_test, diag)}
-    res["annotated_boxes"]["fit_s"] = fit_s
+    rng = np.random.default_rng(tcfg.seed + 3)
+    inputs = {"polygon": lesion_samples(test, cfg, "polygon"), "box": lesion_samples(test, cfg, "box"),
+              "jittered_box": lesion_samples(test, cfg, "box", rng, tcfg.box_shift, tcfg.box_scale)}
+    res = {name: evaluate(model, s, y_test, diag) for name, s in inputs.items()}
+    res["polygon"]["fit_s"] = fit_s
     return model, res
 
 
