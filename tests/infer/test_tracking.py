@@ -1,8 +1,15 @@
 import numpy as np
 
-from livus.infer.tracking import LesionTracker, attention_weighted_mean, tracks_from_single_frames
-from livus.types import box_iou
-from livus.types import Lesion
+import pytest
+
+from livus.infer.tracking import (
+    LesionTracker,
+    aggregate_values,
+    attention_weighted_mean,
+    observation_weight,
+    tracks_from_single_frames,
+)
+from livus.types import Lesion, box_iou
 
 
 def _les(x, y, size=20.0, score=0.9, mal=None):
@@ -48,3 +55,34 @@ def test_single_frame_tracks():
     tracks = tracks_from_single_frames([("a.png", [_les(1, 1, mal=0.3)]), ("b.png", [_les(2, 2), _les(5, 5)])])
     assert [t.track_id for t in tracks] == [1, 2, 3]
     assert tracks[0].malignancy == 0.3
+
+
+def test_keyframes_far_apart_keep_one_track():
+    """Keyframes 7 frames apart (quality keyframes are unevenly spaced): the gap is counted in
+    analysed frames, not frame numbers, so a lesion found in every keyframe keeps its id."""
+    tr = LesionTracker()
+    for k, f in enumerate([0, 7, 14, 23, 30]):
+        tr.update(f, [_les(100 + 6 * k, 100, size=30)])
+    assert len(tr.finish()) == 1
+
+
+def test_track_closes_after_missed_updates():
+    tr = LesionTracker(max_missed_updates=2)
+    tr.update(0, [_les(100, 100)])
+    tr.update(1, [])
+    tr.update(2, [])
+    tr.update(3, [_les(100, 100)])  # two misses allowed: same track
+    for f in (4, 5, 6):
+        tr.update(f, [])
+    tr.update(7, [_les(100, 100)])  # three misses: closed, a new track
+    assert [len(t.observations) for t in tr.finish()] == [2, 1]
+
+
+def test_aggregations():
+    vals, w = [0.2, 0.9, 0.4], [observation_weight(0.9, 1.0), observation_weight(0.9, 0.3), observation_weight(0.5, 1.0)]
+    assert aggregate_values(vals, w, "mean") == pytest.approx(0.5)
+    assert aggregate_values(vals, w, "max") == 0.9
+    # the confident good frame (weight 0.9) dominates the low-quality one (0.27)
+    assert aggregate_values(vals, w, "attention") == pytest.approx(attention_weighted_mean(vals, w)) and aggregate_values(vals, w) < 0.4
+    with pytest.raises(ValueError):
+        aggregate_values(vals, w, "median")

@@ -1,7 +1,11 @@
 """Link per-frame lesion detections of a clip into lesion tracks with stable ids.
 
 Association is greedy on a cost that mixes box IoU and centre distance (normalised by lesion
-size) against each track's predicted position (constant-velocity motion). Written by hand:
+size) against each track's predicted position (constant-velocity motion). A track is closed
+after ``max_missed_updates`` analysed frames in a row without a match, counted in updates and
+not in frame numbers: a clip's keyframes are several frames apart (and unevenly spaced when
+chosen by quality), so a frame-number limit closed tracks between keyframes even when the
+lesion was found in every one (``benchmarks/clip_tracking.py`` measures it). Written by hand:
 the trackers in common libraries (SORT/ByteTrack packages) pull in heavy dependencies for what
 is a few lines here. All coordinates are original-image pixels.
 """
@@ -23,29 +27,27 @@ class _ActiveTrack:
     size_px: float
     last_frame: int
     weights: list[float] = field(default_factory=list)
+    missed: int = 0  # updates in a row without a match
 
 
 @dataclass
 class LesionTracker:
     """Greedy frame-to-frame association.
 
-    ``max_center_dist`` is in units of the lesion's long axis; ``max_gap_frames`` is how many
-    frames a track may be unseen before it is closed.
+    ``max_center_dist`` is in units of the lesion's long axis; ``max_missed_updates`` is how
+    many updates (analysed frames, whatever their spacing) in a row a track may go unmatched
+    before it is closed.
     """
 
     max_center_dist: float = 1.0
     min_iou: float = 0.1
-    max_gap_frames: int = 5
-    _active: list[_ActiveTrack] = field(default_factory=list)
-    _done: list[_ActiveTrack] = field(default_factory=list)
-    _next_id: int = 1
+    max_missed_updates: int = 5
+    _active: list[_ActiveTrack] = field(default_factory=list, repr=False)
+    _done: list[_ActiveTrack] = field(default_factory=list, repr=False)
+    _next_id: int = field(default=1, repr=False)
 
     def update(self, frame_index: int, lesions: list[Lesion], frame_quality: float = 1.0, source: str = "") -> None:
-        """Add one frame's lesions; sets ``lesion.track_id`` on each."""
-        for t in list(self._active):
-            if frame_index - t.last_frame > self.max_gap_frames:
-                self._active.remove(t)
-                self._done.append(t)
+        """Add one frame's lesions (frames in time order); sets ``lesion.track_id`` on each."""
         pairs = []
         for ti, t in enumerate(self._active):
             gap = frame_index - t.last_frame
@@ -67,6 +69,11 @@ class LesionTracker:
             used_t.add(ti)
             used_l.add(li)
             self._extend(self._active[ti], frame_index, lesions[li], frame_quality)
+        for ti, t in enumerate(list(self._active)):
+            t.missed = 0 if ti in used_t else t.missed + 1
+            if t.missed > self.max_missed_updates:
+                self._active.remove(t)
+                self._done.append(t)
         for li, les in enumerate(lesions):
             if li not in used_l:
                 track = LesionTrack(track_id=self._next_id, source=source)
@@ -83,7 +90,7 @@ class LesionTracker:
         t.center, t.size_px, t.last_frame = c, 0.5 * (t.size_px + les.long_axis_px), frame_index
         les.track_id = t.track.track_id
         t.track.observations.append((frame_index, les))
-        t.weights.append(max(les.score, 1e-3) * max(quality, 1e-3))
+        t.weights.append(observation_weight(les.score, quality))
 
     def finish(self, min_observations: int = 1) -> list[LesionTrack]:
         """Close all tracks and aggregate their scores; tracks seen fewer times are dropped."""
@@ -98,11 +105,33 @@ class LesionTracker:
         return out
 
 
+def observation_weight(score: float, frame_quality: float) -> float:
+    """Attention weight of one observation: detection confidence (0–1) × frame-quality weight
+    (1 for a good frame, ``LOW_QUALITY_WEIGHT`` of the pipeline for a low-quality one)."""
+    return max(score, 1e-3) * max(frame_quality, 1e-3)
+
+
 def attention_weighted_mean(values: list[float], weights: list[float]) -> float:
-    """Σ w·v / Σ w with softmax-sharpened weights (confident, good frames dominate)."""
+    """Σ a·v / Σ a with softmax-sharpened weights ``a = exp(4 (w - max w))`` (confident, good
+    frames dominate)."""
     w = np.asarray(weights, float)
     w = np.exp(4.0 * (w - w.max()))
     return float(np.sum(w * np.asarray(values, float)) / np.sum(w))
+
+
+AGGREGATIONS = ("attention", "mean", "max")
+
+
+def aggregate_values(values: list[float], weights: list[float], method: str = "attention") -> float:
+    """One lesion-level value from per-frame ``values``: ``attention`` (the default,
+    :func:`attention_weighted_mean`), plain ``mean`` or ``max`` (weights ignored by the last two)."""
+    if method == "attention":
+        return attention_weighted_mean(values, weights)
+    if method == "mean":
+        return float(np.mean(values))
+    if method == "max":
+        return float(np.max(values))
+    raise ValueError(f"unknown aggregation {method!r}; known: {', '.join(AGGREGATIONS)}")
 
 
 def aggregate_track(track: LesionTrack, weights: list[float]) -> None:
