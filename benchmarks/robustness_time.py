@@ -172,14 +172,27 @@ def run(args: argparse.Namespace) -> None:
     print(table(results))
 
 
-def label_stats(cache: ModelSpaceCache) -> dict[str, Any]:
+def label_stats(cache: ModelSpaceCache, ds: Dataset) -> dict[str, Any]:
     """What the detector sees of the labels, in MODEL pixels: lesion long axis quantiles (px),
     share of lesions under 8 / 16 px (2 / 4 cells of the stride-4 heatmap), lesions lying mostly
     outside the preprocessed fan (``valid_masks``: invisible to the model), and lesion contrast
-    = |mean inside − mean of a 4-px ring around it| / ring standard deviation."""
+    = |mean inside − mean of a 4-px ring around it| / ring standard deviation. Also, in ORIGINAL
+    pixels, the lowest IoU between an annotation's polygon (what the FROC matches against) and
+    the best-overlapping instance of the mask file (what the detector trains on)."""
     import cv2
 
+    from livus.io.dataset import polygon_mask
     from livus.train.datasets import instance_ellipses
+
+    ious = []
+    for rec in ds.images:
+        if not rec.lesions or not rec.mask_file:
+            continue
+        mask = ds.read_mask(rec)
+        for les in rec.lesions:
+            pm = polygon_mask(les.polygon_px, rec.width, rec.height) > 0
+            ious.append(max((float((pm & (mask == v)).sum()) / max(1, int((pm | (mask == v)).sum())) for v in np.unique(mask) if v),
+                            default=0.0))
 
     long_px, contrast, outside = [], [], 0
     for i in range(len(cache)):
@@ -200,7 +213,8 @@ def label_stats(cache: ModelSpaceCache) -> dict[str, Any]:
     return {"images": len(cache), "lesions": int(len(L)), "long_axis_px_q05_25_50_75_95": np.percentile(L, [5, 25, 50, 75, 95]).round(1).tolist(),
             "share_lt8px": round(float((L < 8).mean()), 3), "share_lt16px": round(float((L < 16).mean()), 3),
             "outside_fan": outside, "contrast_q10_25_50_75_90": np.percentile(C, [10, 25, 50, 75, 90]).round(2).tolist(),
-            "share_contrast_lt0.3": round(float((C < 0.3).mean()), 3)}
+            "share_contrast_lt0.3": round(float((C < 0.3).mean()), 3),
+            "polygon_vs_mask_iou_min": round(min(ious), 3) if ious else None, "polygon_vs_mask_iou_median": round(float(np.median(ious)), 3) if ious else None}
 
 
 def print_label_stats(args: argparse.Namespace) -> None:
@@ -211,7 +225,8 @@ def print_label_stats(args: argparse.Namespace) -> None:
     if args.aul is not None:
         sets.append(("AUL " + args.aul.name, args.aul, args.aul_cache))
     for name, path, cache_path in sets:
-        print(f"{name} (model input {args.size} px):", json.dumps(label_stats(get_cache(load_dataset(path), cfg, cache_path))), flush=True)
+        ds = load_dataset(path)
+        print(f"{name} (model input {args.size} px):", json.dumps(label_stats(get_cache(ds, cfg, cache_path), ds)), flush=True)
 
 
 def table(path: Path) -> str:
