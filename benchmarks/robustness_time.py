@@ -248,6 +248,18 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def curves_table(run_dirs: list[Path]) -> str:
+    """Markdown table: per run folder, the figures of each validated epoch (from ``log.csv``),
+    so runs cut short can still be compared epoch for epoch."""
+    lines = ["| run | epoch | sens@0.25 FP/img | sens@1 FP/img | mass Dice | loss |", "|---|---|---|---|---|---|"]
+    for d in run_dirs:
+        for r in csv.DictReader((d / "log.csv").open(encoding="utf-8")):
+            if r.get("sens@0.25fp"):
+                lines.append(f"| {d.name} | {r['epoch']} | {float(r['sens@0.25fp']):.3f} | {float(r['sens@1fp']):.3f} | "
+                             f"{float(r['mass_dice']):.3f} | {float(r['loss_total']):.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/livus_sim400"), help="simulated livus dataset")
@@ -269,9 +281,15 @@ def main() -> None:
     ap.add_argument("--aul-cache", type=Path, default=None, help="model-space cache of the AUL dataset (npz)")
     ap.add_argument("--table", type=Path, default=None, help="only print the table of this results.jsonl")
     ap.add_argument("--label-stats", action="store_true", help="only print lesion sizes/contrast in model pixels")
+    ap.add_argument("--curves", type=Path, nargs="+", default=None,
+                    help="only print the learning curves (validated epochs of log.csv) of these detector run folders, "
+                         "finished or not")
     args = ap.parse_args()
     if args.table:
         print(table(args.table))
+        return
+    if args.curves:
+        print(curves_table(args.curves))
         return
     if args.label_stats:
         print_label_stats(args)
