@@ -18,7 +18,10 @@ malignant scenes (``livus.simulate``), and prints:
    differences. Two sources of per-frame outputs: (a) the pipeline's tracks (detector boxes;
    the true lesion's majority track), (b) the classifier on the TRUE lesion outline in every
    frame where it is visible (isolates aggregation from detection; the weight's confidence is
-   the score of the detection matched to it in that frame, 0 when missed).
+   the score of the detection matched to it in that frame, 0 when missed; a further row uses
+   the frame-quality weight alone). The malignancy head was trained on AUL lesions only, so on
+   simulated lesions the B-mode feature heads (trained on simulated feature labels) are
+   compared the same way against the simulator's per-lesion feature labels.
 
 Metrics (``livus.evaluate.tracking``): a prediction matches a true lesion when its centre is
 inside the true outline or box IoU ≥ 0.3; ID switches, fragmentations, track recall (one track
@@ -208,13 +211,17 @@ def track_series(c: SimClip, lesion_id: int, track) -> LesionSeries:  # noqa: AN
                         [observation_weight(les.score, quality_weight(c, fi)) for fi, les in obs])
 
 
+QUALITY_ONLY = "attention, frame-quality weights only"
+
+
 @dataclass
 class LesionSeries:
     """Per-frame classifier outputs of one true lesion, their attention weights and its labels."""
 
     labels: dict[str, int]  # "malignancy" and the simulator's feature labels, 0/1
     outputs: dict[str, list[float]]  # same keys: one value per frame
-    weights: list[float]
+    weights: list[float]  # detection confidence × frame-quality weight
+    quality_weights: list[float] = field(default_factory=list)  # frame-quality weight alone
 
 
 def true_box_series(clips: list[SimClip], model_dir: str | None, every_frame_matches: dict) -> list[LesionSeries]:
@@ -245,6 +252,7 @@ def true_box_series(clips: list[SimClip], model_dir: str | None, every_frame_mat
                 for k, v in [("malignancy", o["malignancy"]), *o["features"].items()]:
                     ser.outputs.setdefault(k, []).append(v)
                 ser.weights.append(observation_weight(scores.get(tid, 0.0) if tid is not None else 0.0, quality_weight(c, i)))
+                ser.quality_weights.append(quality_weight(c, i))
         out += [per_lesion[k] for k in sorted(per_lesion)]
     return out
 
@@ -258,6 +266,8 @@ def _aggregated(series: list[LesionSeries], key: str) -> tuple[np.ndarray, dict[
     use = [s for s in series if key in s.labels and key in s.outputs]
     y = np.array([s.labels[key] for s in use], float)
     preds = {m: np.array([aggregate_values(s.outputs[key], s.weights, m) for s in use]) for m in AGGREGATIONS}
+    if all(s.quality_weights for s in use):
+        preds[QUALITY_ONLY] = np.array([aggregate_values(s.outputs[key], s.quality_weights) for s in use])
     fy = np.concatenate([[s.labels[key]] * len(s.outputs[key]) for s in use]) if use else np.zeros(0)
     fp = np.concatenate([s.outputs[key] for s in use]) if use else np.zeros(0)
     return y, preds, fy, fp
@@ -298,7 +308,7 @@ def aggregation_table(title: str, series: list[LesionSeries], n_boot: int, seed:
     print(f"\n### {title}: {len(y)} lesions ({int(y.sum())} malignant), {len(fp)} lesion-frames\n")
     print("| aggregation | malignancy AUC | Brier |\n|---|---|---|")
     print(f"| single frames (each lesion-frame alone) | {roc_auc(fy, fp):.3f} | {brier(fy, fp):.3f} |")
-    for m in AGGREGATIONS:
+    for m in preds:
         print(f"| {m} | {roc_auc(y, preds[m]):.3f} | {brier(y, preds[m]):.3f} |")
     _print_diffs(_bootstrap_diffs(["malignancy"], {"malignancy": (y, preds)}, n_boot, seed), "AUC difference")
 
@@ -307,16 +317,17 @@ def feature_table(title: str, series: list[LesionSeries], n_boot: int, seed: int
     """The same comparison on the B-mode feature heads (trained on simulated lesions, so their
     per-frame outputs carry signal here): AUC per feature with ≥ ``min_class`` lesions per class."""
     names = sorted({k for s in series for k in s.outputs} - {"malignancy"})
+    methods = [*AGGREGATIONS, QUALITY_ONLY]
     print(f"\n### {title}\n")
-    print("| feature | lesions (positive) | single frames | " + " | ".join(AGGREGATIONS) + " |")
-    print("|---|---|---|" + "---|" * len(AGGREGATIONS))
+    print("| feature | lesions (positive) | single frames | " + " | ".join(methods) + " |")
+    print("|---|---|---|" + "---|" * len(methods))
     data, rows = {}, []
     for k in names:
         y, preds, fy, fp = _aggregated(series, k)
         if y.sum() < min_class or (1 - y).sum() < min_class:
             continue
         data[k] = (y, preds)
-        rows.append([roc_auc(fy, fp)] + [roc_auc(y, preds[m]) for m in AGGREGATIONS])
+        rows.append([roc_auc(fy, fp)] + [roc_auc(y, preds[m]) for m in methods])
         print(f"| {k} | {len(y)} ({int(y.sum())}) | " + " | ".join(f"{v:.3f}" for v in rows[-1]) + " |")
     if rows:
         mean = np.mean(rows, axis=0)
@@ -358,8 +369,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     key = (args.clips, args.frames, args.scale, args.seed)
+    how = "simulated"
     if args.cache and args.cache.is_file() and pickle.loads(args.cache.read_bytes())[0] == key:
-        clips = pickle.loads(args.cache.read_bytes())[1]
+        clips, how = pickle.loads(args.cache.read_bytes())[1], f"loaded from {args.cache}"
     else:
         clips = simulate_clips(*key)
         if args.cache:
@@ -369,7 +381,7 @@ def main() -> None:
     print(f"## {len(clips)} simulated clips x {args.frames} frames ({n_frames} frames; profiles {', '.join(PROFILE_NAMES)}; "
           f"scale {args.scale}; seed {args.seed}); simulator labels: " +
           ", ".join(f"{k} {q.count(k)}" for k in ("good", "shadowed", "out_of_liver")) +
-          f"; simulated in {time.perf_counter() - t0:.0f} s")
+          f"; {how} in {time.perf_counter() - t0:.0f} s")
     print(f"tracker: {LesionTracker(**tracker_kwargs)}")
 
     metrics_table(f"Tracker alone on true lesions (drop {args.drop:.0%}, centre noise {args.jitter} x long axis, "

@@ -86,3 +86,12 @@ def test_aggregations():
     assert aggregate_values(vals, w, "attention") == pytest.approx(attention_weighted_mean(vals, w)) and aggregate_values(vals, w) < 0.4
     with pytest.raises(ValueError):
         aggregate_values(vals, w, "median")
+
+
+def test_jittery_still_lesion_keeps_its_track():
+    """Noisy centres give a spurious velocity; the last position stays a candidate, so the
+    overshooting prediction does not split the track."""
+    tr = LesionTracker()
+    for f, x in enumerate([100, 116, 100, 116, 100]):
+        tr.update(f, [_les(x, 100, size=20)])
+    assert len(tr.finish()) == 1
