@@ -393,6 +393,11 @@ def main() -> None:
     print(f"\npipeline: {spf * 1e3:.0f} ms/frame (gate + preprocessing + detector + classifier, one thread); "
           f"clip gate low-quality frames: {sum(v != 'ok' for v in verdicts)} of {len(verdicts)}; frames with >= 1 detection: "
           f"{sum(bool(r.lesions) for c in clips for r in c.results)}")
+    for label in ("good", "shadowed", "out_of_liver"):
+        vs = [v for c in clips for v, q in zip(c.verdicts, c.quality) if q == label]
+        if vs:
+            print(f"  simulator label {label}: {sum(v != 'ok' for v in vs)} of {len(vs)} frames low quality by the clip gate ("
+                  + ", ".join(f"{k} {vs.count(k)}" for k in sorted(set(vs))) + ")")
     rows, matched = pipeline_tracking(clips, tracker_kwargs)
     metrics_table("Shipped detector through the pipeline (FrameAnalyzer + clip gate + LesionTracker)", rows)
 
