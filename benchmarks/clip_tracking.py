@@ -69,6 +69,7 @@ class SimClip:
     diagnosis: dict[int, str]
     features: dict[int, dict[str, int | None]] = field(default_factory=dict)  # lesion_id → simulator feature labels
     verdicts: list[str] = field(default_factory=list)  # clip quality gate, filled by the pipeline run
+    single_verdicts: list[str] = field(default_factory=list)  # single-frame gate on the same frames, for comparison
     results: list[FrameResult] = field(default_factory=list)  # pipeline result of every frame
     tracked: list[FrameResult] = field(default_factory=list)  # the same, lesions tracked over every frame
 
@@ -160,18 +161,25 @@ def tracker_alone(clips: list[SimClip], args: argparse.Namespace, tracker_kwargs
 
 
 def run_pipeline(clips: list[SimClip], model_dir: str | None) -> float:
-    """Gate and analyse every frame of every clip with the shipped models; seconds per frame."""
+    """Gate and analyse every frame of every clip with the shipped models (also the single-frame
+    gate's verdicts, for comparison); seconds per frame of the pipeline alone."""
     from livus.infer.pipeline import FrameAnalyzer, analyze_clip_frames
+    from livus.preprocess.fan import FanCache
+    from livus.preprocess.pipeline import cache_key
+    from livus.preprocess.quality import assess_quality
 
     analyzer = FrameAnalyzer(model_dir=model_dir)
     print(f"models: {analyzer.model_info}")
-    t0 = time.perf_counter()
+    seconds = 0.0
     for c in clips:
+        t0 = time.perf_counter()
         fas, verdicts = analyze_clip_frames(c.frames, analyzer)
+        seconds += time.perf_counter() - t0
         c.verdicts = [v.verdict for v in verdicts]
         c.results = [fa.result for fa in fas]
-    n = sum(len(c.frames) for c in clips)
-    return (time.perf_counter() - t0) / max(n, 1)
+        fan = FanCache()
+        c.single_verdicts = [assess_quality(f, fan.get(f.pixels, cache_key(f)).mask).verdict for f in c.frames]
+    return seconds / max(sum(len(c.frames) for c in clips), 1)
 
 
 def pipeline_tracking(clips: list[SimClip], tracker_kwargs: dict) -> tuple[dict[str, TrackingMetrics], dict[str, list]]:
@@ -394,10 +402,11 @@ def main() -> None:
           f"clip gate low-quality frames: {sum(v != 'ok' for v in verdicts)} of {len(verdicts)}; frames with >= 1 detection: "
           f"{sum(bool(r.lesions) for c in clips for r in c.results)}")
     for label in ("good", "shadowed", "out_of_liver"):
-        vs = [v for c in clips for v, q in zip(c.verdicts, c.quality) if q == label]
-        if vs:
-            print(f"  simulator label {label}: {sum(v != 'ok' for v in vs)} of {len(vs)} frames low quality by the clip gate ("
-                  + ", ".join(f"{k} {vs.count(k)}" for k in sorted(set(vs))) + ")")
+        for gate, attr in (("clip gate", "verdicts"), ("single-frame gate", "single_verdicts")):
+            vs = [v for c in clips for v, q in zip(getattr(c, attr), c.quality) if q == label]
+            if vs:
+                print(f"  simulator label {label}: {sum(v != 'ok' for v in vs)} of {len(vs)} frames low quality by the {gate} ("
+                      + ", ".join(f"{k} {vs.count(k)}" for k in sorted(set(vs))) + ")")
     rows, matched = pipeline_tracking(clips, tracker_kwargs)
     metrics_table("Shipped detector through the pipeline (FrameAnalyzer + clip gate + LesionTracker)", rows)
 
