@@ -184,17 +184,14 @@ def run_pipeline(clips: list[SimClip], model_dir: str | None) -> float:
 
 def pipeline_tracking(clips: list[SimClip], tracker_kwargs: dict) -> tuple[dict[str, TrackingMetrics], dict[str, list]]:
     """Tracking metrics of the pipeline per regime and, per regime, the matched tracks."""
-    from livus.infer import pipeline as pl
+    from livus.infer.pipeline import track_clip
 
     out: dict[str, TrackingMetrics] = {}
     matched: dict[str, list] = {}
     for c in clips:
         for name, ids in regimes(c).items():
             results = [replace(c.results[i], lesions=[replace(les) for les in c.results[i].lesions]) for i in ids]
-            tr = LesionTracker(**tracker_kwargs)
-            for r in results:
-                tr.update(r.frame_index, r.lesions, frame_quality=1.0 if pl._quality_ok(r) else pl.LOW_QUALITY_WEIGHT)
-            tracks = tr.finish()
+            tracks = track_clip(results, c.name, LesionTracker(**tracker_kwargs))
             if name == "every frame":
                 c.tracked = results
             res = evaluate_tracked(c, ids, [r.lesions for r in results])
@@ -207,9 +204,10 @@ def pipeline_tracking(clips: list[SimClip], tracker_kwargs: dict) -> tuple[dict[
 
 
 def quality_weight(c: SimClip, i: int) -> float:
-    from livus.infer.pipeline import LOW_QUALITY_WEIGHT
+    """Frame-quality weight of frame ``i`` as the pipeline gives it."""
+    from livus.infer.pipeline import frame_quality_weight
 
-    return 1.0 if c.verdicts[i] == "ok" else LOW_QUALITY_WEIGHT
+    return frame_quality_weight(c.results[i])
 
 
 def track_series(c: SimClip, lesion_id: int, track) -> LesionSeries:  # noqa: ANN001

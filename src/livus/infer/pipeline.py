@@ -26,6 +26,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from livus.errors import InputError
 from livus.preprocess.fan import FanCache
 from livus.preprocess.quality import ClipQualityGate, QualityVerdict
 from livus.types import CaseResult, Frame, FrameResult, Lesion, LesionTrack, PatientBackground
+
+if TYPE_CHECKING:
+    from livus.infer.tracking import LesionTracker
 
 DEFAULT_DETECTOR_FILE = "detector.pt"
 DEFAULT_CLASSIFIER_FILE = "classifier.pt"
@@ -260,15 +264,20 @@ def analyze_clip_frames(frames: list[Frame], analyzer: FrameAnalyzer, keep: list
     return [analyzer.analyze(frames[i], cache, verdict=verdicts[i]) for i in keep], verdicts
 
 
-def track_clip(results: list[FrameResult], source: str) -> list[LesionTrack]:
-    """Link the lesions of a clip's analysed frames (time order) into tracks; a low-quality
-    frame's lesions weigh ``LOW_QUALITY_WEIGHT`` in the track's aggregated scores."""
+def frame_quality_weight(r: FrameResult) -> float:
+    """Weight of a frame's lesions in clip aggregation: 1, or ``LOW_QUALITY_WEIGHT`` when the
+    quality gate did not call the frame ok."""
+    return 1.0 if _quality_ok(r) else LOW_QUALITY_WEIGHT
+
+
+def track_clip(results: list[FrameResult], source: str, tracker: LesionTracker | None = None) -> list[LesionTrack]:
+    """Link the lesions of a clip's analysed frames (time order) into tracks (a default
+    ``LesionTracker`` unless one is given); sets each lesion's ``track_id``."""
     from livus.infer.tracking import LesionTracker
 
-    tracker = LesionTracker()
+    tracker = tracker or LesionTracker()
     for r in results:
-        weight = 1.0 if _quality_ok(r) else LOW_QUALITY_WEIGHT
-        tracker.update(r.frame_index, r.lesions, frame_quality=weight, source=source)
+        tracker.update(r.frame_index, r.lesions, frame_quality=frame_quality_weight(r), source=source)
     return tracker.finish()
 
 
