@@ -11,6 +11,7 @@ import torch
 from livus.models.ceus import WASHOUT_CLASSES, CeusConfig, load_ceus_model
 from livus.train.ceus import (
     CeusTrainConfig,
+    cross_validate,
     jitter_outlines,
     sample_times,
     simulate_ceus_lesions,
@@ -75,3 +76,11 @@ def test_train_ceus_end_to_end(lesions: list, tmp_path: Path):
     assert report["held_out"]["polygon"]["n"] == report["n_test_lesions"]
     back = load_ceus_model(tmp_path / "ceus.pt")
     assert back.meta["n_test_clips"] == report["n_test_clips"] and "simulated" in back.meta["trained_on"]
+
+
+def test_cross_validation_predicts_every_lesion_once(lesions: list):
+    tcfg = CeusTrainConfig(seed=3, epochs=2, jitter_copies=0)
+    res = cross_validate(lesions, CeusConfig(hidden=8), tcfg, folds=2)
+    assert set(res) == {"polygon", "box", "jittered_box"}
+    assert all(r["n"] == len(lesions) for r in res.values())
+    assert all(0.0 <= r["washout_acc"] <= 1.0 for r in res.values())

@@ -63,6 +63,7 @@ class CeusTrainConfig:
     box_shift: float = 0.08  # box jitter: centre shift, fraction of the box side
     box_scale: float = 0.12  # box jitter: relative size change
     capsule_weight: float = 1.0
+    capsule_pos_weight_max: float = 10.0  # BCE pos_weight = min(negatives / positives, this); 1 = unweighted
 
 
 @dataclass
@@ -226,7 +227,7 @@ def train_model(samples: list[PhaseSample], y: dict[str, np.ndarray], cfg: CeusC
     yw = torch.from_numpy(y["washout"].astype(np.int64))
     yc = torch.from_numpy(y["capsule"].astype(np.float32))
     pos = float(yc.sum())
-    pw = torch.tensor(min((len(yc) - pos) / max(pos, 1.0), 10.0))
+    pw = torch.tensor(max(min((len(yc) - pos) / max(pos, 1.0), tcfg.capsule_pos_weight_max), 1.0))
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tcfg.epochs)
     g = torch.Generator().manual_seed(seed)
@@ -243,19 +244,33 @@ def train_model(samples: list[PhaseSample], y: dict[str, np.ndarray], cfg: CeusC
     return model.eval()
 
 
-def evaluate(model: CeusModel, samples: list[PhaseSample], y: dict[str, np.ndarray],
-             diagnoses: Sequence[str] | None = None) -> dict[str, float]:
-    """Held-out figures: AUCs per feature, washout one-vs-rest AUCs and accuracy; with
-    ``diagnoses`` also the capsule AUC among HCCs only (capsule labels exist only there)."""
-    p = predict(model, samples)
-    res = {"n": len(samples), "aphe_auc": roc_auc(y["aphe"], p["aphe"]), "capsule_auc": roc_auc(y["capsule"], p["capsule"]),
-           "washout_acc": float((p["washout"].argmax(1) == y["washout"]).mean())}
+def feature_metrics(p: dict[str, np.ndarray], y: dict[str, np.ndarray], diagnoses: Sequence[str] | None = None
+                    ) -> dict[str, float]:
+    """Held-out figures from probabilities ``p`` (:func:`livus.models.ceus.predict`): AUCs per
+    feature, washout one-vs-rest AUCs and accuracy; with ``diagnoses`` also the capsule AUC
+    among HCCs only (capsule labels exist only there)."""
+    res = {"n": len(y["aphe"]), "aphe_auc": roc_auc(y["aphe"], p["aphe"]), "capsule_auc": roc_auc(y["capsule"], p["capsule"]),
+           "washout_acc": float((p["washout"].argmax(1) == y["washout"]).mean()),
+           "aphe_brier": float(np.mean((p["aphe"] - y["aphe"]) ** 2)),
+           "capsule_brier": float(np.mean((p["capsule"] - y["capsule"]) ** 2))}
     for k, c in enumerate(WASHOUT_CLASSES):
         res[f"washout_{c}_auc"] = roc_auc(y["washout"] == k, p["washout"][:, k])
     if diagnoses is not None:
         hcc = np.asarray(diagnoses) == "hcc"
         res["capsule_auc_hcc_only"] = roc_auc(y["capsule"][hcc], p["capsule"][hcc])
+        neg = hcc & (y["capsule"] == 0)
+        res["capsule_mean_p_hcc_without"] = float(p["capsule"][neg].mean()) if neg.any() else float("nan")
     return res
+
+
+def held_out_predictions(model: CeusModel, test: Sequence[LesionClip], cfg: CeusConfig, tcfg: CeusTrainConfig
+                     ) -> dict[str, dict[str, np.ndarray]]:
+    """Probabilities on ``test`` read through the annotated polygons, the annotated boxes and
+    jittered boxes (keys ``polygon``, ``box``, ``jittered_box``)."""
+    rng = np.random.default_rng(tcfg.seed + 3)
+    inputs = {"polygon": lesion_samples(test, cfg, "polygon"), "box": lesion_samples(test, cfg, "box"),
+              "jittered_box": lesion_samples(test, cfg, "box", rng, tcfg.box_shift, tcfg.box_scale)}
+    return {name: predict(model, s) for name, s in inputs.items()}
 
 
 def training_set(train: Sequence[LesionClip], cfg: CeusConfig, tcfg: CeusTrainConfig) -> tuple[list[PhaseSample], dict[str, np.ndarray]]:
@@ -277,14 +292,30 @@ def fit_and_evaluate(train: Sequence[LesionClip], test: Sequence[LesionClip], cf
     t0 = time.time()
     model = train_model(samples, y, cfg, tcfg, tcfg.seed)
     fit_s = time.time() - t0
-    y_test = labels(test)
-    diag = [x.diagnosis for x in test]
-    rng = np.random.default_rng(tcfg.seed + 3)
-    inputs = {"polygon": lesion_samples(test, cfg, "polygon"), "box": lesion_samples(test, cfg, "box"),
-              "jittered_box": lesion_samples(test, cfg, "box", rng, tcfg.box_shift, tcfg.box_scale)}
-    res = {name: evaluate(model, s, y_test, diag) for name, s in inputs.items()}
+    y_test, diag = labels(test), [x.diagnosis for x in test]
+    res = {name: feature_metrics(p, y_test, diag) for name, p in held_out_predictions(model, test, cfg, tcfg).items()}
     res["polygon"]["fit_s"] = fit_s
     return model, res
+
+
+def cross_validate(lesions: Sequence[LesionClip], cfg: CeusConfig, tcfg: CeusTrainConfig, folds: int = 3
+                   ) -> dict[str, dict[str, float]]:
+    """``folds``-fold cross-validation by clip; figures on the pooled out-of-fold predictions
+    (every lesion predicted once by the model that did not see its clip)."""
+    clips = np.array(sorted({x.clip_id for x in lesions}))
+    fold_of = dict(zip(np.random.default_rng(tcfg.seed + 4).permutation(clips).tolist(), np.arange(len(clips)) % folds))
+    order: list[LesionClip] = []
+    pooled: dict[str, list[dict[str, np.ndarray]]] = {}
+    for k in range(folds):
+        train = [x for x in lesions if fold_of[x.clip_id] != k]
+        test = [x for x in lesions if fold_of[x.clip_id] == k]
+        model = train_model(*training_set(train, cfg, tcfg), cfg, tcfg, tcfg.seed)
+        for name, p in held_out_predictions(model, test, cfg, tcfg).items():
+            pooled.setdefault(name, []).append(p)
+        order += test
+    y, diag = labels(order), [x.diagnosis for x in order]
+    return {name: feature_metrics({k: np.concatenate([p[k] for p in ps]) for k in ps[0]}, y, diag)
+            for name, ps in pooled.items()}
 
 
 def train_ceus(tcfg: CeusTrainConfig, cfg: CeusConfig | None = None, save: Path | None = None,
