@@ -273,7 +273,8 @@ def held_out_predictions(model: CeusModel, test: Sequence[LesionClip], cfg: Ceus
     return {name: predict(model, s) for name, s in inputs.items()}
 
 
-def training_set(train: Sequence[LesionClip], cfg: CeusConfig, tcfg: CeusTrainConfig) -> tuple[list[PhaseSample], dict[str, np.ndarray]]:
+def training_set(train: Sequence[LesionClip], cfg: CeusConfig, tcfg: CeusTrainConfig
+                 ) -> tuple[list[PhaseSample], dict[str, np.ndarray]]:
     """Samples from the annotated polygons and boxes plus ``jitter_copies`` jittered copies
     (alternately polygon and box), with their labels."""
     rng = np.random.default_rng(tcfg.seed + 2)
