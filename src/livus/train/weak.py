@@ -127,10 +127,14 @@ def predict_classes(model: ImageClassifier, images: np.ndarray, batch: int = 32)
 
 @torch.no_grad()
 def class_activation_maps(model: ImageClassifier, images: np.ndarray, classes: np.ndarray, valid: np.ndarray | None = None,
-                          batch: int = 32) -> np.ndarray:
+                          batch: int = 32, edge_margin_px: int = 0) -> np.ndarray:
     """CAM of class ``classes[n]`` for each image ``(N, S, S)``: bilinear upsampling of
-    ``Σ_k w_ck F_k`` to model pixels, zero outside the fan ``valid`` (when given), min–max scaled
-    to ``[0, 1]`` inside it (a flat map is all zero)."""
+    ``Σ_k w_ck F_k`` to model pixels, zero outside the fan ``valid`` (when given; shrunk by
+    ``edge_margin_px`` model pixels, which keeps fan-edge responses out), min–max scaled to
+    ``[0, 1]`` inside it (a flat map is all zero)."""
+    if valid is not None and edge_margin_px > 0:
+        kernel = np.ones((2 * edge_margin_px + 1, 2 * edge_margin_px + 1), np.uint8)
+        valid = np.stack([cv2.erode((np.asarray(v) > 0).astype(np.uint8), kernel) for v in valid])
     model.eval()
     maps = []
     for i in range(0, len(images), batch):
