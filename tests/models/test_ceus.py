@@ -15,6 +15,7 @@ from livus.models.ceus import (
     CeusConfig,
     CeusModel,
     ceus_features_for_lesion,
+    ceus_features_for_track,
     frame_measurements,
     load_ceus_model,
     phase_samples,
@@ -131,3 +132,19 @@ def test_trained_on_drawn_clips_ranks_hyperenhancing_washout_clip_higher():
 def test_shipped_model_ranks_drawn_clips():
     """The shipped model (trained on simulator clips only) orders the drawn clips too."""
     assert _ordering_ok(load_ceus_model(SHIPPED))
+
+
+def test_track_entry_matches_the_per_frame_call():
+    from livus.types import Frame, Lesion, LesionTrack
+
+    rng = np.random.default_rng(5)
+    pixels = draw_clip("hyper_early", rng)
+    frames = [Frame(p, "clip.avi", frame_index=10 + i, time_s=float(i)) for i, p in enumerate(pixels)]
+    model = CeusModel(CeusConfig(hidden=8)).eval()
+    poly = [[36.0, 38.0], [60.0, 38.0], [60.0, 58.0], [36.0, 58.0]]
+    track = LesionTrack(1, "clip.avi", [(10 + i, Lesion(1, 0.9, (48.0, 48.0), 24.0, 20.0, 0.0, poly))
+                                        for i in range(len(pixels)) if i != 3])
+    got = ceus_features_for_track(frames, track, model, list(TIMES))
+    boxes = [BOX if i != 3 else None for i in range(len(pixels))]
+    want = ceus_features_for_lesion(pixels, TIMES, boxes, model, [poly if b else None for b in boxes])
+    assert got == pytest.approx(want)

@@ -24,7 +24,8 @@ Heads: ``aphe`` (one logit), ``washout`` (three logits, order ``WASHOUT_CLASSES`
 ``capsule`` (one logit). Checkpoints (:func:`save_ceus_model` / :func:`load_ceus_model`) hold
 float16 weights, the config and the feature normalisation (well under 1 MB).
 
-Pipeline entry: :func:`ceus_features_for_lesion`.
+Pipeline entry: :func:`ceus_features_for_lesion` (frames, times, per-frame boxes) or
+:func:`ceus_features_for_track` (``Frame`` list + a ``LesionTrack`` of the tracker).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from livus.config import from_dict, to_dict
+from livus.types import Frame, LesionTrack
 
 CHECKPOINT_KIND = "livus.ceus/1"
 WASHOUT_CLASSES = ("none", "late", "early")
@@ -299,6 +301,28 @@ def ceus_features_for_lesion(frames: Sequence[np.ndarray], times_s: Sequence[flo
     return out
 
 
+def ceus_features_for_track(frames: Sequence[Frame], track: LesionTrack, model: CeusModel,
+                            seconds_after_injection: Sequence[float]) -> dict[str, float]:
+    """:func:`ceus_features_for_lesion` for a tracked lesion of the analysis pipeline.
+
+    ``frames``: the clip's frames (``livus.types.Frame``, any subset, matched to the track by
+    ``frame_index``); ``track``: its ``observations`` give the lesion per frame (box from
+    ``livus.models.classifier.lesion_box_xyxy``, outline from ``Lesion.polygon_px``);
+    ``seconds_after_injection``: per entry of ``frames`` (``Frame.time_s`` is the time in the
+    clip, not since the injection: add the injection offset).
+    """
+    from livus.models.classifier import lesion_box_xyxy
+
+    pos = {f.frame_index: i for i, f in enumerate(frames)}
+    boxes: list[Box | None] = [None] * len(frames)
+    polys: list[Polygon | None] = [None] * len(frames)
+    for fi, les in track.observations:
+        if fi in pos:
+            boxes[pos[fi]] = lesion_box_xyxy(les)
+            polys[pos[fi]] = les.polygon_px if len(les.polygon_px) >= 3 else None
+    return ceus_features_for_lesion([f.pixels for f in frames], seconds_after_injection, boxes, model, polys)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -322,5 +346,6 @@ def load_ceus_model(path: str | Path) -> CeusModel:
 
 
 __all__ = ["CeusConfig", "CeusModel", "PhaseSample", "WASHOUT_CLASSES", "MEASUREMENT_NAMES", "frame_measurements",
-           "phase_crop", "phase_samples", "model_inputs", "predict", "ceus_features_for_lesion", "save_ceus_model",
+           "phase_crop", "phase_samples", "model_inputs", "predict", "ceus_features_for_lesion", "ceus_features_for_track",
+           "save_ceus_model",
            "load_ceus_model"]
