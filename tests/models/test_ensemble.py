@@ -106,3 +106,13 @@ def test_spec_round_trip(tmp_path):
     bad.write_text('{"kind": "something else", "members": []}')
     with pytest.raises(ValueError):
         load_ensemble(bad)
+
+
+def test_gradcam_accepts_the_ensemble():
+    from livus.explain.gradcam import gradcam_lesion
+
+    ens = ClassifierEnsemble([_member((8, 16, 32), 0, 1.0), _member((8, 16, 32), 1, 1.0)], [0.3, 0.7]).eval()
+    image, lesions = _lesions()
+    cam = gradcam_lesion(ens, image, lesions[0])
+    assert cam.shape == image.shape and 0.0 <= cam.min() and cam.max() <= 1.0
+    assert cam[:, 200:].max() == 0.0  # zero outside the first lesion's crop
