@@ -30,7 +30,7 @@ import torch
 from livus.config import ClassifierConfig
 from livus.evaluate.classification import expected_calibration_error, roc_auc, sens_spec_at, threshold_for_sensitivity
 from livus.io.dataset import load_dataset
-from livus.models.classifier import classify_lesions, save_classifier
+from livus.models.classifier import classify_lesions, load_classifier, save_classifier
 from livus.models.ensemble import ClassifierEnsemble, choose_weights, fuse, save_ensemble
 from livus.train.classifier import ClassifierTrainConfig, LesionSamples, build_samples, cross_validate, train_model
 from livus.types import Lesion
@@ -84,10 +84,18 @@ def main() -> None:
     ap.add_argument("--data", default="/tmp/aul_ds")
     ap.add_argument("--epochs", type=int, default=20, help="per member (the shipped light model used 60)")
     ap.add_argument("--out", default=None, help="fold models, reliability plots (default: a temporary folder)")
+    ap.add_argument("--timing-from", default=None,
+                    help="only time light, wide and their ensemble from the fold-0 models of an earlier --out folder")
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--save-wide", default=None, help="train the wide member on all lesions and save it here")
     ap.add_argument("--spec", default=None, help="with --save-wide: ensemble spec next to models/classifier.pt")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.timing_from:
+        members = [load_classifier(Path(args.timing_from) / n / "fold0.pt") for n in CONFIGS]
+        for n, m in zip([*CONFIGS, "ensemble"], [*members, ClassifierEnsemble(members).eval()]):
+            print(f"{n}: {ms_per_lesion(m, args.repeats):.1f} ms per lesion (classify_lesions, batch of 4, 1 thread)", flush=True)
+        return
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cls_ens_"))
     tcfg = ClassifierTrainConfig(epochs=args.epochs, num_threads=1)
     ds = load_dataset(args.data)

@@ -2,7 +2,7 @@
 
 Usage:
     nice -n 5 .venv/bin/python benchmarks/weak_supervision.py --data /tmp/aul_ds [--cache /tmp/aul_cache_256.npz]
-        [--test-fold 0] [--epochs 12] [--cls-epochs 12] [--seeds 0] [--weak-model /tmp/weak.pt]
+        [--test-fold 0] [--epochs 12] [--cls-epochs 12] [--seeds 0 1 2] [--weak-model /tmp/weak.pt]
 
 1. Folds: the classifier/detector 3-fold rule (``stratified_kfold`` by image class, seed 0). ONE
    held-out fold (``--test-fold``); everything is trained on the other two.
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--test-fold", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=12, help="image-label classifier epochs")
     ap.add_argument("--cls-epochs", type=int, default=12, help="lesion classifier epochs")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--weak-model", default=None, help="state dict of the image-label classifier: read if present, else written")
     ap.add_argument("--edge-margin", type=int, default=0, help="keep CAM peaks this many model px inside the fan")
     ap.add_argument("--cam-only", action="store_true", help="stop after the CAM table (no lesion-classifier experiment)")
