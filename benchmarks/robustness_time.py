@@ -249,6 +249,24 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def print_splits_info(args: argparse.Namespace, scenarios: list[str]) -> None:
+    """``--splits-info``: per scenario the sizes, cut-off and test devices of both splits, and how
+    much the random splits of the scenarios share (they depend on the sizes only, not on dates)."""
+    base = load_dataset(args.data)
+    randoms = []
+    for sc in scenarios:
+        ds = scenario_dataset(base, sc)
+        sp = split_pair(ds, args.fraction, args.seed)
+        (tr, te), (rtr, rte) = sp["time"], sp["random"]
+        cut = split_cutoff(ds, [ds.images[i].id for i in tr], [ds.images[i].id for i in te])
+        print(f"{sc}: time {len(tr)}/{len(te)} (last train {cut[0]}, first test {cut[1]}), test devices "
+              f"{devices_of(ds, te)}; random {len(rtr)}/{len(rte)}, test devices {devices_of(ds, rte)}")
+        randoms.append((sc, set(rtr.tolist()), set(rte.tolist())))
+    for (a, atr, ate), (b, btr, bte) in zip(randoms, randoms[1:]):
+        print(f"random splits {a} vs {b}: {len(ate & bte)} shared test images ({len(ate)} / {len(bte)}), "
+              f"{len(atr & btr)} shared training images ({len(atr)} / {len(btr)})")
+
+
 def curves_table(run_dirs: list[Path]) -> str:
     """Markdown table: per run folder, the figures of each validated epoch (from ``log.csv``),
     so runs cut short can still be compared epoch for epoch."""
@@ -285,7 +303,12 @@ def main() -> None:
     ap.add_argument("--curves", type=Path, nargs="+", default=None,
                     help="only print the learning curves (validated epochs of log.csv) of these detector run folders, "
                          "finished or not")
+    ap.add_argument("--splits-info", nargs="+", default=None, metavar="SCENARIO",
+                    help="only print the splits of these scenarios and the overlap of their random splits")
     args = ap.parse_args()
+    if args.splits_info:
+        print_splits_info(args, args.splits_info)
+        return
     if args.table:
         print(table(args.table))
         return
