@@ -22,6 +22,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         workers=args.workers,
         language=args.language,
         overlays=not args.no_overlays,
+        ceus_offset_s=args.ceus_offset,
     )
     return 0 if summary.n_frames > 0 or not summary.errors else 1
 
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--workers", type=int, default=1, help="parallel worker processes for files")
     a.add_argument("--language", choices=["zh", "en"], default="zh", help="report language")
     a.add_argument("--no-overlays", action="store_true", help="skip overlay PNGs")
+    a.add_argument("--ceus-offset", type=float, default=None, metavar="SECONDS",
+                   help="clips are CEUS: clip time 0 is SECONDS after the contrast injection (adds CEUS features; "
+                        "a DICOM clip's ContrastBolusStartTime is used when present)")
     a.set_defaults(func=_cmd_analyze)
 
     e = sub.add_parser("evaluate", help="metrics of results.jsonl against a labelled dataset")

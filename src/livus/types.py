@@ -240,9 +240,12 @@ class LesionTrack:
     malignancy: float | None = None
     long_axis_mm: float | None = None
     short_axis_mm: float | None = None
+    # CEUS clips only: probabilities of livus.models.ceus (arterial_phase_hyperenhancement,
+    # washout_none/late/early, capsule_enhancement); empty for B-mode clips and stills
+    ceus_features: dict[str, float] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "track_id": self.track_id,
             "source": self.source,
             "frames": [fi for fi, _ in self.observations],
@@ -251,6 +254,9 @@ class LesionTrack:
             "long_axis_mm": self.long_axis_mm,
             "short_axis_mm": self.short_axis_mm,
         }
+        if self.ceus_features:
+            d["ceus_features"] = {k: round(float(v), 4) for k, v in self.ceus_features.items()}
+        return d
 
 
 @dataclass

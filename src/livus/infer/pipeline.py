@@ -12,6 +12,12 @@ order, through one ``ClipQualityGate`` (``gate_clip``), which also judges a fram
 clip's own statistics and catches far more frames of a probe sliding off the liver. Low-quality
 frames that are analysed keep their verdict and a warning, weigh ``LOW_QUALITY_WEIGHT`` in the
 lesion tracks (``track_clip``), and are counted in the batch summary and the case warnings.
+
+CEUS clips: when the time after the contrast injection is known (a DICOM clip's
+``ContrastBolusStartTime`` and acquisition time, else ``AnalyzeConfig.ceus_injection_offset_s`` /
+``livus analyze --ceus-offset``), each lesion track of the clip gets the CEUS feature
+probabilities of ``models/ceus.pt`` (``add_ceus_features``) while the clip's pixels are still in
+memory. Stills and clips without that time are analysed as B-mode.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import re
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,9 +45,11 @@ from livus.types import CaseResult, Frame, FrameResult, Lesion, LesionTrack, Pat
 
 if TYPE_CHECKING:
     from livus.infer.tracking import LesionTracker
+    from livus.models.ceus import CeusModel
 
 DEFAULT_DETECTOR_FILE = "detector.pt"
 DEFAULT_CLASSIFIER_FILE = "classifier.pt"
+DEFAULT_CEUS_FILE = "ceus.pt"
 # Frames the quality gate calls meaningless are not passed to the models at all; other
 # low-quality frames are analysed but marked (and weigh less in clip aggregation).
 UNANALYSABLE_VERDICTS = ("not_ultrasound", "blank")
@@ -78,6 +86,7 @@ class FrameAnalyzer:
         self.detector = None
         self.classifier = None
         self._torch_classifier = None  # for Grad-CAM (needs gradients), loaded on first use
+        self._ceus_model = None  # CEUS feature model, loaded on the first CEUS clip
         self.model_info: dict[str, str] = {"name": "none", "version": "0"}
         threads = max(1, self.cfg.analyze.threads)
         precision = self.cfg.analyze.precision
@@ -174,6 +183,18 @@ class FrameAnalyzer:
             np.maximum(heat, cam, out=heat)
         return heat
 
+    def ceus_model(self) -> CeusModel:
+        """The CEUS feature model ``model_dir/ceus.pt``, loaded on first use (raises
+        ``FileNotFoundError`` when it is missing, ``ValueError`` when it is not a CEUS checkpoint)."""
+        if self._ceus_model is None:
+            from livus.models.ceus import load_ceus_model
+
+            path = self.model_dir / DEFAULT_CEUS_FILE
+            if not path.is_file():
+                raise FileNotFoundError(str(path))
+            self._ceus_model = load_ceus_model(path)
+        return self._ceus_model
+
     def _detect(self, pre: object) -> tuple[list[Lesion], list[list[float]] | None]:
         import torch
 
@@ -210,7 +231,9 @@ class FrameAnalyzer:
 class InputAnalysis:
     """All analysed frames of one input file, its case key and an error (if it failed).
     ``clip_quality``: for clips, the gate's verdict counts over ALL frames (not only the
-    analysed keyframes)."""
+    analysed keyframes). ``tracks``: for clips, the lesion tracks (``track_clip``; with
+    ``ceus_features`` on CEUS clips). ``ceus_notes``: CEUS messages as ``(i18n key, values)``
+    (see ``add_ceus_features``), worded in the report's language by ``_ceus_warnings``."""
 
     path: str
     frames: list[FrameAnalysis] = field(default_factory=list)
@@ -218,6 +241,8 @@ class InputAnalysis:
     is_clip: bool = False
     error: str | None = None
     clip_quality: dict[str, int] = field(default_factory=dict)
+    tracks: list[LesionTrack] | None = None
+    ceus_notes: list[tuple[str, dict[str, object]]] = field(default_factory=list)
 
 
 @dataclass
@@ -254,12 +279,32 @@ def gate_clip(frames: list[Frame], cache: FanCache) -> list[QualityVerdict]:
     return [gate.assess(f, cache.get(f.pixels, cache_key(f)).mask) for f in frames]
 
 
+CEUS_UNCHECKED = "ceus_unchecked"
+
+
+def ceus_verdict(v: QualityVerdict) -> QualityVerdict:
+    """The verdict of a contrast-mode (CEUS) frame: the B-mode gate's speckle test calls contrast
+    frames ``not_ultrasound`` (tissue is suppressed; measured: every frame after the contrast
+    arrived in a simulated CEUS clip without screen overlays), so such a frame becomes
+    ``ceus_unchecked``: analysed, but marked as not quality-checked (and weighing less, like any
+    frame not ``ok``). Other verdicts (``blank`` before the contrast arrives, ``frozen``...) stay."""
+    if v.verdict != "not_ultrasound":
+        return v
+    return QualityVerdict(CEUS_UNCHECKED, "contrast-mode (CEUS) frame: the B-mode quality gate does not apply; "
+                          "analysed without a quality check.",
+                          "超声造影帧：B超质量检查不适用，未经质量检查即分析。", dict(v.measures))
+
+
 def analyze_clip_frames(frames: list[Frame], analyzer: FrameAnalyzer, keep: list[int] | None = None,
-                        cache: FanCache | None = None) -> tuple[list[FrameAnalysis], list[QualityVerdict]]:
+                        cache: FanCache | None = None, ceus: bool = False
+                        ) -> tuple[list[FrameAnalysis], list[QualityVerdict]]:
     """Gate all frames of a clip (``gate_clip``), then analyse the frames ``keep`` (all when
-    ``None``) with their verdicts; returns the analyses and every frame's verdict."""
+    ``None``) with their verdicts; returns the analyses and every frame's verdict. ``ceus``: the
+    clip is contrast-mode (verdicts through ``ceus_verdict``)."""
     cache = cache or FanCache()  # a clip keeps one fan
     verdicts = gate_clip(frames, cache)
+    if ceus:
+        verdicts = [ceus_verdict(v) for v in verdicts]
     keep = list(range(len(frames))) if keep is None else keep
     return [analyzer.analyze(frames[i], cache, verdict=verdicts[i]) for i in keep], verdicts
 
@@ -281,9 +326,115 @@ def track_clip(results: list[FrameResult], source: str, tracker: LesionTracker |
     return tracker.finish()
 
 
+def _dicom_time_s(value: object) -> float | None:
+    """Seconds since midnight of a DICOM TM (``HHMMSS.FFFFFF``, colons tolerated) or the time
+    part of a DT (``YYYYMMDDHHMMSS...``); ``None`` when absent or unreadable."""
+    text = str(value or "").strip().replace(":", "")
+    if len(text) >= 14 and text[:8].isdigit() and text[8:10].isdigit():
+        text = text[8:]  # DT → its time part
+    text = re.split(r"[+-]", text)[0]  # drop a UTC offset
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(\.\d+)?", text)
+    if not m:
+        return None
+    h, mi, sec, frac = m.groups()
+    return int(h) * 3600 + int(mi or 0) * 60 + int(sec or 0) + float(frac or 0.0)
+
+
+def dicom_injection_offset_s(path: Path) -> float | None:
+    """Seconds from the contrast injection to the start of a DICOM clip: acquisition time
+    (``AcquisitionDateTime``, ``AcquisitionTime`` or ``ContentTime``) minus
+    ``ContrastBolusStartTime`` (same day assumed). ``None`` unless both are present and the
+    difference is 0–3600 s, so a clip is only called CEUS from its header when that is certain."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001 - the reader reports unreadable files
+        return None
+    bolus = _dicom_time_s(ds.get("ContrastBolusStartTime"))
+    acq = next((t for key in ("AcquisitionDateTime", "AcquisitionTime", "ContentTime")
+                if (t := _dicom_time_s(ds.get(key))) is not None), None)
+    if bolus is None or acq is None:
+        return None
+    offset = acq - bolus
+    return offset if 0.0 <= offset <= 3600.0 else None
+
+
+def ceus_injection_offset(path: Path, first: Frame, configured_s: float | None) -> tuple[float | None, str]:
+    """Seconds after the injection at clip time 0 and where that came from: ``("dicom")`` from a
+    DICOM clip's header (:func:`dicom_injection_offset_s`), else ``("config")`` from
+    ``AnalyzeConfig.ceus_injection_offset_s``; ``(None, "")`` = a B-mode clip."""
+    if first.metadata.get("format") == "dicom":
+        offset = dicom_injection_offset_s(path)
+        if offset is not None:
+            return offset, "dicom"
+    return (None, "") if configured_s is None else (float(configured_s), "config")
+
+
+# Phases whose absence from a CEUS clip is worth a note: (name, start s, end s) after injection.
+CEUS_PHASES_S = (("arterial", 10.0, 30.0), ("late", 120.0, float("inf")))
+
+
+def held_track(frames: list[Frame], track: LesionTrack, times_s: list[float]) -> LesionTrack:
+    """A copy of ``track`` observed in every one of ``frames``: where the tracker has no lesion,
+    the lesion (box and outline) of the nearest observed frame in time ``times_s`` (a CEUS clip
+    is taken with the probe held still; the detector misses a lesion in the phases where it
+    matches the liver). ``track`` itself when none of ``frames`` has an observation."""
+    obs = dict(track.observations)
+    seen = [(times_s[i], obs[f.frame_index]) for i, f in enumerate(frames) if f.frame_index in obs]
+    if not seen:
+        return track
+    return replace(track, observations=[
+        (f.frame_index, obs[f.frame_index] if f.frame_index in obs else min(seen, key=lambda s: abs(s[0] - t))[1])
+        for f, t in zip(frames, times_s)])
+
+
+def add_ceus_features(frames: list[FrameAnalysis], tracks: list[LesionTrack], analyzer: FrameAnalyzer,
+                      offset_s: float, origin: str = "config", hold_boxes: bool = True
+                      ) -> list[tuple[str, dict[str, object]]]:
+    """Fill ``track.ceus_features`` of each lesion track of a CEUS clip (``ceus_features_for_track``
+    of :mod:`livus.models.ceus` on the clip's analysed frames, whose pixels must still be there).
+
+    ``offset_s``: seconds after injection at clip time 0 (frame time after injection =
+    ``offset_s + Frame.time_s``); ``origin``: where it came from (``dicom`` / ``config``);
+    ``hold_boxes``: read the lesion in every analysed frame, at its nearest tracked position
+    (``held_track``), instead of only in the frames where the detector found it.
+    Never raises: a missing model, unknown frame times, a track without a usable frame or a
+    failing track give notes ``(i18n key, values)`` instead (keys in ``livus.report.i18n``).
+    """
+    notes: list[tuple[str, dict[str, object]]] = [("ceus_mode", {"offset": f"{offset_s:g}", "origin": origin})]
+    usable = [fa.frame for fa in frames if fa.frame is not None]
+    if not usable or any(f.time_s is None for f in usable):
+        return notes + [("ceus_no_times", {})]
+    times = [offset_s + float(f.time_s) for f in usable]
+    missing = [name for name, lo, hi in CEUS_PHASES_S if not any(lo <= t < hi for t in times)]
+    if missing:
+        notes.append(("ceus_phase_missing", {"phases": missing}))
+    if not tracks:
+        return notes
+    try:
+        model = analyzer.ceus_model()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        return notes + [("ceus_no_model", {"error": f"{type(exc).__name__}: {exc}"})]
+    from livus.models.ceus import ceus_features_for_track
+
+    for t in tracks:
+        try:
+            t.ceus_features = ceus_features_for_track(usable, held_track(usable, t, times) if hold_boxes else t,
+                                                      model, times)
+        except ValueError:  # no frame of the track among the usable ones
+            notes.append(("ceus_track_unusable", {"track": t.track_id}))
+        except Exception as exc:  # noqa: BLE001 - one lesion must not stop the clip
+            notes.append(("ceus_track_failed", {"track": t.track_id, "error": f"{type(exc).__name__}: {exc}"}))
+    if any(t.ceus_features for t in tracks):
+        notes.append(("ceus_capsule_experimental", {}))
+    return notes
+
+
 def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
     """Analyse one file: every frame of a still/DICOM, the keyframes of a clip (after the clip
-    quality gate has judged all its frames), tracked."""
+    quality gate has judged all its frames), tracked; CEUS features per track for CEUS clips
+    (see ``ceus_injection_offset`` and ``add_ceus_features``)."""
     from livus.io.readers import read_frames
     from livus.preprocess.keyframes import select_keyframes
 
@@ -296,9 +447,15 @@ def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
         out.case_key = _case_key(path, frames[0])
         if out.is_clip:
             cfg = analyzer.cfg.analyze
-            keep = select_keyframes(frames, mode=cfg.keyframe_mode, interval=cfg.keyframe_interval)
-            out.frames, verdicts = analyze_clip_frames(frames, analyzer, keep)
+            offset, origin = ceus_injection_offset(path, frames[0], cfg.ceus_injection_offset_s)
+            # CEUS: keyframes evenly over time (every phase), not the B-mode quality score's pick
+            mode = "interval" if offset is not None else cfg.keyframe_mode
+            keep = select_keyframes(frames, mode=mode, interval=cfg.keyframe_interval)
+            out.frames, verdicts = analyze_clip_frames(frames, analyzer, keep, ceus=offset is not None)
             out.clip_quality = dict(Counter(v.verdict for v in verdicts))
+            out.tracks = track_clip([fa.result for fa in out.frames], str(path))
+            if offset is not None:
+                out.ceus_notes = add_ceus_features(out.frames, out.tracks, analyzer, offset, origin)
         else:
             out.frames = [analyzer.analyze(f) for f in frames]
     except InputError as exc:
@@ -361,8 +518,11 @@ def analyze_paths(
     overlays: bool = True,
     model_dir: Path | None = None,
     progress: bool = True,
+    ceus_offset_s: float | None = None,
 ) -> AnalyzeSummary:
-    """Batch analysis (``livus analyze``); bad inputs are listed, the rest is still processed."""
+    """Batch analysis (``livus analyze``); bad inputs are listed, the rest is still processed.
+    ``ceus_offset_s`` (when given) overrides ``AnalyzeConfig.ceus_injection_offset_s``: clips are
+    CEUS clips whose time 0 is that many seconds after the injection."""
     from tqdm import tqdm
 
     from livus.infer.case import assess_case, load_case_rules, load_patient
@@ -371,6 +531,8 @@ def analyze_paths(
 
     t0 = time.perf_counter()
     cfg = load_config(config_path)
+    if ceus_offset_s is not None:
+        cfg.analyze.ceus_injection_offset_s = float(ceus_offset_s)
     patient = load_patient(patient_path) if patient_path else PatientBackground()
     rules = load_case_rules(cfg.analyze.case_rules_path)
     out_dir = Path(out_dir)
@@ -420,7 +582,7 @@ def analyze_paths(
         tracks = []
         for item in items:
             if item.is_clip:
-                tracks += track_clip([fa.result for fa in item.frames], item.path)
+                tracks += item.tracks if item.tracks is not None else track_clip([fa.result for fa in item.frames], item.path)
             else:
                 tracks += tracks_from_single_frames([(fa.result.source, fa.result.lesions) for fa in item.frames])
         for i, t in enumerate(tracks, start=1):
@@ -435,6 +597,7 @@ def analyze_paths(
         if n_low:
             case.warnings.append(f"{n_low} low-quality frame(s): their results are marked and weigh less")
         case.warnings += [w for it in items if (w := _clip_quality_warning(it, language))]
+        case.warnings += [w for it in items for w in _ceus_warnings(it, language)]
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
         summary.reports += [str(p) for p in _write_case(case, items, out_dir / "cases" / case_key, overlay_paths, language)]
@@ -456,6 +619,21 @@ def _clip_quality_warning(item: InputAnalysis, language: str) -> str | None:
     if language == "zh":
         return f"{name}：片段{n_all}帧中有{n_bad}帧质量不佳（{detail}），其结果已标注且权重降低"
     return f"{name}: {n_bad} of {n_all} clip frame(s) low quality ({detail}); their results are marked and weigh less"
+
+
+def _ceus_warnings(item: InputAnalysis, language: str) -> list[str]:
+    """The CEUS notes of a clip (``add_ceus_features``) as case warnings in ``language``."""
+    from livus.report.i18n import text
+
+    out = []
+    for key, values in item.ceus_notes:
+        v = dict(values)
+        if "phases" in v:
+            v["phases"] = ", ".join(text(f"ceus_phase_{p}", language) for p in v["phases"])  # type: ignore[union-attr]
+        if "origin" in v:
+            v["origin"] = text(f"ceus_origin_{v['origin']}", language)
+        out.append(f"{Path(item.path).name}: " + text(key, language).format(**v))
+    return out
 
 
 def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer, language: str) -> dict[tuple[str, int], Path]:

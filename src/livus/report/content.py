@@ -32,7 +32,7 @@ class LesionRow:
     size_in_px: bool  # True when the pixel spacing is unknown (sizes in px)
     detection_score: str
     malignancy: str
-    features: list[str]  # "低回声 0.90", sorted by confidence
+    features: list[str]  # "低回声 0.90", sorted by confidence; a CEUS clip's lesion ends with its CEUS line
     overlay_path: Path | None = None
 
 
@@ -101,6 +101,33 @@ def _feature_strings(features: dict[str, float], language: str) -> list[str]:
     return [f"{feature_label(name, language)} {p:.2f}" for name, p in ranked]
 
 
+def ceus_line(ceus: dict[str, float], language: str) -> str | None:
+    """One report line of a lesion's CEUS probabilities (``LesionTrack.ceus_features``), e.g.
+    ``超声造影（仅用模拟造影数据训练）：动脉期高增强 0.97；廓清：晚期 0.95（无 0.03，早期 0.02）；
+    包膜样增强 0.81（低可信度，试验性）``; ``None`` when there are none."""
+    if not ceus:
+        return None
+    from livus.models.ceus import WASHOUT_CLASSES
+
+    washout = sorted(((c, ceus[f"washout_{c}"]) for c in WASHOUT_CLASSES if f"washout_{c}" in ceus),
+                     key=lambda kv: -kv[1])
+    lp, rp, sep, space = ("（", "）", "，", "") if language == "zh" else ("(", ")", ", ", " ")
+
+    def prob(name: str, p: float | None) -> str:
+        return f"{name} {_fmt_prob(p, language)}"
+
+    washout_txt = _fmt_prob(None, language)
+    if washout:
+        (top, p_top), rest = washout[0], washout[1:]
+        washout_txt = prob(text(f"ceus_washout_{top}", language), p_top)
+        if rest:
+            washout_txt += space + lp + sep.join(prob(text(f"ceus_washout_{c}", language), p) for c, p in rest) + rp
+    aphe = prob(feature_label("arterial_phase_hyperenhancement", language), ceus.get("arterial_phase_hyperenhancement"))
+    capsule = (prob(feature_label("capsule_enhancement", language), ceus.get("capsule_enhancement"))
+               + space + lp + text("ceus_low_confidence", language) + rp)
+    return text("ceus_line", language).format(aphe=aphe, washout=washout_txt, capsule=capsule)
+
+
 def _lesion_row(
     number: int,
     lesion: Lesion,
@@ -112,6 +139,7 @@ def _lesion_row(
     short_mm: float | None,
     overlay_paths: dict[OverlayKey, Path],
     language: str,
+    ceus: dict[str, float] | None = None,
 ) -> LesionRow:
     long_txt, long_px = _fmt_mm_or_px(long_mm, lesion.long_axis_px)
     short_txt, short_px = _fmt_mm_or_px(short_mm, lesion.short_axis_px)
@@ -127,7 +155,7 @@ def _lesion_row(
         size_in_px=long_px or short_px,
         detection_score=f"{lesion.score:.2f}",
         malignancy=_fmt_prob(malignancy, language),
-        features=_feature_strings(lesion.features, language),
+        features=_feature_strings(lesion.features, language) + [x for x in [ceus_line(ceus or {}, language)] if x],
         overlay_path=_overlay_for(overlay_paths, source, frame_index),
     )
 
@@ -154,7 +182,7 @@ def _lesion_rows(
             long_mm = track.long_axis_mm if track.long_axis_mm is not None else lesion.long_axis_mm
             short_mm = track.short_axis_mm if track.short_axis_mm is not None else lesion.short_axis_mm
             rows.append(_lesion_row(number, lesion, track.source, frame_index, frame, malignancy, long_mm,
-                                    short_mm, overlay_paths, language))
+                                    short_mm, overlay_paths, language, track.ceus_features))
         return rows
     # no tracking information: every lesion of every frame is listed
     for frame in frames:

@@ -26,7 +26,7 @@ FEATURE_LABELS: dict[str, dict[str, str]] = {
     "washout": {"zh": "廓清", "en": "washout"},
     "washout_early": {"zh": "早廓清", "en": "early washout"},
     "washout_late": {"zh": "晚廓清", "en": "late washout"},
-    "capsule_enhancement": {"zh": "包膜样强化", "en": "capsule-like enhancement"},
+    "capsule_enhancement": {"zh": "包膜样增强", "en": "capsule-like enhancement"},
 }
 
 DIAGNOSIS_LABELS: dict[str, dict[str, str]] = {
@@ -113,6 +113,48 @@ STRINGS: dict[str, dict[str, str]] = {
     "afp": {"zh": "甲胎蛋白 AFP (ng/mL)", "en": "AFP (ng/mL)"},
     "warnings": {"zh": "提示", "en": "Warnings"},
     "model": {"zh": "模型", "en": "Model"},
+    # CEUS (contrast clips, livus.models.ceus; see docs/ceus.md)
+    "ceus_line": {
+        "zh": "超声造影（仅用模拟造影数据训练）：{aphe}；廓清：{washout}；{capsule}",
+        "en": "CEUS (trained on simulated contrast clips only): {aphe}; washout: {washout}; {capsule}",
+    },
+    "ceus_washout_none": {"zh": "无", "en": "none"},
+    "ceus_washout_late": {"zh": "晚期", "en": "late"},
+    "ceus_washout_early": {"zh": "早期", "en": "early"},
+    "ceus_low_confidence": {"zh": "低可信度，试验性", "en": "low confidence, experimental"},
+    "ceus_mode": {
+        "zh": "超声造影模式：片段起点为注射后 {offset} 秒（{origin}）",
+        "en": "CEUS mode: clip time 0 is {offset} s after the contrast injection ({origin})",
+    },
+    "ceus_origin_dicom": {"zh": "取自 DICOM 造影剂注射时间", "en": "from the DICOM ContrastBolusStartTime"},
+    "ceus_origin_config": {"zh": "用户设定", "en": "set by the user"},
+    "ceus_no_times": {
+        "zh": "超声造影：帧时间未知，未计算造影征象",
+        "en": "CEUS: frame times unknown, CEUS features not computed",
+    },
+    "ceus_phase_missing": {
+        "zh": "超声造影：片段未覆盖{phases}，相应造影征象不可靠",
+        "en": "CEUS: the clip does not cover the {phases}; the CEUS features that need it are unreliable",
+    },
+    "ceus_phase_arterial": {"zh": "动脉期（注射后10–30秒）", "en": "arterial phase (10–30 s after injection)"},
+    "ceus_phase_late": {"zh": "延迟期（注射后120秒以后）", "en": "late phase (after 120 s)"},
+    "ceus_no_model": {
+        "zh": "超声造影：造影征象模型不可用（{error}），未计算造影征象",
+        "en": "CEUS: no CEUS feature model ({error}); CEUS features not computed",
+    },
+    "ceus_track_unusable": {
+        "zh": "超声造影：片段内病灶轨迹 {track} 无可用帧，未计算其造影征象",
+        "en": "CEUS: lesion track {track} of the clip has no usable frame; no CEUS features for it",
+    },
+    "ceus_track_failed": {
+        "zh": "超声造影：片段内病灶轨迹 {track} 的造影征象计算失败（{error}）",
+        "en": "CEUS: CEUS features of lesion track {track} of the clip failed ({error})",
+    },
+    "ceus_capsule_experimental": {
+        "zh": "超声造影征象仅用模拟造影数据训练，未经真实造影验证；包膜样增强为试验性输出，可信度低",
+        "en": "CEUS features were trained on simulated contrast clips only and are not validated on real CEUS; "
+              "capsule-like enhancement is experimental and of low confidence",
+    },
     "disclaimer_title": {"zh": "声明", "en": "Disclaimer"},
     "disclaimer": {
         "zh": (
