@@ -211,11 +211,16 @@ def label_stats(cache: ModelSpaceCache, ds: Dataset) -> dict[str, Any]:
                 contrast.append(abs(float(img[m].mean()) - float(img[ring].mean())) / (float(img[ring].std()) + 1e-6))
     L, C = np.array(long_px), np.array(contrast)
     mm = [d for r in ds.images for d in (r.extra or {}).get("lesion_diameters_mm", [])]  # simulated sets only
-    return {"diameter_mm_q25_50_75": np.percentile(mm, [25, 50, 75]).round(1).tolist() if mm else None,"images": len(cache), "lesions": int(len(L)), "long_axis_px_q05_25_50_75_95": np.percentile(L, [5, 25, 50, 75, 95]).round(1).tolist(),
-            "share_lt8px": round(float((L < 8).mean()), 3), "share_lt16px": round(float((L < 16).mean()), 3),
-            "outside_fan": outside, "contrast_q10_25_50_75_90": np.percentile(C, [10, 25, 50, 75, 90]).round(2).tolist(),
-            "share_contrast_lt0.3": round(float((C < 0.3).mean()), 3),
-            "polygon_vs_mask_iou_min": round(min(ious), 3) if ious else None, "polygon_vs_mask_iou_median": round(float(np.median(ious)), 3) if ious else None}
+    return {
+        "diameter_mm_q25_50_75": np.percentile(mm, [25, 50, 75]).round(1).tolist() if mm else None,
+        "images": len(cache), "lesions": int(len(L)),
+        "long_axis_px_q05_25_50_75_95": np.percentile(L, [5, 25, 50, 75, 95]).round(1).tolist(),
+        "share_lt8px": round(float((L < 8).mean()), 3), "share_lt16px": round(float((L < 16).mean()), 3),
+        "outside_fan": outside, "contrast_q10_25_50_75_90": np.percentile(C, [10, 25, 50, 75, 90]).round(2).tolist(),
+        "share_contrast_lt0.3": round(float((C < 0.3).mean()), 3),
+        "polygon_vs_mask_iou_min": round(min(ious), 3) if ious else None,
+        "polygon_vs_mask_iou_median": round(float(np.median(ious)), 3) if ious else None,
+    }
 
 
 def print_label_stats(args: argparse.Namespace) -> None:
