@@ -26,6 +26,7 @@ from livus.infer.pipeline import (
     analyze_input,
     analyze_paths,
     dicom_injection_offset_s,
+    track_clip,
 )
 
 CEUS_KEYS = {"arterial_phase_hyperenhancement", "washout_none", "washout_late", "washout_early", "capsule_enhancement"}
@@ -92,10 +93,9 @@ def test_ceus_clip_fills_ceus_features_of_each_track(ceus_clip, ceus_model_dir):
 def test_bmode_clip_leaves_ceus_features_empty(tmp_path, ceus_model_dir):
     _simulated_clip(tmp_path / "bmode.avi")
     res = analyze_input(tmp_path / "bmode.avi", _analyzer(ceus_model_dir, None))
-    assert res.error is None and res.tracks
-    assert all(t.ceus_features == {} for t in res.tracks)
-    assert all("ceus_features" not in t.to_json_dict() for t in res.tracks)
-    assert res.ceus_notes == []
+    assert res.error is None and res.tracks is None and res.ceus_notes == []  # tracked later, as before
+    tracks = track_clip([fa.result for fa in res.frames], res.path)
+    assert tracks and all(t.ceus_features == {} and "ceus_features" not in t.to_json_dict() for t in tracks)
 
 
 def test_still_is_unchanged_in_ceus_mode(tmp_path, ceus_model_dir):
@@ -120,6 +120,7 @@ def test_missing_ceus_model_is_a_warning_not_a_crash(ceus_clip, tiny_model_dir):
 def test_unusable_track_and_short_clip_give_notes(ceus_clip, ceus_model_dir):
     an = _analyzer(ceus_model_dir, None)
     res = analyze_input(ceus_clip, an)
+    res.tracks = track_clip([fa.result for fa in res.frames], res.path)
     early = [fa for fa in res.frames if fa.frame.time_s < 50]  # a clip that stops at 40 s
     late_only = [t for t in res.tracks if all(fi >= len(early) for fi, _ in t.observations)]
     notes = add_ceus_features(early, res.tracks, an, 0.0)

@@ -231,8 +231,8 @@ class FrameAnalyzer:
 class InputAnalysis:
     """All analysed frames of one input file, its case key and an error (if it failed).
     ``clip_quality``: for clips, the gate's verdict counts over ALL frames (not only the
-    analysed keyframes). ``tracks``: for clips, the lesion tracks (``track_clip``; with
-    ``ceus_features`` on CEUS clips). ``ceus_notes``: CEUS messages as ``(i18n key, values)``
+    analysed keyframes). ``tracks``: for CEUS clips, the lesion tracks (``track_clip``) with
+    their ``ceus_features`` (``None``: tracked later, in ``analyze_paths``). ``ceus_notes``: CEUS messages as ``(i18n key, values)``
     (see ``add_ceus_features``), worded in the report's language by ``_ceus_warnings``."""
 
     path: str
@@ -453,8 +453,8 @@ def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
             keep = select_keyframes(frames, mode=mode, interval=cfg.keyframe_interval)
             out.frames, verdicts = analyze_clip_frames(frames, analyzer, keep, ceus=offset is not None)
             out.clip_quality = dict(Counter(v.verdict for v in verdicts))
-            out.tracks = track_clip([fa.result for fa in out.frames], str(path))
-            if offset is not None:
+            if offset is not None:  # tracked here, while the pixels are in memory (B-mode: in analyze_paths)
+                out.tracks = track_clip([fa.result for fa in out.frames], str(path))
                 out.ceus_notes = add_ceus_features(out.frames, out.tracks, analyzer, offset, origin)
         else:
             out.frames = [analyzer.analyze(f) for f in frames]
@@ -629,7 +629,8 @@ def _ceus_warnings(item: InputAnalysis, language: str) -> list[str]:
     for key, values in item.ceus_notes:
         v = dict(values)
         if "phases" in v:
-            v["phases"] = ", ".join(text(f"ceus_phase_{p}", language) for p in v["phases"])  # type: ignore[union-attr]
+            sep = "、" if language == "zh" else ", "
+            v["phases"] = sep.join(text(f"ceus_phase_{p}", language) for p in v["phases"])  # type: ignore[union-attr]
         if "origin" in v:
             v["origin"] = text(f"ceus_origin_{v['origin']}", language)
         out.append(f"{Path(item.path).name}: " + text(key, language).format(**v))
