@@ -61,6 +61,11 @@ def main() -> None:
     print(f"{n} lesions: energy outside the fan mean {np.mean(out_fan):.3f} (max {np.max(out_fan):.3f}), "
           f"on overlays mean {np.mean(on_ovl):.3f}; flagged (> {args.threshold}) {int(np.sum(flagged))}/{n}; "
           f"energy inside the lesion outline mean {np.mean(inside_lesion):.3f}")
+    q = np.percentile(out_fan, [50, 75, 90, 95, 99])
+    print("share outside the fan, percentiles 50/75/90/95/99: " + " / ".join(f"{v:.3f}" for v in q))
+    counts, edges = np.histogram(out_fan, bins=[0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
+    print("share outside the fan, histogram: " + ", ".join(
+        f"{a:.2f}-{b:.2f}: {c}" for a, b, c in zip(edges[:-1], edges[1:], counts)))
 
 
 if __name__ == "__main__":
