@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from livus.config import from_dict, to_dict
+from livus.config import to_dict
 from livus.types import Frame, LesionTrack
 
 CHECKPOINT_KIND = "livus.ceus/1"
@@ -336,13 +336,9 @@ def save_ceus_model(model: CeusModel, path: str | Path, meta: dict[str, Any] | N
 
 def load_ceus_model(path: str | Path) -> CeusModel:
     """Read a checkpoint of :func:`save_ceus_model` (eval mode, ``.meta`` attached)."""
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"{path}: not a livus CEUS checkpoint (kind={ckpt.get('kind')!r})")
-    model = CeusModel(from_dict(CeusConfig, ckpt["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
-    model.meta = ckpt.get("meta", {})
-    return model.eval()
+    from livus.models.checkpoint import load_kind_checkpoint
+
+    return load_kind_checkpoint(path, CHECKPOINT_KIND, "CEUS", CeusConfig, CeusModel)
 
 
 __all__ = ["CeusConfig", "CeusModel", "PhaseSample", "WASHOUT_CLASSES", "MEASUREMENT_NAMES", "frame_measurements",

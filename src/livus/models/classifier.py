@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livus.config import ClassifierConfig, from_dict, to_dict
+from livus.config import ClassifierConfig, to_dict
 from livus.io.dataset import FEATURE_NAMES
 from livus.models.blocks import CBAM, ConvBNAct, ResidualBlock
 from livus.types import Lesion
@@ -126,13 +126,9 @@ def save_classifier(model: LesionClassifier, path: str | Path, meta: dict[str, A
 def load_classifier(path: str | Path) -> LesionClassifier:
     """Read a checkpoint written by :func:`save_classifier`; the model is in eval mode with
     ``.cfg`` and ``.meta`` attached."""
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"{path}: not a livus classifier checkpoint (kind={ckpt.get('kind')!r})")
-    model = LesionClassifier(from_dict(ClassifierConfig, ckpt["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
-    model.meta = ckpt.get("meta", {})
-    return model.eval()
+    from livus.models.checkpoint import load_kind_checkpoint
+
+    return load_kind_checkpoint(path, CHECKPOINT_KIND, "classifier", ClassifierConfig, LesionClassifier)
 
 
 # ----------------------------------------------------------------------------- inference
