@@ -614,11 +614,11 @@ def _clip_quality_warning(item: InputAnalysis, language: str) -> str | None:
     bad = {v: n for v, n in sorted(item.clip_quality.items()) if v != "ok"}
     if not bad:
         return None
-    name, n_bad, n_all = Path(item.path).name, sum(bad.values()), sum(item.clip_quality.values())
-    detail = ", ".join(f"{v} {n}" for v, n in bad.items())
-    if language == "zh":
-        return f"{name}：片段{n_all}帧中有{n_bad}帧质量不佳（{detail}），其结果已标注且权重降低"
-    return f"{name}: {n_bad} of {n_all} clip frame(s) low quality ({detail}); their results are marked and weigh less"
+    from livus.report.i18n import text
+
+    return text("clip_low_quality", language).format(
+        name=Path(item.path).name, n_bad=sum(bad.values()), n_all=sum(item.clip_quality.values()),
+        detail=", ".join(f"{v} {n}" for v, n in bad.items()))
 
 
 def _ceus_warnings(item: InputAnalysis, language: str) -> list[str]:

@@ -122,6 +122,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "ceus_washout_late": {"zh": "晚期", "en": "late"},
     "ceus_washout_early": {"zh": "早期", "en": "early"},
     "ceus_low_confidence": {"zh": "低可信度，试验性", "en": "low confidence, experimental"},
+    "clip_low_quality": {
+        "zh": "{name}：片段{n_all}帧中有{n_bad}帧质量不佳（{detail}），其结果已标注且权重降低",
+        "en": "{name}: {n_bad} of {n_all} clip frame(s) low quality ({detail}); their results are marked and weigh less",
+    },
     "ceus_mode": {
         "zh": "超声造影模式：片段起点为注射后 {offset} 秒（{origin}）",
         "en": "CEUS mode: clip time 0 is {offset} s after the contrast injection ({origin})",
