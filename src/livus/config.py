@@ -43,6 +43,12 @@ class DetectorConfig:
     """
 
     input_size_px: int = 256
+    # encoder: an ImageNet-pretrained EfficientNet-Lite (livus.models.encoders; efficientnet_lite0 |
+    # efficientnet_lite1 | efficientnet_lite2) or "resnet_lite", the from-scratch residual baseline
+    # (``widths``/``stem_channels``/``factorised`` apply only to it)
+    encoder: str = "efficientnet_lite0"
+    frozen_stages: int = 2  # pretrained encoder: stages (stride 2, 4, ...) kept fixed in training
+    image_head: bool = True  # image-level normal/benign/malignant logits from the deepest feature
     widths: tuple[int, ...] = (32, 64, 128, 256)
     stem_channels: int = 16
     fpn_channels: int = 64
@@ -50,7 +56,11 @@ class DetectorConfig:
     use_cbam: bool = True
     factorised: bool = True  # depthwise-separable 3×3 in the backbone (half the training time, see benchmarks)
     deep_supervision: bool = True
-    score_threshold: float = 0.3  # final detection score to report
+    score_threshold: float = 0.3  # final detection score to report (on the calibrated scale when calibrated)
+    # calibrated detection score: logistic regression (intercept, then one weight per
+    # livus.models.decode.EVIDENCE_NAMES) fitted on held-out folds' candidates
+    # (livus.train.calibration); () = the raw lesion-mask peak probability
+    score_calibration: tuple[float, ...] = ()
     candidate_threshold: float = 0.02  # heatmap peak score to enter soft-NMS
     max_candidates: int = 50
     max_detections: int = 10
@@ -71,19 +81,22 @@ class DetectorConfig:
 class TrainConfig:
     """Training loop settings (see ``livus.train``)."""
 
-    epochs: int = 60  # the shipped detector's recipe (about 40 min on 1 CPU thread for 588 images)
+    epochs: int = 10  # the shipped pretrained detector's recipe (see models/MODEL_CARD.md for its wall time)
     batch_size: int = 16
-    lr: float = 6e-3  # peak of the one-cycle schedule
+    lr: float = 2e-3  # peak of the one-cycle schedule (heads, FPN)
+    encoder_lr_scale: float = 0.3  # the pretrained encoder learns at lr × this
     weight_decay: float = 1e-4
-    folds: int = 3
+    folds: int = 5
     seed: int = 0
-    num_threads: int = 1  # measured: 2 threads ran ~3× slower than 1 on the shared 2-core machine
+    pretrained: bool = True  # start a pretrained encoder (DetectorConfig.encoder) from its ImageNet weights
+    num_threads: int = 2  # torch threads (one job at a time on the 2-core machine)
     use_simulated: bool = False  # add the simulated dataset at simulated_dir to every training split
     simulated_dir: str = ""  # livus dataset folder written by the simulator
     hard_example_mining: bool = True
     hard_example_fraction: float = 0.3  # share of each epoch drawn by per-image loss
     copy_paste_prob: float = 0.3
     augment: bool = True
+    scanner_augment: bool = True  # resolution, TGC bands, dynamic range, speckle grain, blur, markers (livus.augment_scanner)
     augment_backend: str = "builtin"  # builtin (cv2, used for the shipped model) | livus (livus.augment, albumentations)
     heatmap_weight: float = 1.0
     axes_weight: float = 0.5
@@ -92,6 +105,8 @@ class TrainConfig:
     lesion_mask_weight: float = 1.0
     liver_mask_weight: float = 0.5
     aux_weight: float = 0.4
+    image_weight: float = 0.3  # image-level normal/benign/malignant cross-entropy (DetectorConfig.image_head)
+    device: str = "cpu"  # cpu | cuda | mps
     max_train_images: int = 0  # 0 = all (a cap for quick runs)
     eval_every: int = 5  # epochs between validation passes (the last epoch is always validated)
     folds_to_run: tuple[int, ...] = ()  # subset of the k folds to train (empty = all), e.g. for ablations
@@ -102,6 +117,10 @@ class ClassifierConfig:
     """Lesion classifier (see ``livus.models.classifier``)."""
 
     crop_size_px: int = 96
+    # encoder: ImageNet-pretrained EfficientNet-Lite (livus.models.encoders) or "resnet_lite", the
+    # from-scratch residual baseline (``widths``/``blocks_per_stage``/``use_cbam`` apply only to it)
+    encoder: str = "efficientnet_lite0"
+    frozen_stages: int = 2
     margin: float = 0.5  # crop side = lesion box side * (1 + 2 * margin)
     min_side_px: float = 32.0  # smallest crop side (original pixels)
     widths: tuple[int, ...] = (32, 64, 128)

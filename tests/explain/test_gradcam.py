@@ -18,7 +18,7 @@ class BrightnessModel(nn.Module):
 
     def __init__(self, crop_size_px: int = 48) -> None:
         super().__init__()
-        self.cfg = ClassifierConfig(crop_size_px=crop_size_px, use_size=False)
+        self.cfg = ClassifierConfig(encoder="resnet_lite", crop_size_px=crop_size_px, use_size=False)
         self.conv = nn.Conv2d(2, 1, 1)
         with torch.no_grad():
             self.conv.weight.zero_()
@@ -57,7 +57,7 @@ def test_gradcam_lesion_maps_back_to_original():
 
 def test_gradcam_on_lesion_classifier():
     torch.manual_seed(0)
-    model = LesionClassifier(ClassifierConfig(crop_size_px=48, widths=(8, 16, 32))).eval()
+    model = LesionClassifier(ClassifierConfig(encoder="resnet_lite", crop_size_px=48, widths=(8, 16, 32))).eval()
     img = (np.random.default_rng(1).random((120, 160)) * 255).astype(np.uint8)
     heat = gradcam_lesion(model, img, Lesion(1, 0.8, (80.0, 60.0), 30.0, 20.0, 30.0))
     assert heat.shape == img.shape and np.isfinite(heat).all()

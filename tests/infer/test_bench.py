@@ -20,9 +20,9 @@ from livus.models.detector import LesionDetector, save_detector  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("bench_models")
-    save_detector(LesionDetector(DetectorConfig(input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8,
+    save_detector(LesionDetector(DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8,
                                                 fpn_channels=16, head_channels=8)), d / "detector.pt", meta={"version": "t"})
-    save_classifier(LesionClassifier(ClassifierConfig(crop_size_px=32, widths=(8, 16))), d / "classifier.pt")
+    save_classifier(LesionClassifier(ClassifierConfig(encoder="resnet_lite", crop_size_px=32, widths=(8, 16))), d / "classifier.pt")
     return d
 
 

@@ -27,9 +27,9 @@ from livus.models.decode import decode_detections  # noqa: E402
 from livus.models.detector import LesionDetector, load_detector, save_detector  # noqa: E402
 from livus.types import Lesion  # noqa: E402
 
-TINY_DET = DetectorConfig(input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16, head_channels=8,
+TINY_DET = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16, head_channels=8,
                           candidate_threshold=0.0, score_threshold=0.0)
-TINY_CLS = ClassifierConfig(crop_size_px=32, widths=(8, 16))
+TINY_CLS = ClassifierConfig(encoder="resnet_lite", crop_size_px=32, widths=(8, 16))
 
 
 def _blobs(n: int, size: int, seed: int = 0) -> np.ndarray:

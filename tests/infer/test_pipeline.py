@@ -33,7 +33,7 @@ def _fan_image(w=640, h=480, seed=0, blob=True):
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    cfg = DetectorConfig(widths=(8, 16, 16, 32), fpn_channels=16, input_size_px=128, score_threshold=0.0,
+    cfg = DetectorConfig(encoder="resnet_lite", widths=(8, 16, 16, 32), fpn_channels=16, input_size_px=128, score_threshold=0.0,
                           candidate_threshold=0.0, decode_mode="heatmap")  # untrained: peaks always exist
     import torch
 
@@ -42,7 +42,7 @@ def tiny_model_dir(tmp_path_factory):
     from livus.config import ClassifierConfig
     from livus.models.classifier import LesionClassifier, save_classifier
 
-    save_classifier(LesionClassifier(ClassifierConfig(widths=(8, 16, 16), crop_size_px=48)), d / "classifier.pt",
+    save_classifier(LesionClassifier(ClassifierConfig(encoder="resnet_lite", widths=(8, 16, 16), crop_size_px=48)), d / "classifier.pt",
                     {"version": "ctest-0"})
     return d
 
@@ -200,4 +200,41 @@ def test_clip_quality_gate_marks_off_liver_frames(tmp_path, tiny_model_dir):
     rows = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
     assert rows[off[0]]["quality"] == "liver_not_in_view"
     case = json.loads((tmp_path / "out" / "cases" / "clip" / "case.json").read_text())
-    assert any(f"{n_bad} of 10 clip frame(s) low quality" in w and "liver_not_in_view" in w for w in case["warnings"])
+    assert any(f"{n_bad} of 10 clip frames of low quality" in w and "liver not in view" in w for w in case["warnings"])
+    for i in off:  # the probe is off the liver there: no lesions from these frames
+        assert recs[i]["assessability"] == {"status": "not_assessable", "reasons": ["liver_not_in_view"]}
+        assert recs[i]["lesions"] == [] and rows[i]["assessability"] == "not_assessable"
+    assert case["assessability"]["status"] == "assessable" and case["priority"]
+    assert any("2 frames not assessable" in w for w in case["warnings"])
+
+
+def test_not_assessable_inputs_get_no_lesions_and_no_advice(tmp_path, tiny_model_dir):
+    """A noise image, a colour-Doppler still and an echo-like clip (each a case of its own):
+    no lesions, no priority or follow-up, "not assessable" with the reasons, in every output."""
+    from assess_fakes import doppler_still, write_echo_like_clip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "noise.png"), np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8))
+    cv2.imwrite(str(src / "doppler.png"), doppler_still(_fan_image()))
+    write_echo_like_clip(src / "echo.avi")
+    (tmp_path / "cfg.yaml").write_text("analyze: {keyframe_mode: interval, keyframe_interval: 1, gradcam: false}\n")
+    out = tmp_path / "out"
+    analyze_paths([src], out, config_path=tmp_path / "cfg.yaml", model_dir=tiny_model_dir, progress=False, language="zh")
+    recs = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(recs) == 2 + 12
+    for r in recs:
+        assert r["assessability"]["status"] == "not_assessable" and r["lesions"] == [], r["source"]
+    rows = list(csv.DictReader(open(out / "summary.csv", encoding="utf-8")))
+    assert {r["assessability"] for r in rows} == {"not_assessable"}
+    expected = {"noise": ["not_ultrasound"], "doppler": ["doppler_colour"], "echo": ["not_liver"]}
+    for name, reasons in expected.items():
+        case = json.loads((out / "cases" / name / "case.json").read_text(encoding="utf-8"))
+        assert case["assessability"] == {"status": "not_assessable", "reasons": reasons}
+        assert case["lesions"] == [] and case["priority"] is None and case["follow_up_months"] is None
+        assert case["risk"] is None and case["rules"] == []
+        assert case["reasons"][0].startswith("不可评估：请重复检查或核对输入图像")
+        html = next((out / "cases" / name).glob("report_*_zh.html")).read_text(encoding="utf-8")
+        assert "不可评估" in html and "图像不可评估，未分析病灶" in html
+        assert "紧急" not in html and "未检出病灶" not in html  # no advice, no "no lesion" claim
+        assert "low-quality" not in html and "not assessable" not in html  # all Chinese

@@ -16,7 +16,7 @@ from livus.types import Lesion
 
 
 def _small_cfg() -> ClassifierConfig:
-    return ClassifierConfig(crop_size_px=48, widths=(8, 16, 32))
+    return ClassifierConfig(encoder="resnet_lite", crop_size_px=48, widths=(8, 16, 32))
 
 
 def test_output_shapes():

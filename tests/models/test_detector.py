@@ -20,7 +20,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-SMALL = DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8)
+SMALL = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8)
 
 
 @pytest.mark.parametrize("use_cbam,factorised", [(True, True), (False, False)])

@@ -17,7 +17,7 @@ from livus.types import Lesion
 
 def _member(widths: tuple[int, ...], seed: int, temperature: float, **kw) -> LesionClassifier:
     torch.manual_seed(seed)
-    m = LesionClassifier(ClassifierConfig(crop_size_px=48, widths=widths, **kw)).eval()
+    m = LesionClassifier(ClassifierConfig(encoder="resnet_lite", crop_size_px=48, widths=widths, **kw)).eval()
     with torch.no_grad():  # a non-trivial malignancy head so members disagree
         m.malignancy_head.bias.fill_(0.3 * seed - 0.2)
     m.temperature.fill_(temperature)

@@ -58,7 +58,7 @@ def test_backbone_tap_on_the_detector():
     from livus.config import DetectorConfig
     from livus.models.detector import LesionDetector
 
-    cfg = DetectorConfig(input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16, head_channels=8)
+    cfg = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16, head_channels=8)
     model = LesionDetector(cfg)
     tap = BackboneTap(model)
     model.eval()

@@ -39,7 +39,7 @@ def _toy_dataset(root: Path, n: int = 16, seed: int = 0) -> Path:
 
 def test_samples_and_loss_falls(tmp_path):
     ds = load_dataset(_toy_dataset(tmp_path / "ds"))
-    cfg = ClassifierConfig(crop_size_px=32, widths=(8, 16, 32), min_side_px=16)
+    cfg = ClassifierConfig(encoder="resnet_lite", crop_size_px=32, widths=(8, 16, 32), min_side_px=16)
     s = build_samples(ds, cfg)
     assert len(s) == 16 and s.eval_crops.shape == (16, 2, 32, 32)
     assert np.isnan(s.features[1]).all() and s.features[0, FEATURE_NAMES.index("echo_hypo")] == 1

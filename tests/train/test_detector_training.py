@@ -42,7 +42,7 @@ def test_tiny_cv_run_writes_everything(tmp_path) -> None:
     sim = tmp_path / "sim"
     _make_dataset(sim, n=4)
     cfg = LivusConfig(
-        detector=DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
+        detector=DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
         train=TrainConfig(epochs=2, batch_size=4, folds=2, num_threads=1, eval_every=1, use_simulated=True, simulated_dir=str(sim)),
     )
     out = tmp_path / "run"
@@ -68,7 +68,7 @@ def test_folds_to_run_limits_the_folds(tmp_path) -> None:
     data = tmp_path / "ds"
     _make_dataset(data)
     cfg = LivusConfig(
-        detector=DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
+        detector=DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
         train=TrainConfig(epochs=1, batch_size=4, folds=2, num_threads=1, folds_to_run=(1,)),
     )
     summary = train_detector(data, cfg, tmp_path / "run", progress=False)
@@ -82,7 +82,7 @@ def test_interrupted_run_resumes_from_state(tmp_path, monkeypatch) -> None:
     data = tmp_path / "ds"
     _make_dataset(data)
     cfg = LivusConfig(
-        detector=DetectorConfig(input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
+        detector=DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8),
         train=TrainConfig(epochs=2, batch_size=4, folds=2, num_threads=1, folds_to_run=(0,)),
     )
     real = det.train_one_epoch

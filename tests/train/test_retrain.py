@@ -64,7 +64,7 @@ def test_retrain_round_registers_inactive_candidate_with_comparison(tmp_path: Pa
                               overlay_file=None))
     (tmp_path / "confirmed" / "annotations.json").write_text(json.dumps(ann))
     cfg = LivusConfig()
-    cfg.detector = DetectorConfig(input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16,
+    cfg.detector = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 24, 32), stem_channels=8, fpn_channels=16,
                                   head_channels=8, deep_supervision=False)
     cfg.train.epochs = 1
     cfg.train.batch_size = 4

@@ -151,7 +151,8 @@ def export_detector_onnx(model: torch.nn.Module, path: Path, opset: int = OPSET,
         cfg.input_size_px = int(input_size_px)
     s = cfg.input_size_px
     props = _common_props("detector", cfg, getattr(model, "meta", None), source_checkpoint)
-    return _export(model, (torch.rand(1, 1, s, s),), ["image"], DETECTOR_OUTPUTS, path, opset, props)
+    outputs = DETECTOR_OUTPUTS + (("image_logits",) if getattr(model, "image_head", None) is not None else ())
+    return _export(model, (torch.rand(1, 1, s, s),), ["image"], outputs, path, opset, props)
 
 
 def export_classifier_onnx(model: torch.nn.Module, path: Path, opset: int = OPSET,

@@ -18,13 +18,16 @@ from livus.config import from_dict
 M = TypeVar("M", bound=nn.Module)
 
 
-def load_kind_checkpoint(path: str | Path, kind: str, what: str, config_cls: type, build: Callable[[Any], M]) -> M:
+def load_kind_checkpoint(path: str | Path, kind: str, what: str, config_cls: type, build: Callable[[Any], M],
+                         legacy_defaults: dict[str, Any] | None = None) -> M:
     """Read ``path``, refuse it unless its ``kind`` is ``kind`` (``what`` names the model in the
-    error), build the model with ``build(config)`` and load the weights as float32."""
+    error), build the model with ``build(config)`` and load the weights as float32.
+    ``legacy_defaults``: config values for fields that files written before those fields existed
+    lack (instead of today's defaults)."""
     ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
     if ckpt.get("kind") != kind:
         raise ValueError(f"{path}: not a livus {what} checkpoint (kind={ckpt.get('kind')!r})")
-    model = build(from_dict(config_cls, ckpt["config"]))
+    model = build(from_dict(config_cls, {**(legacy_defaults or {}), **ckpt["config"]}))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     model.meta = ckpt.get("meta", {})
     return model.eval()

@@ -27,18 +27,26 @@ from torch import nn
 from livus.config import ClassifierConfig, to_dict
 from livus.io.dataset import FEATURE_NAMES
 from livus.models.blocks import CBAM, ConvBNAct, ResidualBlock
+from livus.models.encoders import EfficientNetLiteEncoder
 from livus.types import Lesion
 
 CHECKPOINT_KIND = "livus.classifier/1"
 
 
 class LesionClassifier(nn.Module):
-    """Small residual CNN with CBAM and a malignancy head plus B-mode feature heads."""
+    """Encoder (ImageNet-pretrained EfficientNet-Lite, or the small from-scratch residual CNN
+    with CBAM) and a malignancy head plus B-mode feature heads. ``pretrained`` loads the
+    encoder's ImageNet weights (training; checkpoints bring their own)."""
 
-    def __init__(self, cfg: ClassifierConfig | None = None) -> None:
+    def __init__(self, cfg: ClassifierConfig | None = None, pretrained: bool = False) -> None:
         super().__init__()
         self.cfg = cfg or ClassifierConfig()
         self.feature_names: tuple[str, ...] = tuple(FEATURE_NAMES)
+        self.encoder: EfficientNetLiteEncoder | None = None
+        if self.cfg.encoder != "resnet_lite":
+            self.encoder = EfficientNetLiteEncoder(self.cfg.encoder, 2, pretrained=pretrained, frozen_stages=self.cfg.frozen_stages)
+            self._heads(self.encoder.channels[-1])
+            return
         widths = list(self.cfg.widths)
         self.stem = ConvBNAct(2, max(widths[0] // 2, 8), 3, stride=2)
         stages: list[nn.Module] = []
@@ -51,6 +59,9 @@ class LesionClassifier(nn.Module):
             stages.append(nn.Sequential(*layers))
             c_in = w
         self.stages = nn.Sequential(*stages)
+        self._heads(c_in)
+
+    def _heads(self, c_in: int) -> None:
         self.dropout = nn.Dropout(self.cfg.dropout)
         n_in = c_in + (1 if self.cfg.use_size else 0)
         self.malignancy_head = nn.Linear(n_in, 1)
@@ -63,14 +74,14 @@ class LesionClassifier(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         """The layer whose activations Grad-CAM uses (the deepest stage)."""
-        return self.stages[-1]
+        return self.encoder.blocks[-1] if self.encoder is not None else self.stages[-1]
 
     def forward(self, x: torch.Tensor, size: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Logits: ``malignancy`` ``(N,)`` and ``features`` ``(N, len(FEATURE_NAMES))``.
 
         ``size`` ``(N,)``: :func:`size_feature` of each lesion (required when ``cfg.use_size``).
         """
-        f = self.stages(self.stem(x))
+        f = self.encoder(x)[1][-1] if self.encoder is not None else self.stages(self.stem(x))
         z = self.dropout(f.mean(dim=(2, 3)))
         if self.cfg.use_size:
             if size is None:
@@ -128,7 +139,8 @@ def load_classifier(path: str | Path) -> LesionClassifier:
     ``.cfg`` and ``.meta`` attached."""
     from livus.models.checkpoint import load_kind_checkpoint
 
-    return load_kind_checkpoint(path, CHECKPOINT_KIND, "classifier", ClassifierConfig, LesionClassifier)
+    return load_kind_checkpoint(path, CHECKPOINT_KIND, "classifier", ClassifierConfig, LesionClassifier,
+                                legacy_defaults={"encoder": "resnet_lite"})
 
 
 # ----------------------------------------------------------------------------- inference
@@ -234,18 +246,8 @@ def classify_lesions(
 
 
 def image_label(lesion_scores: list[tuple[float, float]]) -> dict[str, float]:
-    """Image-level ``{normal, benign, malignant}`` probabilities from ``(detection score,
-    malignancy)`` pairs of the image's lesions.
+    """Image-level ``{normal, benign, malignant}`` from ``(detection score, malignancy)`` pairs
+    of the image's lesions (the lesion rule of :func:`livus.models.image_label.lesion_evidence_label`)."""
+    from livus.models.image_label import lesion_evidence_label
 
-    Rule (max over lesions, robust to duplicate detections of one lesion):
-    ``P(lesion) = max_i score_i``, ``P(malignant) = max_i score_i · malignancy_i``,
-    ``P(normal) = 1 − P(lesion)``, ``P(benign) = P(lesion) − P(malignant)`` (never negative,
-    because ``score_i · malignancy_i ≤ score_i``). No lesions → normal = 1.
-    """
-    if not lesion_scores:
-        return {"normal": 1.0, "benign": 0.0, "malignant": 0.0}
-    s = np.clip(np.asarray([p[0] for p in lesion_scores], float), 0.0, 1.0)
-    m = np.clip(np.asarray([p[1] for p in lesion_scores], float), 0.0, 1.0)
-    p_lesion = float(s.max())
-    p_mal = float((s * m).max())
-    return {"normal": 1.0 - p_lesion, "benign": p_lesion - p_mal, "malignant": p_mal}
+    return lesion_evidence_label(lesion_scores)

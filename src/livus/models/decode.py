@@ -34,11 +34,41 @@ class Detection:
     angle_deg: float
     score: float
     polygon_px: list[list[float]] = field(default_factory=list)
+    # mask decoding: the candidate's evidence (see EVIDENCE_NAMES), input of the score calibration
+    evidence: tuple[float, ...] = ()
 
     @property
     def bbox_px(self) -> list[float]:
         """Axis-aligned box ``[x0, y0, x1, y1]`` of the ellipse (model pixels)."""
         return ellipse_bbox(self.center_px, self.long_axis_px, self.short_axis_px, self.angle_deg)
+
+
+# ---- score calibration ----------------------------------------------------------------------
+
+EVIDENCE_NAMES = ("mask_peak_logit", "heatmap_peak_logit", "image_lesion_logit", "log_area_px")
+
+
+def _logit(p: float | np.ndarray, eps: float = 1e-4) -> float | np.ndarray:
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
+def calibrate_score(evidence: tuple[float, ...] | np.ndarray, coefficients: tuple[float, ...]) -> float:
+    """Calibrated probability that a candidate is a true lesion: logistic regression
+    ``sigmoid(c0 + Σ c_i · evidence_i)`` over :data:`EVIDENCE_NAMES` (coefficients fitted on
+    held-out folds' candidates by ``livus.train.calibration``)."""
+    e = np.asarray(evidence, np.float64)
+    c = np.asarray(coefficients, np.float64)
+    if len(c) != len(e) + 1:
+        raise ValueError(f"score calibration needs {len(e) + 1} coefficients, got {len(c)}")
+    return float(1.0 / (1.0 + np.exp(-(c[0] + float(c[1:] @ e)))))
+
+
+def image_lesion_probability(outputs: dict[str, torch.Tensor], b: int) -> float | None:
+    """``1 − P(normal)`` of batch item ``b`` from the image-level head (``None`` without one)."""
+    if "image_logits" not in outputs:
+        return None
+    return float(1.0 - torch.softmax(outputs["image_logits"][b].detach().float(), 0)[0])
 
 
 # ---- pure geometry --------------------------------------------------------------------------
@@ -264,16 +294,20 @@ def decode_mask_components(
     """Detections from the lesion-mask head (model pixels): each connected component of
     ``sigmoid(lesion_mask) >= cfg.component_threshold`` inside the fan becomes a lesion with its
     outline as polygon, the caliper ellipse of that outline (``ellipse_from_polygon``) and its
-    peak probability as score. Components scoring below ``score_threshold`` (default
-    ``cfg.score_threshold``) or smaller than ``cfg.min_component_px`` are dropped; at most
-    ``cfg.max_detections`` are kept, best first."""
+    peak probability as score — or, with ``cfg.score_calibration``, the calibrated probability
+    (:func:`calibrate_score`) of its evidence (mask peak, centre-heatmap peak inside it, the
+    image-level lesion probability, its area). Components scoring below ``score_threshold``
+    (default ``cfg.score_threshold``) or smaller than ``cfg.min_component_px`` are dropped; at
+    most ``cfg.max_detections`` are kept, best first."""
     from livus.io.dataset import ellipse_from_polygon
 
     thr = cfg.score_threshold if score_threshold is None else score_threshold
     prob_all = torch.sigmoid(outputs["lesion_mask"].detach().float())[:, 0].cpu().numpy()
+    heat_all = torch.sigmoid(outputs["heatmap"].detach().float())[:, 0].cpu().numpy()
     results: list[list[Detection]] = []
     for b in range(prob_all.shape[0]):
         prob = prob_all[b]
+        p_image = image_lesion_probability(outputs, b)
         vm = _valid_for_item(valid_mask, b)
         if vm is not None:
             prob = prob * vm.cpu().numpy().astype(bool)
@@ -283,14 +317,25 @@ def decode_mask_components(
             if stats[k, cv2.CC_STAT_AREA] < cfg.min_component_px:
                 continue
             comp = labels == k
-            score = float(prob[comp].max())
+            peak = float(prob[comp].max())
+            evidence = _component_evidence(comp, peak, heat_all[b], p_image, int(stats[k, cv2.CC_STAT_AREA]))
+            score = calibrate_score(evidence, cfg.score_calibration) if cfg.score_calibration else peak
             contour = _largest_contour(comp)
             if score < thr or contour is None:
                 continue
             pts = contour.astype(np.float64)
             cx, cy, long_px, short_px, angle = ellipse_from_polygon(pts.tolist())
             # contour points are pixel centres: the outline reaches half a pixel further
-            dets.append(Detection((cx, cy), long_px + 1.0, short_px + 1.0, angle, score, pts.tolist()))
+            dets.append(Detection((cx, cy), long_px + 1.0, short_px + 1.0, angle, score, pts.tolist(), evidence))
         dets.sort(key=lambda d: -d.score)
         results.append(dets[: cfg.max_detections])
     return results
+
+
+def _component_evidence(comp: np.ndarray, peak: float, heat: np.ndarray, p_image: float | None, area_px: int) -> tuple[float, ...]:
+    """:data:`EVIDENCE_NAMES` of one mask component (model pixels; ``heat`` at stride 4). Without
+    an image-level head the image evidence is 0 (neutral)."""
+    ys, xs = np.nonzero(comp)
+    cells = heat[np.clip(ys // STRIDE, 0, heat.shape[0] - 1), np.clip(xs // STRIDE, 0, heat.shape[1] - 1)]
+    image = float(_logit(p_image)) if p_image is not None else 0.0
+    return (float(_logit(peak)), float(_logit(float(cells.max()))), image, float(np.log(max(area_px, 1))))

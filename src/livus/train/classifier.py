@@ -46,14 +46,16 @@ CONTEXT = 1.6  # context patch side / crop side: room for rotation, zoom-out and
 class ClassifierTrainConfig:
     """Training settings of the lesion classifier."""
 
-    epochs: int = 60  # the shipped model's recipe
+    epochs: int = 20  # the shipped model's recipe (pretrained encoder)
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 1e-3
+    pretrained: bool = True  # start a pretrained encoder (ClassifierConfig.encoder) from its ImageNet weights
+    encoder_lr_scale: float = 0.3
     weight_decay: float = 1e-3
     feature_weight: float = 0.5
-    folds: int = 3
+    folds: int = 5
     seed: int = 0
-    num_threads: int = 1
+    num_threads: int = 2
     target_sensitivity: float = 0.90
     calib_fraction: float = 0.2  # share of each training part held back for calibration + threshold
     rotation_deg: float = 15.0
@@ -62,6 +64,7 @@ class ClassifierTrainConfig:
     mask_jitter_frac: float = 0.06  # dilation/erosion radius, fraction of the lesion side
     size_jitter: tuple[float, float] = (0.9, 1.1)  # factor on the lesion side given to the size input
     augment: bool = True
+    device: str = "cpu"  # cpu | cuda | mps
 
 
 @dataclass
@@ -194,10 +197,19 @@ def train_model(samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierT
     torch.manual_seed(tcfg.seed)
     rng = np.random.default_rng(tcfg.seed)
     intensity = _intensity_augmenter()
-    model = LesionClassifier(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    from livus.train.detector import resolve_device
+
+    device = resolve_device(tcfg.device)
+    model = LesionClassifier(cfg, pretrained=tcfg.pretrained).to(device)
+    enc = [p for p in model.encoder.parameters() if p.requires_grad] if model.encoder is not None else []
+    enc_ids = {id(p) for p in enc}
+    groups = [{"params": enc, "lr": tcfg.lr * tcfg.encoder_lr_scale},
+              {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids], "lr": tcfg.lr}]
+    groups = [g for g in groups if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(samples) / tcfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.epochs * steps_per_epoch, pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=tcfg.epochs * steps_per_epoch,
+                                                pct_start=0.2)
     mal = torch.from_numpy(samples.malignant)
     feats = torch.from_numpy(samples.features)
     for epoch in range(tcfg.epochs):
@@ -215,8 +227,8 @@ def train_model(samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierT
                 size = size + np.log(rng.uniform(*tcfg.size_jitter, len(idx))).astype(np.float32) / 0.8
             else:
                 x = samples.eval_crops[idx]
-            out = model(torch.from_numpy(x), torch.from_numpy(size))
-            losses = masked_multitask_loss(out, mal[idx], feats[idx], tcfg.feature_weight)
+            out = model(torch.from_numpy(x).to(device), torch.from_numpy(size).to(device))
+            losses = masked_multitask_loss(out, mal[idx].to(device), feats[idx].to(device), tcfg.feature_weight)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             opt.step()
@@ -224,7 +236,7 @@ def train_model(samples: LesionSamples, cfg: ClassifierConfig, tcfg: ClassifierT
             total += losses["total"].item() * len(idx)
         if log is not None:
             log.append({"tag": tag, "epoch": epoch + 1, "loss": total / len(samples), "seconds": round(time.time() - t0, 2)})
-    return model.eval()
+    return model.cpu().eval()
 
 
 def _stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -432,7 +444,7 @@ def train_classifier(data_dir: Path, out_dir: Path, folds: int | None = None, cf
 
 def train_classifier_cli(args: argparse.Namespace) -> int:
     """Entry point of ``livus train classifier``."""
-    tcfg = ClassifierTrainConfig()
+    tcfg = ClassifierTrainConfig(device=getattr(args, "device", "cpu") or "cpu")
     if args.epochs is not None:
         tcfg.epochs = args.epochs
     train_classifier(Path(args.data), Path(args.out), folds=args.folds, tcfg=tcfg,

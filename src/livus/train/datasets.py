@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from livus.config import PreprocessConfig
-from livus.io.dataset import Dataset, ImageRecord, ellipse_from_polygon, polygon_mask
+from livus.augment_scanner import scanner_augment
+from livus.io.dataset import IMAGE_CLASSES, Dataset, ImageRecord, ellipse_from_polygon, polygon_mask
 from livus.models.decode import angle_to_orient, pixel_to_cell
 from livus.preprocess.geometry import Letterbox
 from livus.types import Frame
@@ -189,6 +190,11 @@ def build_targets(instance_mask: np.ndarray, liver_mask: np.ndarray, liver_valid
     }
 
 
+def image_class_index(name: str) -> int:
+    """0/1/2 for normal/benign/malignant (``IMAGE_CLASSES`` order), -1 for anything else."""
+    return IMAGE_CLASSES.index(name) if name in IMAGE_CLASSES else -1
+
+
 # ---- augmentation ---------------------------------------------------------------------------
 
 
@@ -269,7 +275,8 @@ class DetectorTrainSet(torch.utils.data.Dataset):
     """Samples of a ``ModelSpaceCache`` with targets; optional augmentation and copy-paste."""
 
     def __init__(
-        self, cache: ModelSpaceCache, augment: bool = True, copy_paste_prob: float = 0.0, seed: int = 0, backend: str = "builtin"
+        self, cache: ModelSpaceCache, augment: bool = True, copy_paste_prob: float = 0.0, seed: int = 0, backend: str = "builtin",
+        scanner_augment: bool = False,
     ) -> None:
         if backend not in ("builtin", "livus"):
             raise ValueError(f"unknown augmentation backend {backend!r} (builtin | livus)")
@@ -277,6 +284,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         self.augment = augment
         self.backend = backend
         self.copy_paste_prob = copy_paste_prob
+        self.scanner_augment = scanner_augment
         self.seed = seed
         self.epoch = 0
         self._with_lesion = [i for i in range(len(cache)) if cache.lesion_masks[i].any()]
@@ -303,6 +311,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         c = self.cache
         image, lesion, liver, valid = c.images[i], c.lesion_masks[i], c.liver_masks[i], c.valid_masks[i]
+        n_lesions = int(lesion.max())
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, int(i)))
             if self.backend == "livus":
@@ -312,8 +321,13 @@ class DetectorTrainSet(torch.utils.data.Dataset):
                     j = int(rng.choice(self._with_lesion))
                     image, lesion = copy_paste_lesion(image, lesion, liver, c.images[j], c.lesion_masks[j], rng)
                 image, lesion, liver, valid = augment_sample(image, lesion, liver, valid, rng)
+            if self.scanner_augment:
+                image = scanner_augment(image, valid, rng)
         t = build_targets(lesion, liver, bool(c.liver_valid[i]))
         out = {k: torch.as_tensor(v) for k, v in t.items()}
+        # a pasted lesion changes what the image shows: its image label is then unknown
+        pasted = int(lesion.max()) > n_lesions
+        out["image_class"] = torch.tensor(-1 if pasted else image_class_index(c.classes[i]))
         out["image"] = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         out["index"] = torch.tensor(i)
         return out

@@ -80,7 +80,29 @@ def validate(model: LesionDetector, cache: ModelSpaceCache, records: list[ImageR
 def _loss_weights(cfg: LivusConfig) -> dict[str, float]:
     t = cfg.train
     return {"heatmap": t.heatmap_weight, "axes": t.axes_weight, "orient": t.orient_weight, "offset": t.offset_weight,
-            "lesion_mask": t.lesion_mask_weight, "liver_mask": t.liver_mask_weight, "aux": t.aux_weight}
+            "lesion_mask": t.lesion_mask_weight, "liver_mask": t.liver_mask_weight, "aux": t.aux_weight,
+            "image": t.image_weight}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` | ``cuda`` | ``mps`` → a torch device; a clear error when it is not available."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("--device mps: no MPS device is available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {name!r} (cpu | cuda | mps)")
+    return torch.device(name)
+
+
+def param_groups(model: LesionDetector, lr: float, encoder_lr_scale: float) -> list[dict[str, Any]]:
+    """Optimiser groups: a pretrained encoder learns at ``lr × encoder_lr_scale``, the rest at ``lr``
+    (frozen parameters are left out)."""
+    scale = encoder_lr_scale if model.cfg.encoder != "resnet_lite" else 1.0
+    enc = [p for p in model.backbone.parameters() if p.requires_grad]
+    ids = {id(p) for p in model.backbone.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
+    return [g for g in ({"params": enc, "lr": lr * scale}, {"params": rest, "lr": lr}) if g["params"]]
 
 
 def train_run(
@@ -92,12 +114,16 @@ def train_run(
     t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(t.seed)
-    model = LesionDetector(cfg.detector)
-    dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend)
+    device = resolve_device(t.device)
+    model = LesionDetector(cfg.detector, pretrained=t.pretrained).to(device)
+    dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend,
+                               scanner_augment=t.scanner_augment)
     sampler = HardExampleSampler(len(train_cache), t.hard_example_fraction if t.hard_example_mining else 0.0, seed=t.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    groups = param_groups(model, t.lr, t.encoder_lr_scale)
+    opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_cache) / t.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=steps_per_epoch * t.epochs + 1, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps_per_epoch * t.epochs + 1,
+                                                pct_start=0.15)
     start_epoch = 0
     state_path = run_dir / "state.pt"
     log = CsvLog(run_dir / "log.csv")
@@ -126,7 +152,7 @@ def train_run(
                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
         te = time.time()
-        parts, seen_idx, seen_loss = train_one_epoch(model, dataset, idx, opt, sched, weights, t.batch_size, _tick)
+        parts, seen_idx, seen_loss = train_one_epoch(model, dataset, idx, opt, sched, weights, t.batch_size, _tick, device)
         if bar is not None:
             bar.close()
         sampler.update(seen_idx, seen_loss)
@@ -149,6 +175,7 @@ def train_run(
     if metrics is not None:
         m["validation"] = metrics.headline()
         write_metrics(metrics, run_dir, title=run_dir.name)
+    model = model.cpu()
     save_detector(model, run_dir / "detector.pt", m)
     return model.eval(), metrics
 
@@ -240,8 +267,10 @@ def format_cv_table(summary: dict[str, Any]) -> str:
 
 
 def train_detector_cli(args: argparse.Namespace) -> int:
-    """``livus train detector --data DIR [--config YAML] [--out RUN] [--folds K] [--resume]``."""
+    """``livus train detector --data DIR [--config YAML] [--out RUN] [--folds K] [--resume] [--device D]``."""
     cfg = load_config(args.config)
+    if getattr(args, "device", None):
+        cfg.train.device = args.device
     out = Path(args.out)
     summary = train_detector(Path(args.data), cfg, out, args.folds, args.resume)
     if summary.get("folds"):
@@ -277,10 +306,12 @@ def revalidate_run(run_dir: Path, data_dir: Path, score_threshold: float | None 
 
 
 def ship_model(
-    trained: Path, dest: Path, score_threshold: float | None = None, extra_meta: dict[str, Any] | None = None
+    trained: Path, dest: Path, score_threshold: float | None = None, extra_meta: dict[str, Any] | None = None,
+    score_calibration: tuple[float, ...] | None = None,
 ) -> Path:
     """Copy a trained checkpoint to ``dest`` (e.g. ``models/detector.pt``) without the
-    training-only auxiliary heads, optionally with a new report threshold and more metadata."""
+    training-only auxiliary heads, optionally with a new report threshold, a score calibration
+    (``DetectorConfig.score_calibration``) and more metadata."""
     from livus.models.detector import load_checkpoint, load_detector
 
     meta = dict(load_checkpoint(trained).get("meta", {}))
@@ -288,6 +319,8 @@ def ship_model(
     cfg = model.cfg
     if score_threshold is not None:
         cfg.score_threshold = float(score_threshold)
+    if score_calibration is not None:
+        cfg.score_calibration = tuple(float(c) for c in score_calibration)
     cfg.deep_supervision = False
     slim = LesionDetector(cfg)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux.")}

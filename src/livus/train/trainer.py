@@ -65,9 +65,10 @@ def train_one_epoch(
     weights: dict[str, float],
     batch_size: int,
     progress: Callable[[int, float], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """One pass over ``indices`` (batches in order). Returns mean loss parts (and ``total``),
-    and the per-draw (index, loss) arrays for hard-example mining."""
+    """One pass over ``indices`` (batches in order) on ``device``. Returns mean loss parts (and
+    ``total``), and the per-draw (index, loss) arrays for hard-example mining."""
     model.train()
     sums: dict[str, float] = {}
     n_batches = 0
@@ -76,7 +77,7 @@ def train_one_epoch(
         chunk = indices[start : start + batch_size]
         if len(chunk) < 2:  # batch norm needs 2+ samples
             continue
-        batch = collate([dataset[int(i)] for i in chunk])
+        batch = {k: v.to(device, non_blocking=True) for k, v in collate([dataset[int(i)] for i in chunk]).items()}
         out = model(batch["image"])
         total, parts, per_image = detector_loss(out, batch, weights)
         optimizer.zero_grad(set_to_none=True)
@@ -89,8 +90,8 @@ def train_one_epoch(
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
         n_batches += 1
-        seen_idx.append(batch["index"].numpy())
-        seen_loss.append(per_image.numpy())
+        seen_idx.append(batch["index"].cpu().numpy())
+        seen_loss.append(per_image.cpu().numpy())
         if progress is not None:
             progress(len(chunk), parts["total"])
     means = {k: v / max(n_batches, 1) for k, v in sums.items()}
@@ -99,12 +100,14 @@ def train_one_epoch(
 
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> list[dict[str, torch.Tensor]]:
-    """Run the model in eval mode over ``(N, S, S)`` images; one output dict per batch."""
+    """Run the model in eval mode over ``(N, S, S)`` images (on the model's device); one output
+    dict of CPU tensors per batch."""
     model.eval()
+    device = next(model.parameters()).device
     outs = []
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))[:, None]
-        outs.append(model(x))
+        outs.append({k: v.cpu() for k, v in model(x.to(device)).items()})
     return outs
 
 
