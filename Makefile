@@ -8,6 +8,12 @@ DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test setup setup-dev examples clean
 
+# Real images for the demo, read in place from the AUL folder when it is beside the clone (never
+# copied into the repository): the two lowest image ids of each class, not chosen by result.
+AUL ?= ../shared/data/aul
+AUL_DEMO := $(wildcard $(AUL)/Benign/image/1.jpg $(AUL)/Benign/image/2.jpg $(AUL)/Malignant/image/1.jpg \
+	$(AUL)/Malignant/image/2.jpg $(AUL)/Normal/image/2.jpg $(AUL)/Normal/image/3.jpg)
+
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +32,7 @@ setup: $(STAMP)
 setup-dev: $(DEVSTAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/livus analyze examples --out demo-output
+	$(VENV)/bin/livus analyze examples $(AUL_DEMO) --out demo-output
 
 test: $(DEVSTAMP)
 	$(PY) -m pytest tests
