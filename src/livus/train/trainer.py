@@ -103,7 +103,8 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> list[
     """Run the model in eval mode over ``(N, S, S)`` images (on the model's device); one output
     dict of CPU tensors per batch."""
     model.eval()
-    device = next(model.parameters()).device
+    params = list(model.parameters()) if isinstance(model, nn.Module) else []  # ONNX runners have none
+    device = params[0].device if params else torch.device("cpu")
     outs = []
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32))[:, None]
