@@ -13,6 +13,10 @@ Test set (all generated here, nothing downloaded):
 * the AUL images (``--aul``, default ``../shared/data/aul``): all show the liver, so the share
   called ``ok`` is the gate's specificity on real data (per class and per verdict).
 
+Each part also prints the assessability (``livus.infer.assessability``) the verdicts give:
+assessable / limited / not assessable per expected label (clips: ``clip_assessabilities``);
+on AUL, every image not assessable is a real liver image that would get no lesions or advice.
+
 Usage: ``python benchmarks/quality_gate.py [--clips N] [--aul DIR] [--aul-limit K]``
 """
 
@@ -34,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "preprocess"))  # the frame generators s
 
 import quality_fakes as qf  # noqa: E402
 
+from livus.infer.assessability import clip_assessabilities, frame_assessability  # noqa: E402
 from livus.preprocess.fan import detect_fan  # noqa: E402
 from livus.preprocess.quality import VERDICTS, ClipQualityGate, assess_quality  # noqa: E402
 
@@ -80,6 +85,19 @@ def confusion(rows: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+STATUSES = ("assessable", "limited", "not_assessable")
+
+
+def assessability_table(rows: list[tuple[str, str]]) -> str:
+    """Counts of each assessability status per expected label."""
+    w = max(len(t) for t, _ in rows) + 1
+    lines = ["expected".ljust(w) + " ".join(s.rjust(15) for s in STATUSES)]
+    for t in dict.fromkeys(t for t, _ in rows):
+        got = Counter(s for tt, s in rows if tt == t)
+        lines.append(t.ljust(w) + " ".join(str(got.get(s, 0)).rjust(15) for s in STATUSES))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=10)
@@ -89,23 +107,30 @@ def main() -> None:
     args = ap.parse_args()
 
     items, clips = build_test_set(args.clips, args.frames)
-    rows, times_ms, times_fan_ms = [], [], []
+    rows, assess_rows, times_ms, times_fan_ms = [], [], [], []
     for expected, frame, fan, prev in items:
         t0 = time.perf_counter()
         v = assess_quality(frame, fan, prev)  # type: ignore[arg-type]
         dt = (time.perf_counter() - t0) * 1e3
         (times_ms if fan is not None else times_fan_ms).append(dt)
         rows.append((expected, v.verdict))
+        assess_rows.append((expected, frame_assessability(v).status))
     acc = sum(t == p for t, p in rows) / len(rows)
     print(f"## Test set: {len(rows)} frames ({args.clips} simulated clips x {args.frames} frames + generated images)\n")
     print(confusion(rows))
     print(f"\naccuracy {acc:.3f}")
-    clip_rows = []
+    print("\nassessability of these frames (single-frame gate):\n")
+    print(assessability_table(assess_rows))
+    clip_rows, clip_assess_rows = [], []
     for clip in clips:
         gate = ClipQualityGate()
-        clip_rows += [(EXPECTED[label], gate.assess(frame, fan).verdict) for frame, fan, label in clip]
+        verdicts = [gate.assess(frame, fan) for frame, fan, _ in clip]
+        clip_rows += [(EXPECTED[label], v.verdict) for (_, _, label), v in zip(clip, verdicts)]
+        clip_assess_rows += [(EXPECTED[label], a.status) for (_, _, label), a in zip(clip, clip_assessabilities(verdicts))]
     print(f"\n## Clip-level gate (ClipQualityGate: frame against its clip's own reference) on the {len(clips)} simulated clips\n")
     print(confusion(clip_rows))
+    print("\nassessability of the clip frames (clip_assessabilities):\n")
+    print(assessability_table(clip_assess_rows))
 
     from livus.io.readers import read_frame
 
@@ -114,6 +139,7 @@ def main() -> None:
         files = files[:: args.aul_limit]
     if files:
         per_class: dict[str, Counter] = {}
+        aul_assess: Counter = Counter()
         aul_ms, aul_fan_ms = [], []
         for f in files:
             frame = read_frame(Path(f))
@@ -125,6 +151,8 @@ def main() -> None:
             aul_fan_ms.append((t1 - t0) * 1e3)
             aul_ms.append((t2 - t1) * 1e3)
             per_class.setdefault(Path(f).parts[-3], Counter())[v.verdict] += 1
+            a = frame_assessability(v)
+            aul_assess[(a.status, ",".join(a.reasons))] += 1
         total = Counter()
         for c in per_class.values():
             total.update(c)
@@ -134,6 +162,8 @@ def main() -> None:
             print(f"  {cls:10s} ok {c['ok'] / sum(c.values()):.3f}  " + ", ".join(f"{k} {v}" for k, v in c.most_common()))
         print(f"  gate with the fan given: median {statistics.median(aul_ms):.2f} ms/frame, p95 {np.percentile(aul_ms, 95):.2f} ms, "
               f"fastest {min(aul_ms):.2f} ms (fan detection when not cached: median {statistics.median(aul_fan_ms):.1f} ms)")
+        print("  assessability: " + ", ".join(f"{s}{' (' + r + ')' if r else ''} {k}" for (s, r), k in sorted(aul_assess.items()))
+              + f"; not assessable (real livers rejected): {sum(k for (s, _), k in aul_assess.items() if s == 'not_assessable')}")
     else:
         print(f"\nAUL images not found under {args.aul}: no real-data ok-rate")
     print(f"\nsimulated frames (512x384, fan given): median {statistics.median(times_ms):.2f} ms/frame; "

@@ -174,6 +174,38 @@ class Lesion:
         )
 
 
+ASSESSABILITY_STATUSES = ("assessable", "limited", "not_assessable")
+
+
+@dataclass
+class Assessability:
+    """Whether a frame or a case can be assessed at all (``livus.infer.assessability``).
+
+    ``status``: ``assessable``, ``limited`` (results given, with care) or ``not_assessable``
+    (no lesions and no advice); ``reasons``: short keys such as ``shadowing`` or
+    ``not_ultrasound`` (worded by ``livus.report.i18n.assessability_reason``).
+    """
+
+    status: str = "assessable"
+    reasons: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.status not in ASSESSABILITY_STATUSES:
+            raise ValueError(f"assessability status must be one of {ASSESSABILITY_STATUSES}, got {self.status!r}")
+
+    @property
+    def usable(self) -> bool:
+        """True when results may be reported (``assessable`` or ``limited``)."""
+        return self.status != "not_assessable"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_json_dict(cls, d: dict[str, Any]) -> Assessability:
+        return cls(str(d["status"]), [str(r) for r in d.get("reasons", [])])
+
+
 @dataclass
 class FrameResult:
     """Everything livus says about one frame; serialises to one ``livus.result/1`` JSON line."""
@@ -190,6 +222,9 @@ class FrameResult:
     time_s: float | None = None
     quality: dict[str, Any] | None = None
     image_label: dict[str, float] | None = None
+    # None: not judged (results written before assessability existed; see
+    # livus.infer.assessability.result_assessability, which derives it from ``quality``)
+    assessability: Assessability | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +239,7 @@ class FrameResult:
             "lesions": [lesion.to_json_dict() for lesion in self.lesions],
             "image_label": self.image_label,
             "quality": self.quality,
+            "assessability": None if self.assessability is None else self.assessability.to_json_dict(),
             "warnings": list(self.warnings),
             "model": dict(self.model),
         }
@@ -213,6 +249,7 @@ class FrameResult:
         if d.get("schema") != RESULT_SCHEMA:
             raise ValueError(f"not a {RESULT_SCHEMA} record: schema={d.get('schema')!r}")
         spacing = d.get("pixel_spacing_mm")
+        assessability = d.get("assessability")
         return cls(
             source=d["source"],
             frame_index=int(d["frame_index"]),
@@ -224,6 +261,7 @@ class FrameResult:
             lesions=[Lesion.from_json_dict(x) for x in d.get("lesions", [])],
             image_label=d.get("image_label"),
             quality=d.get("quality"),
+            assessability=None if assessability is None else Assessability.from_json_dict(assessability),
             warnings=list(d.get("warnings", [])),
             model=dict(d.get("model", {})),
         )
@@ -284,6 +322,8 @@ class CaseResult:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     model: dict[str, str] = field(default_factory=dict)
+    assessability: Assessability | None = None  # None: not judged
+    rules: list[str] = field(default_factory=list)  # ids of the rules in ``reasons``, first = deciding
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -295,6 +335,8 @@ class CaseResult:
             "risk": self.risk,
             "priority": self.priority,
             "follow_up_months": self.follow_up_months,
+            "assessability": None if self.assessability is None else self.assessability.to_json_dict(),
+            "rules": self.rules,
             "reasons": self.reasons,
             "warnings": self.warnings,
             "model": self.model,

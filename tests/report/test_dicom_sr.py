@@ -73,3 +73,42 @@ def test_highdicom_parses_it_as_tid1500(tmp_path, frame_grey, frame_result):
     lesion = frame_result.lesions[1]
     long_ends, _ = axis_endpoints_px(lesion)
     assert ellipse[0] == pytest.approx(long_ends[0] + 0.5, abs=1e-3)
+
+
+def _codes(sr) -> set[str]:
+    out = set()
+    for item in _iter(sr.ContentSequence):
+        if "ConceptCodeSequence" in item:
+            code = item.ConceptCodeSequence[0]
+            out.add(str(code.get("CodeValue") or code.get("LongCodeValue")))
+    return out
+
+
+def test_sr_of_a_not_assessed_frame_never_says_no_abnormality(tmp_path, frame_grey):
+    from livus.types import Assessability
+
+    result = make_result()
+    result.quality = {"verdict": "not_ultrasound", "ok": False}
+    result.assessability = Assessability("not_assessable", ["not_ultrasound"])
+    sr = pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), result, tmp_path / "sr.dcm"))
+    codes = _codes(sr)
+    assert "281900007" not in codes  # no "No abnormality detected"
+    assert "111235" in codes and "not_ultrasound" in codes  # unusable image + the verdict
+    assert read_sr_measurements(sr) == [{}]  # its lesions (if any) are not reported
+    assert "not assessed" in str(sr)
+    result.assessability = None  # an old result: judged from its quality verdict
+    assert "281900007" not in _codes(pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), result,
+                                                                           tmp_path / "sr2.dcm")))
+
+
+def test_sr_carries_the_quality_of_assessed_frames(tmp_path, frame_grey, frame_result):
+    from livus.types import Assessability
+
+    frame_result.quality = {"verdict": "heavily_shadowed", "ok": False}
+    frame_result.assessability = Assessability("limited", ["shadowing"])
+    sr = pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), frame_result, tmp_path / "sr.dcm"))
+    assert len(read_sr_measurements(sr)) == 2  # the two lesions, as before
+    assert {"111236", "heavily_shadowed", "shadowing"} <= _codes(sr)
+    frame_result.lesions, frame_result.quality, frame_result.assessability = [], {"verdict": "ok", "ok": True}, None
+    codes = _codes(pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), frame_result, tmp_path / "sr2.dcm")))
+    assert {"281900007", "111237", "ok"} <= codes  # assessed, nothing found

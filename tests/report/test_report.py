@@ -95,3 +95,70 @@ def test_no_lesion_case(tmp_path):
 def test_unknown_language_is_an_error(tmp_path, case_result, frame_result):
     with pytest.raises(ValueError, match="language"):
         render_report(case_result, [frame_result], {}, tmp_path, "fr")
+
+
+def _english_words(strings: list[str]) -> set[str]:
+    """Latin words of 3+ letters, less the names and abbreviations a Chinese report keeps."""
+    keep = {"CEUS", "AFP", "HBV", "HCV", "MRI", "mm", "px", "Grad", "CAM", "AUL", "Zenodo", "Xu", "livus", "detector",
+            "dcm", "png", "avi", "case"}
+    return {w for s in strings for w in re.findall(r"[A-Za-z]{3,}", s)} - keep
+
+
+def test_zh_report_has_no_english_warnings(tmp_path):
+    from livus.infer.case import assess_case
+    from livus.types import Assessability
+
+    result = make_result(spacing=None)
+    result.quality = {"verdict": "heavily_shadowed", "ok": False, "reason": "A large part ...",
+                      "reason_zh": "扫描扇区的大部分为声影（肋骨或气体遮挡），其中的病灶无法显示。"}
+    result.warnings = ["pixel spacing unknown: sizes in pixels only", "no fan found: using the whole image",
+                       "colour (Doppler) overlay present: colour pixels ignored",
+                       "low-quality frame (heavily_shadowed): A large part of the imaged sector is acoustic shadow",
+                       "no lesion classifier model found: malignancy not assessed"]
+    base = make_case(result)
+    case = assess_case("case-001", base.tracks, base.patient, language="zh",
+                       assessability=Assessability("limited", ["shadowing"]))
+    case.warnings.append(_clip_warning_zh())
+    c = build_report_content(case, [result], {}, "zh")
+    strings = c.warnings + c.reasons + list(c.labels.values()) + [c.priority, c.follow_up, c.assessability, c.risk]
+    assert not _english_words(strings), _english_words(strings)
+    assert c.assessability == "评估受限（声影遮挡）" and c.follow_up == "2周"
+    assert any("低质量帧（声影遮挡严重）" in w for w in c.warnings)
+    html = render_report(case, [result], {}, tmp_path, "zh")["html"].read_text(encoding="utf-8")
+    for english in result.warnings + ["low-quality", "frame(s)", "months", "limited"]:
+        assert english not in html, english
+    assert 'id="assessability">评估受限（声影遮挡）<' in html
+
+
+def _clip_warning_zh() -> str:
+    from livus.infer.pipeline import InputAnalysis, _clip_quality_warning
+
+    item = InputAnalysis(path="/x/s1.avi", is_clip=True, clip_quality={"ok": 8, "liver_not_in_view": 2})
+    return _clip_quality_warning(item, "zh")
+
+
+def test_not_assessable_case_report_says_so_in_both_languages(tmp_path):
+    from livus.infer.case import assess_case
+    from livus.types import Assessability
+
+    result = make_result()
+    result.lesions = []
+    case = assess_case("case-002", [], language="en", assessability=Assessability("not_assessable", ["not_liver"]))
+    c = build_report_content(case, [result], {}, "en")
+    assert c.priority == "not assessable" and c.follow_up == "not assessed" and c.risk == "not assessed"
+    assert c.reasons[0].startswith("not assessable: repeat the examination / check the input")
+    assert c.labels["no_lesion"].startswith("The images are not assessable")
+    out = render_report(case, [result], {}, tmp_path, "en")
+    html = out["html"].read_text(encoding="utf-8")
+    assert "No lesion detected" not in html and "does not show the liver" in html
+    text = _pdf_text(out["pdf"]).replace("\n", " ")
+    assert "repeat the examination" in text and "No lesion detected" not in text
+
+
+@pytest.mark.parametrize("months,en,zh", [(0.5, "2 weeks", "2周"), (0.25, "1 week", "1周"), (1, "1 month", "1个月"),
+                                          (3, "3 months", "3个月"), (12, "12 months", "12个月"), (0, "immediately", "立即")])
+def test_follow_up_units_and_plurals(months, en, zh, frame_result):
+    case = make_case(frame_result)
+    case.follow_up_months = months
+    assert build_report_content(case, [frame_result], {}, "en").follow_up == en
+    assert build_report_content(case, [frame_result], {}, "zh").follow_up == zh

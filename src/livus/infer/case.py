@@ -2,7 +2,11 @@
 
 The decision rules live in a YAML table (``case_rules.yaml`` shipped with the package, or a
 file the user gives); this module only evaluates them, so a department can change its protocol
-without touching code.
+without touching code. The first rule that holds decides; the reasons are its finding and
+action, then the findings of the other rules that hold (never their actions, so there is one
+piece of advice). Each rule may carry an ``example`` case that it must decide; the table is
+checked against its examples when it is loaded. A case that is not assessable
+(:mod:`livus.infer.assessability`) gets no rule, no lesions and no advice, only its reasons.
 """
 
 from __future__ import annotations
@@ -15,20 +19,27 @@ from typing import Any
 
 import yaml
 
-from livus.types import CaseResult, LesionTrack, PatientBackground
+from livus.report.i18n import assessability_reason, text
+from livus.types import Assessability, CaseResult, LesionTrack, PatientBackground
 
 RULES_SCHEMA = "livus.case_rules/1"
-_LESION_KEYS = {"malignancy_min", "long_axis_mm_min", "long_axis_mm_max", "size_unknown"}
-_CASE_KEYS = {"lesion", "at_risk", "afp_raised"}
+_LESION_KEYS = {"malignancy_min", "malignancy_max", "long_axis_mm_min", "long_axis_mm_max", "size_unknown"}
+_CASE_KEYS = {"lesion", "no_lesion", "at_risk", "afp_raised"}
+_EXAMPLE_KEYS = {"lesions", "patient"}
+_EXAMPLE_LESION_KEYS = {"malignancy", "long_axis_mm"}
 
 
 @dataclass
 class CaseRule:
+    """One row of the rules table: conditions, advice, the finding it states, an example case."""
+
     id: str
     when: dict[str, Any]
     priority: str
     follow_up_months: float
     action: dict[str, str]
+    finding: dict[str, str] = field(default_factory=dict)  # per language; {} = not listed unless deciding
+    example: dict[str, Any] | None = None  # {"lesions": [{malignancy, long_axis_mm}], "patient": {...}}
 
 
 @dataclass
@@ -55,8 +66,49 @@ def load_case_rules(path: str | Path | None = None) -> CaseRules:
             raise ValueError(f"case rule {r.get('id')}: unknown condition(s) {sorted(bad)}")
         if r["priority"] not in ("routine", "soon", "urgent"):
             raise ValueError(f"case rule {r['id']}: priority must be routine/soon/urgent")
-        rules.append(CaseRule(r["id"], when, r["priority"], float(r["follow_up_months"]), dict(r["action"])))
-    return CaseRules(rules, dict(doc.get("background_risk", {})), float(doc.get("afp_raised_ng_ml", 20.0)))
+        example = r.get("example")
+        if example is not None:
+            _check_example(r["id"], example)
+        rules.append(CaseRule(r["id"], when, r["priority"], float(r["follow_up_months"]), dict(r["action"]),
+                              dict(r.get("finding") or {}), example))
+    table = CaseRules(rules, dict(doc.get("background_risk", {})), float(doc.get("afp_raised_ng_ml", 20.0)))
+    problems = example_problems(table)
+    if problems:
+        raise ValueError("case rules: " + "; ".join(problems))
+    return table
+
+
+def _check_example(rule_id: str, example: Any) -> None:
+    if not isinstance(example, dict) or set(example) - _EXAMPLE_KEYS:
+        raise ValueError(f"case rule {rule_id}: example must be {{lesions: [...], patient: {{...}}}}")
+    for les in example.get("lesions") or []:
+        if not isinstance(les, dict) or set(les) - _EXAMPLE_LESION_KEYS:
+            raise ValueError(f"case rule {rule_id}: example lesions take {sorted(_EXAMPLE_LESION_KEYS)}")
+    unknown = set(example.get("patient") or {}) - set(PatientBackground.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"case rule {rule_id}: unknown example patient field(s) {sorted(unknown)}")
+
+
+def example_case(rule: CaseRule) -> tuple[list[LesionTrack], PatientBackground]:
+    """The lesion tracks and patient background of a rule's ``example``."""
+    ex = rule.example or {}
+    tracks = [LesionTrack(track_id=i, source="example", malignancy=les.get("malignancy"),
+                          long_axis_mm=les.get("long_axis_mm"))
+              for i, les in enumerate(ex.get("lesions") or [], start=1)]
+    return tracks, PatientBackground(**(ex.get("patient") or {}))
+
+
+def example_problems(rules: CaseRules) -> list[str]:
+    """Rules whose own example is not decided by them (empty list: the table is consistent)."""
+    problems = []
+    for rule in rules.rules:
+        if rule.example is None:
+            continue
+        tracks, patient = example_case(rule)
+        got = deciding_rule(tracks, patient, rules)
+        if got is None or got.id != rule.id:
+            problems.append(f"the example of rule {rule.id} is decided by {got.id if got else 'no rule'}")
+    return problems
 
 
 def load_patient(path: str | Path | None) -> PatientBackground:
@@ -81,6 +133,8 @@ def _lesion_matches(track: LesionTrack, cond: dict[str, Any]) -> bool:
     size = track.long_axis_mm
     if "malignancy_min" in cond and (m is None or m < cond["malignancy_min"]):
         return False
+    if "malignancy_max" in cond and (m is None or m >= cond["malignancy_max"]):
+        return False
     if "long_axis_mm_min" in cond and (size is None or size < cond["long_axis_mm_min"]):
         return False
     if "long_axis_mm_max" in cond and (size is None or size >= cond["long_axis_mm_max"]):
@@ -92,6 +146,8 @@ def _lesion_matches(track: LesionTrack, cond: dict[str, Any]) -> bool:
 
 def _rule_holds(rule: CaseRule, tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> bool:
     w = rule.when
+    if "no_lesion" in w and (not tracks) != bool(w["no_lesion"]):
+        return False
     if "at_risk" in w and is_at_risk(p) != bool(w["at_risk"]):
         return False
     if "afp_raised" in w:
@@ -119,12 +175,53 @@ def case_risk(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules)
     return round(1.0 - keep, 4)
 
 
+def holding_rules(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> list[CaseRule]:
+    """Every rule whose conditions hold, in table order (the first one decides)."""
+    return [r for r in rules.rules if _rule_holds(r, tracks, p, rules)]
+
+
+def deciding_rule(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> CaseRule | None:
+    """The first rule that holds, or ``None``."""
+    return next((r for r in rules.rules if _rule_holds(r, tracks, p, rules)), None)
+
+
 def _describe(track: LesionTrack, language: str) -> str:
-    size = f"{track.long_axis_mm:.1f} mm" if track.long_axis_mm is not None else ("大小未知" if language == "zh" else "size unknown")
+    size = f"{track.long_axis_mm:.1f} mm" if track.long_axis_mm is not None else text("size_unknown", language)
     mal = "—" if track.malignancy is None else f"{track.malignancy:.2f}"
-    if language == "zh":
-        return f"病灶{track.track_id}（长径 {size}，恶性概率 {mal}）"
-    return f"lesion {track.track_id} ({size}, malignancy {mal})"
+    return text("lesion_describe", language).format(n=track.track_id, size=size, malignancy=mal)
+
+
+def _localised(table: dict[str, str], language: str, default: str) -> str:
+    return table.get(language) or table.get("en") or default
+
+
+def rule_reasons(holding: list[CaseRule], language: str) -> list[str]:
+    """Reasons of the rules that hold: the deciding rule's finding and action, then the finding
+    of each other rule that has one. English lines start with the rule id (``[id] ...``)."""
+    def tag(rule: CaseRule) -> str:
+        return f"[{rule.id}] " if language == "en" else ""
+
+    first, rest = holding[0], holding[1:]
+    action = _localised(first.action, language, first.id)
+    finding = _localised(first.finding, language, "")
+    lines = [tag(first) + (f"{finding} → {action}" if finding else action)]
+    also = text("also_holds", language) + ("：" if language == "zh" else ": ")
+    lines += [tag(r) + also + _localised(r.finding, language, r.id) for r in rest if r.finding]
+    return lines
+
+
+def not_assessable_reason(assessability: Assessability, language: str) -> str:
+    """The one reason line of a case that is not assessable, with the frames' reasons."""
+    why = ("；" if language == "zh" else "; ").join(assessability_reason(r, language) for r in assessability.reasons)
+    lp, rp = ("（", "）") if language == "zh" else (" (", ")")
+    return text("not_assessable_advice", language) + (f"{lp}{why}{rp}" if why else "")
+
+
+def limited_note(assessability: Assessability, language: str) -> str:
+    """The warning line of a case of limited assessability, with its reasons."""
+    sep = "；" if language == "zh" else "; "
+    return text("limited_note", language).format(
+        reasons=sep.join(assessability_reason(r, language) for r in assessability.reasons))
 
 
 def assess_case(
@@ -133,21 +230,31 @@ def assess_case(
     patient: PatientBackground | None = None,
     rules: CaseRules | None = None,
     language: str = "en",
+    assessability: Assessability | None = None,
 ) -> CaseResult:
-    """Apply the rules table to a case; ``reasons`` lists every rule that holds, first = decisive."""
+    """Apply the rules table to a case (see the module docstring for the reasons).
+
+    ``assessability`` (:func:`livus.infer.assessability.case_assessability`): a case that is not
+    assessable gets no lesions, risk, priority or follow-up, only the "not assessable" reason; a
+    limited one gets a warning. ``None``: assessable (not judged)."""
     patient = patient or PatientBackground()
     rules = rules or load_case_rules()
-    holding = [r for r in rules.rules if _rule_holds(r, tracks, patient, rules)]
-    result = CaseResult(case_id=case_id, tracks=tracks, patient=patient, risk=case_risk(tracks, patient, rules))
+    if assessability is not None and not assessability.usable:
+        return CaseResult(case_id=case_id, tracks=[], patient=patient, assessability=assessability,
+                          reasons=[not_assessable_reason(assessability, language)])
+    holding = holding_rules(tracks, patient, rules)
+    result = CaseResult(case_id=case_id, tracks=tracks, patient=patient, risk=case_risk(tracks, patient, rules),
+                        assessability=assessability)
+    if assessability is not None and assessability.status == "limited":
+        result.warnings.append(limited_note(assessability, language))
     if not holding:
-        result.warnings.append("no case rule applies; check the rules table")
+        result.warnings.append(text("no_rule_applies", language))
         return result
     decisive = holding[0]
     result.priority = decisive.priority
     result.follow_up_months = decisive.follow_up_months
-    lesions = "; ".join(_describe(t, language) for t in tracks) or ("未见病灶" if language == "zh" else "no lesion")
-    for r in holding:
-        action = r.action.get(language) or r.action.get("en", r.id)
-        result.reasons.append(f"[{r.id}] {action}")
-    result.reasons.append(("病灶：" if language == "zh" else "lesions: ") + lesions)
+    result.rules = [decisive.id] + [r.id for r in holding[1:] if r.finding]
+    result.reasons = rule_reasons(holding, language)
+    lesions = "; ".join(_describe(t, language) for t in tracks) or text("no_lesion_short", language)
+    result.reasons.append(text("lesions_line", language).format(lesions=lesions))
     return result

@@ -9,9 +9,12 @@ All coordinates written are in original-image pixels.
 
 Quality gate: a still is judged on its own (``assess_quality``); every frame of a clip goes, in
 order, through one ``ClipQualityGate`` (``gate_clip``), which also judges a frame against the
-clip's own statistics and catches far more frames of a probe sliding off the liver. Low-quality
-frames that are analysed keep their verdict and a warning, weigh ``LOW_QUALITY_WEIGHT`` in the
-lesion tracks (``track_clip``), and are counted in the batch summary and the case warnings.
+clip's own statistics and catches far more frames of a probe sliding off the liver. Each frame
+then gets its assessability (:mod:`livus.infer.assessability`; clips: ``clip_assessabilities``):
+frames that are not assessable are not passed to the models (no lesions) and give no advice;
+a case with no usable frame is "not assessable" with the frames' reasons. Low-quality frames
+that are analysed keep their verdict and a warning, weigh ``LOW_QUALITY_WEIGHT`` in the lesion
+tracks (``track_clip``), and are counted in the batch summary and the case warnings.
 
 CEUS clips: when the time after the contrast injection is known (a DICOM clip's
 ``ContrastBolusStartTime`` and acquisition time, else ``AnalyzeConfig.ceus_injection_offset_s`` /
@@ -40,8 +43,9 @@ from livus import __version__
 from livus.config import LivusConfig, load_config
 from livus.errors import InputError
 from livus.preprocess.fan import FanCache
+from livus.infer.assessability import case_assessability, clip_assessabilities, frame_assessability, result_assessability
 from livus.preprocess.quality import ClipQualityGate, QualityVerdict
-from livus.types import CaseResult, Frame, FrameResult, Lesion, LesionTrack, PatientBackground
+from livus.types import Assessability, CaseResult, Frame, FrameResult, Lesion, LesionTrack, PatientBackground
 
 if TYPE_CHECKING:
     from livus.infer.tracking import LesionTracker
@@ -50,9 +54,8 @@ if TYPE_CHECKING:
 DEFAULT_DETECTOR_FILE = "detector.pt"
 DEFAULT_CLASSIFIER_FILE = "classifier.pt"
 DEFAULT_CEUS_FILE = "ceus.pt"
-# Frames the quality gate calls meaningless are not passed to the models at all; other
-# low-quality frames are analysed but marked (and weigh less in clip aggregation).
-UNANALYSABLE_VERDICTS = ("not_ultrasound", "blank")
+# Frames that are not assessable (livus.infer.assessability) are not passed to the models at
+# all; other low-quality frames are analysed but marked (and weigh less in clip aggregation).
 LOW_QUALITY_WEIGHT = 0.3
 
 
@@ -109,10 +112,12 @@ class FrameAnalyzer:
                 self.model_info["classifier_runtime"] = cinfo["runtime"]
 
     def analyze(self, frame: Frame, cache: FanCache | None = None, previous: np.ndarray | None = None,
-                verdict: QualityVerdict | None = None) -> FrameAnalysis:
+                verdict: QualityVerdict | None = None, assessability: Assessability | None = None) -> FrameAnalysis:
         """Analyse one frame; ``previous`` is the clip's preceding frame (for the frozen check).
         ``verdict``: the frame's quality verdict when already judged (clips: ``gate_clip``);
-        otherwise the single-frame gate judges it here."""
+        otherwise the single-frame gate judges it here. ``assessability``: when already known
+        (clips: ``clip_assessabilities``), else from the verdict; a frame that is not assessable
+        gets no lesions."""
         from livus.preprocess.pipeline import preprocess_frame
         from livus.preprocess.quality import assess_quality
 
@@ -129,12 +134,13 @@ class FrameAnalyzer:
             warnings=list(pre.warnings),
             model=dict(self.model_info),
             quality=verdict.to_dict(),
+            assessability=assessability or frame_assessability(verdict),
         )
         if frame.has_color:
             result.warnings.append("colour (Doppler) overlay present: colour pixels ignored")
         if not verdict.ok:
             result.warnings.append(f"low-quality frame ({verdict.verdict}): {verdict.reason}")
-        if verdict.verdict in UNANALYSABLE_VERDICTS:
+        if not result.assessability.usable:
             return FrameAnalysis(frame, result)
         if self.detector is None:
             result.warnings.append("no detector model found: lesions not analysed")
@@ -305,8 +311,9 @@ def analyze_clip_frames(frames: list[Frame], analyzer: FrameAnalyzer, keep: list
     verdicts = gate_clip(frames, cache)
     if ceus:
         verdicts = [ceus_verdict(v) for v in verdicts]
+    assess = clip_assessabilities(verdicts)
     keep = list(range(len(frames))) if keep is None else keep
-    return [analyzer.analyze(frames[i], cache, verdict=verdicts[i]) for i in keep], verdicts
+    return [analyzer.analyze(frames[i], cache, verdict=verdicts[i], assessability=assess[i]) for i in keep], verdicts
 
 
 def frame_quality_weight(r: FrameResult) -> float:
@@ -483,6 +490,7 @@ def _quality_ok(r: FrameResult) -> bool:
 
 
 def _summary_row(r: FrameResult) -> dict[str, object]:
+    assessability = result_assessability(r)
     mals = [les.malignancy for les in r.lesions if les.malignancy is not None]
     sizes = [les.long_axis_mm for les in r.lesions if les.long_axis_mm is not None]
     return {
@@ -494,6 +502,8 @@ def _summary_row(r: FrameResult) -> dict[str, object]:
         "largest_long_axis_mm": round(max(sizes), 2) if sizes else "",
         "pixel_spacing_known": r.pixel_spacing_mm is not None,
         "quality": (r.quality or {}).get("verdict", ""),
+        "assessability": assessability.status,
+        "assessability_reasons": " | ".join(assessability.reasons),
         "warnings": " | ".join(r.warnings),
     }
 
@@ -528,6 +538,7 @@ def analyze_paths(
     from livus.infer.case import assess_case, load_case_rules, load_patient
     from livus.infer.tracking import tracks_from_single_frames
     from livus.io.readers import collect_inputs
+    from livus.report.i18n import text
 
     t0 = time.perf_counter()
     cfg = load_config(config_path)
@@ -588,14 +599,14 @@ def analyze_paths(
         for i, t in enumerate(tracks, start=1):
             t.track_id = i
         analysed = all(fa.result.model.get("name") != "none" for it in items for fa in it.frames)
-        if analysed:
-            case = assess_case(case_key, tracks, patient, rules, language=language)
+        frame_assess = [result_assessability(fa.result) for it in items for fa in it.frames]
+        assessability = case_assessability(frame_assess)
+        if analysed or not assessability.usable:
+            case = assess_case(case_key, tracks, patient, rules, language=language, assessability=assessability)
         else:  # never advise "no finding" when lesions were not looked for
-            case = CaseResult(case_id=case_key, tracks=tracks, patient=patient)
-            case.warnings.append("no detector model: lesions not analysed, no case assessment")
-        n_low = sum(not _quality_ok(fa.result) for it in items for fa in it.frames)
-        if n_low:
-            case.warnings.append(f"{n_low} low-quality frame(s): their results are marked and weigh less")
+            case = CaseResult(case_id=case_key, tracks=tracks, patient=patient, assessability=assessability)
+            case.warnings.append(text("no_detector_case", language))
+        case.warnings += _frame_count_warnings(frame_assess, language)
         case.warnings += [w for it in items if (w := _clip_quality_warning(it, language))]
         case.warnings += [w for it in items for w in _ceus_warnings(it, language)]
         case.sources = [it.path for it in items]
@@ -609,16 +620,28 @@ def analyze_paths(
     return summary
 
 
+def _frame_count_warnings(frames: list[Assessability], language: str) -> list[str]:
+    """Case warnings counting the analysed frames that are not assessable / of limited quality."""
+    from livus.report.i18n import text_n
+
+    counts = Counter(a.status for a in frames)
+    return [text_n(key, counts[status], language)
+            for status, key in (("not_assessable", "frames_not_assessable"), ("limited", "frames_limited"))
+            if counts[status]]
+
+
 def _clip_quality_warning(item: InputAnalysis, language: str) -> str | None:
     """One line on the clip gate's low-quality frames of a clip (Chinese or English), or ``None``."""
     bad = {v: n for v, n in sorted(item.clip_quality.items()) if v != "ok"}
     if not bad:
         return None
-    from livus.report.i18n import text
+    from livus.report.i18n import quality_label, text
 
+    parts = [f"{quality_label(v, language)}{n}帧" if language == "zh" else f"{quality_label(v, language)} {n}"
+             for v, n in bad.items()]
     return text("clip_low_quality", language).format(
         name=Path(item.path).name, n_bad=sum(bad.values()), n_all=sum(item.clip_quality.values()),
-        detail=", ".join(f"{v} {n}" for v, n in bad.items()))
+        detail=("、" if language == "zh" else ", ").join(parts))
 
 
 def _ceus_warnings(item: InputAnalysis, language: str) -> list[str]:

@@ -127,6 +127,19 @@ class QualityParams:
     max_band_to_near: float = 0.5  # liver band much darker than the near field ...
     min_dark_share: float = 0.25  # ... with a large dark share below the near field
     max_striation: float = 2.2  # or strong horizontal banding (muscle layers, reverberation)
+    # Assessability (livus.infer.assessability): which verdicts stop lesion reporting and advice.
+    # ``liver_not_in_view`` is split by how it was found: against a clip's own liver frames or by
+    # the striation rule → not assessable; by the absolute dark-band rule alone → limited
+    # (``partial_liver``), because that rule also fires on real dim livers (19 of 588 AUL
+    # images: band_to_near down to 0.0, dark_share up to 0.73; AUL striation at most 1.88).
+    not_assessable_verdicts: tuple[str, ...] = ("not_ultrasound", "blank", "frozen", "doppler_colour")
+    limited_verdicts: tuple[str, ...] = ("heavily_shadowed", "ceus_unchecked")
+    # a clip with at least this share of its frames ``liver_not_in_view`` does not show the liver
+    # (a cardiac echo, another organ): every frame of it is not assessable. Liver sweeps lose a
+    # few end frames to it; the dimmest simulated liver clip of benchmarks/quality_gate.py half
+    # of its frames; an echo-like clip (tests/infer/assess_fakes.py) 9 of 12, the rest shadowed
+    # or (one) ok
+    clip_not_liver_share: float = 0.6
 
 
 @dataclass

@@ -4,6 +4,11 @@
 :class:`ReportContent`: identifiers, one :class:`LesionRow` per lesion (image, position, size,
 malignancy, features, overlay path), the case assessment and the disclaimer. The renderers
 only lay these strings out, so both formats always say the same thing.
+
+Every string is in the report's language: the frames' warnings (kept in English in
+``results.jsonl``) are worded through :func:`livus.report.i18n.frame_warning`. A case that is not
+assessable says so where the lesions and the advice would be (``no_lesion`` label, priority,
+follow-up and reasons); a limited one starts its warnings with the limitation.
 """
 
 from __future__ import annotations
@@ -13,8 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livus.report.i18n import feature_label, location_label, priority_label, text
-from livus.types import CaseResult, FrameResult, Lesion
+from livus.report.i18n import (
+    assessability_reason,
+    feature_label,
+    follow_up_label,
+    frame_warning,
+    location_label,
+    priority_label,
+    text,
+)
+from livus.types import Assessability, CaseResult, FrameResult, Lesion
 
 OverlayKey = Any  # (source, frame_index) tuple, "source#frame_index" or source
 
@@ -55,13 +68,14 @@ class ReportContent:
     model: str
     disclaimer: str
     any_size_in_px: bool = False
+    assessability: str = ""  # e.g. "评估受限（声影遮挡）"; "" when the case was not judged
 
 
 LABEL_KEYS = (
     "title", "decision_support_banner", "case_id", "generated_at", "sources", "n_lesions", "lesions", "lesion",
     "image", "position", "centre_px", "long_axis", "short_axis", "size", "detection_score", "malignancy",
     "detection_score_short", "malignancy_short", "features", "overlay", "no_lesion", "px_warning", "assessment", "risk", "priority", "follow_up", "reasons",
-    "background", "warnings", "model", "disclaimer_title", "not_assessed",
+    "background", "warnings", "model", "disclaimer_title", "not_assessed", "assessability",
 )
 
 
@@ -206,6 +220,21 @@ def _model_string(case: CaseResult, frames: list[FrameResult]) -> str:
     return f"{name} {version}"
 
 
+def assessability_text(a: Assessability | None, language: str) -> str:
+    """``not assessable (blank image)`` / ``不可评估（空白图像）``; ``""`` for ``None``."""
+    if a is None:
+        return ""
+    label = text(f"status_{a.status}", language)
+    if not a.reasons:
+        return label
+    lp, rp, sep = ("（", "）", "；") if language == "zh" else (" (", ")", "; ")
+    return label + lp + sep.join(assessability_reason(r, language) for r in a.reasons) + rp
+
+
+def _frame_warnings(frames: list[FrameResult], language: str) -> list[str]:
+    return [frame_warning(w, f.quality, language) for f in frames for w in f.warnings]
+
+
 def build_report_content(
     case: CaseResult,
     frames: list[FrameResult],
@@ -222,7 +251,11 @@ def build_report_content(
     overlay_paths = overlay_paths or {}
     rows = _lesion_rows(case, frames, overlay_paths, language)
     not_assessed = text("not_assessed", language)
-    warnings = list(dict.fromkeys(list(case.warnings) + [w for f in frames for w in f.warnings]))
+    warnings = list(dict.fromkeys(list(case.warnings) + _frame_warnings(frames, language)))
+    labels = {key: text(key, language) for key in LABEL_KEYS}
+    not_assessable = case.assessability is not None and not case.assessability.usable
+    if not_assessable:  # where the lesions would be listed: why they were not looked for
+        labels["no_lesion"] = text("no_lesion_not_assessable", language)
     any_px = any(r.size_in_px for r in rows)
     if any_px:
         warnings.insert(0, text("px_warning", language))
@@ -236,19 +269,20 @@ def build_report_content(
     when = generated_at or _dt.datetime.now().astimezone()
     return ReportContent(
         language=language,
-        labels={key: text(key, language) for key in LABEL_KEYS},
+        labels=labels,
         case_id=case.case_id,
         generated_at=when.strftime("%Y-%m-%d %H:%M"),
         sources=sorted({_display_name(s) for s in (case.sources or [f.source for f in frames])}),
         lesions=rows,
         risk=not_assessed if case.risk is None else f"{case.risk:.2f}",
-        priority=not_assessed if case.priority is None else priority_label(case.priority, language),
-        follow_up=not_assessed if case.follow_up_months is None
-        else f"{case.follow_up_months:g} {text('months', language)}",
+        priority=(text("status_not_assessable", language) if not_assessable else not_assessed)
+        if case.priority is None else priority_label(case.priority, language),
+        follow_up=not_assessed if case.follow_up_months is None else follow_up_label(case.follow_up_months, language),
         reasons=list(case.reasons) or [not_assessed],
         background=background,
         warnings=warnings,
         model=_model_string(case, frames),
         disclaimer=text("disclaimer", language),
         any_size_in_px=any_px,
+        assessability=assessability_text(case.assessability, language),
     )

@@ -7,6 +7,13 @@ One measurement group (TID 1410, planar ROI) per lesion: the lesion outline as a
 mm when the pixel spacing is known; otherwise in pixels (UCUM annotation unit ``{pixels}``), so
 a reader can never take a pixel length for millimetres.
 
+Image quality: every group carries the frame's assessability (``livus.infer.assessability``) as
+"Image Quality" (DCM 111101) = usable / usable, below standard / unusable (DCM 111237 / 111236 /
+111235) and its quality verdict and reasons as "Quality Finding" (DCM 111052) codes of the local
+scheme ``99LIVUS`` (e.g. ``not_ultrasound``). A frame without lesions states "No abnormality
+detected" only when it was assessed; a frame that is not assessable gets a "not assessed" group
+with the quality items and no finding.
+
 Coordinates: livus uses pixel centres (the centre of the top-left pixel is (0, 0)); DICOM
 SCOORD puts the top-left corner of the top-left pixel at (0, 0), so 0.5 is added to each
 coordinate.
@@ -21,8 +28,10 @@ import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 
+from livus.infer.assessability import result_assessability
+from livus.report.i18n import assessability_reason, quality_label
 from livus.report.overlay import axis_endpoints_px
-from livus.types import FrameResult, Lesion
+from livus.types import Assessability, FrameResult, Lesion
 
 PIXELS_UNIT = hd.sr.CodedConcept(value="{pixels}", scheme_designator="UCUM", meaning="pixels")
 PROBABILITY_UNIT = codes.UCUM.NoUnits
@@ -32,6 +41,14 @@ MEASUREMENT_CODES = {
     "malignancy": codes.DCM.ProbabilityOfCancer,
 }
 NO_LESION_FINDING = hd.sr.CodedConcept(value="281900007", scheme_designator="SCT", meaning="No abnormality detected")
+IMAGE_QUALITY = codes.DCM.ImageQuality  # (111101, DCM, "Image Quality")
+QUALITY_FINDING = codes.DCM.QualityFinding  # (111052, DCM, "Quality Finding")
+IMAGE_QUALITY_VALUES = {
+    "assessable": codes.DCM.UsableMeetsTheQualityControlStandard,
+    "limited": codes.DCM.UsableDoesNotMeetTheQualityControlStandard,
+    "not_assessable": codes.DCM.UnusableQualityRendersImageUnusable,
+}
+LIVUS_SCHEME = "99LIVUS"  # local coding scheme of the quality verdicts and assessability reasons
 SR_SERIES_NUMBER = 900
 
 
@@ -59,6 +76,24 @@ def _region(lesion: Lesion, source: hd.sr.SourceImageForRegion) -> hd.sr.ImageRe
                              graphic_data=_scoord(np.vstack([long_ends, short_ends])), source_image=source)
 
 
+def _livus_code(key: str, meaning: str) -> hd.sr.CodedConcept:
+    return hd.sr.CodedConcept(value=key, scheme_designator=LIVUS_SCHEME, meaning=meaning[:64])
+
+
+def quality_evaluations(result: FrameResult, assessability: Assessability) -> list[hd.sr.QualitativeEvaluation]:
+    """The frame's assessability as "Image Quality" and its verdict and reasons as "Quality
+    Finding" items (local ``99LIVUS`` codes)."""
+    items = [hd.sr.QualitativeEvaluation(name=IMAGE_QUALITY, value=IMAGE_QUALITY_VALUES[assessability.status])]
+    verdict = (result.quality or {}).get("verdict")
+    if verdict:
+        items.append(hd.sr.QualitativeEvaluation(name=QUALITY_FINDING, value=_livus_code(verdict, quality_label(verdict, "en"))))
+    for reason in assessability.reasons:
+        if reason != verdict:
+            items.append(hd.sr.QualitativeEvaluation(
+                name=QUALITY_FINDING, value=_livus_code(reason, assessability_reason(reason, "en"))))
+    return items
+
+
 def _measurement(
     name: str, value: float, unit: hd.sr.CodedConcept, algorithm: hd.sr.AlgorithmIdentification
 ) -> hd.sr.Measurement:
@@ -71,8 +106,10 @@ def lesion_measurement_group(
     result: FrameResult,
     source: hd.sr.SourceImageForRegion,
     algorithm: hd.sr.AlgorithmIdentification,
+    quality: list[hd.sr.QualitativeEvaluation] | None = None,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    """TID 1410 group of one lesion (outline, long/short axis, malignancy probability)."""
+    """TID 1410 group of one lesion (outline, long/short axis, malignancy probability, and the
+    frame's ``quality`` evaluations)."""
     if result.pixel_spacing_mm is not None and lesion.long_axis_mm is not None and lesion.short_axis_mm is not None:
         long_value, short_value, unit = lesion.long_axis_mm, lesion.short_axis_mm, codes.UCUM.Millimeter
     else:
@@ -90,6 +127,7 @@ def lesion_measurement_group(
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
         algorithm_id=algorithm,
         measurements=measurements,
+        qualitative_evaluations=quality or None,
     )
 
 
@@ -107,13 +145,17 @@ def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult) -
             ),
         )
     )
-    groups = [lesion_measurement_group(lesion, number, result, source, algorithm)
-              for number, lesion in enumerate(result.lesions, start=1)]
-    if not groups:  # TID 1500 needs one group: state the negative finding (TID 1501)
+    assessability = result_assessability(result)
+    quality = quality_evaluations(result, assessability)
+    groups = [lesion_measurement_group(lesion, number, result, source, algorithm, quality)
+              for number, lesion in enumerate(result.lesions, start=1)] if assessability.usable else []
+    if not groups:  # TID 1500 needs one group (TID 1501): the negative finding, or "not assessed"
+        assessed = assessability.usable
+        finding = [hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESION_FINDING)] if assessed else []
         groups = [hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="no lesion"),
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="no lesion" if assessed else "not assessed"),
             algorithm_id=algorithm,
-            qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESION_FINDING)],
+            qualitative_evaluations=finding + quality,
         )]
     report = hd.sr.MeasurementReport(
         observation_context=observation_context,

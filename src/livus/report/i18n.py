@@ -43,6 +43,38 @@ PRIORITY_LABELS: dict[str, dict[str, str]] = {
     "urgent": {"zh": "紧急", "en": "urgent"},
 }
 
+# Quality gate verdicts (livus.preprocess.quality; ceus_unchecked: livus.infer.pipeline.ceus_verdict).
+QUALITY_LABELS: dict[str, dict[str, str]] = {
+    "ok": {"zh": "质量良好", "en": "good quality"},
+    "not_ultrasound": {"zh": "非超声图像", "en": "not an ultrasound image"},
+    "blank": {"zh": "空白图像", "en": "blank image"},
+    "frozen": {"zh": "画面冻结", "en": "frozen image"},
+    "heavily_shadowed": {"zh": "声影遮挡严重", "en": "heavily shadowed"},
+    "liver_not_in_view": {"zh": "未显示肝脏", "en": "liver not in view"},
+    "doppler_colour": {"zh": "彩色多普勒图像", "en": "colour Doppler image"},
+    "ceus_unchecked": {"zh": "造影帧未经质量检查", "en": "contrast frame, quality not checked"},
+}
+
+# Reasons of livus.infer.assessability (frame verdicts not listed here use QUALITY_LABELS).
+ASSESSABILITY_REASONS: dict[str, dict[str, str]] = {
+    "shadowing": {"zh": "声影遮挡", "en": "acoustic shadowing"},
+    "partial_liver": {"zh": "肝脏可能未完全显示", "en": "liver possibly only partly in view"},
+    "quality_unchecked": {"zh": "造影帧未经质量检查", "en": "contrast frames, quality not checked"},
+    "low_quality": {"zh": "图像质量差", "en": "low image quality"},
+    "not_liver": {"zh": "片段未显示肝脏（如心脏或其他器官）", "en": "the clip does not show the liver (heart or another organ?)"},
+    "no_frames": {"zh": "无可分析的图像", "en": "no frame could be analysed"},
+}
+
+# Fixed English warnings of the frame results (results.jsonl keeps them in English); the report
+# words them in its language. The low-quality frame warning is built from the frame's verdict.
+FRAME_WARNINGS: dict[str, dict[str, str]] = {
+    "pixel spacing unknown: sizes in pixels only": {"zh": "未知像素间距：尺寸仅以像素表示"},
+    "no fan found: using the whole image": {"zh": "未找到扫描扇区：使用整幅图像"},
+    "colour (Doppler) overlay present: colour pixels ignored": {"zh": "存在彩色（多普勒）叠加：已忽略彩色像素"},
+    "no detector model found: lesions not analysed": {"zh": "未找到病灶检测模型：未分析病灶"},
+    "no lesion classifier model found: malignancy not assessed": {"zh": "未找到病灶分类模型：未评估恶性概率"},
+}
+
 # Coarse image position: (vertical, horizontal) thirds of the image.
 LOCATION_LABELS: dict[str, dict[str, str]] = {
     "upper-left": {"zh": "图像左上部", "en": "upper-left of the image"},
@@ -101,7 +133,51 @@ STRINGS: dict[str, dict[str, str]] = {
     "risk": {"zh": "病例风险", "en": "Case risk"},
     "priority": {"zh": "处理优先级", "en": "Priority"},
     "follow_up": {"zh": "建议随访间隔", "en": "Follow-up interval"},
-    "months": {"zh": "个月", "en": "months"},
+    "months": {"zh": "{n}个月", "en": "{n} months", "en_one": "{n} month"},
+    "weeks": {"zh": "{n}周", "en": "{n} weeks", "en_one": "{n} week"},
+    "immediately": {"zh": "立即", "en": "immediately"},
+    # assessability (livus.infer.assessability) and case reasoning (livus.infer.case)
+    "assessability": {"zh": "可评估性", "en": "Assessability"},
+    "status_assessable": {"zh": "可评估", "en": "assessable"},
+    "status_limited": {"zh": "评估受限", "en": "limited"},
+    "status_not_assessable": {"zh": "不可评估", "en": "not assessable"},
+    "not_assessable_advice": {
+        "zh": "不可评估：请重复检查或核对输入图像",
+        "en": "not assessable: repeat the examination / check the input",
+    },
+    "limited_note": {
+        "zh": "评估受限（{reasons}）：结果仅供参考，未检出病灶不能排除病灶存在",
+        "en": "limited assessment ({reasons}): interpret with care; no lesion found does not rule one out",
+    },
+    "no_lesion_not_assessable": {
+        "zh": "图像不可评估，未分析病灶",
+        "en": "The images are not assessable: lesions were not analysed",
+    },
+    "reasons_intro": {"zh": "原因", "en": "reasons"},
+    "also_holds": {"zh": "同时符合", "en": "also"},
+    "lesions_line": {"zh": "病灶：{lesions}", "en": "lesions: {lesions}"},
+    "no_lesion_short": {"zh": "未见病灶", "en": "no lesion"},
+    "lesion_describe": {
+        "zh": "病灶{n}（长径 {size}，恶性概率 {malignancy}）",
+        "en": "lesion {n} ({size}, malignancy {malignancy})",
+    },
+    "size_unknown": {"zh": "大小未知", "en": "size unknown"},
+    "no_rule_applies": {"zh": "没有适用的病例规则，请检查规则表", "en": "no case rule applies; check the rules table"},
+    "no_detector_case": {
+        "zh": "未找到病灶检测模型：未分析病灶，未作病例评估",
+        "en": "no detector model: lesions not analysed, no case assessment",
+    },
+    "frames_not_assessable": {
+        "zh": "{n}帧不可评估，未报告其病灶",
+        "en": "{n} frames not assessable: no lesions reported from them",
+        "en_one": "{n} frame not assessable: no lesions reported from it",
+    },
+    "frames_limited": {
+        "zh": "{n}帧评估受限，其结果已标注且权重降低",
+        "en": "{n} frames of limited quality: their results are marked and weigh less",
+        "en_one": "{n} frame of limited quality: its results are marked and weigh less",
+    },
+    "low_quality_frame": {"zh": "低质量帧（{verdict}）：{reason}", "en": "low-quality frame ({verdict}): {reason}"},
     "reasons": {"zh": "依据", "en": "Reasons"},
     "background": {"zh": "肝脏背景", "en": "Liver background"},
     "unknown": {"zh": "未知", "en": "unknown"},
@@ -123,8 +199,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "ceus_washout_early": {"zh": "早期", "en": "early"},
     "ceus_low_confidence": {"zh": "低可信度，试验性", "en": "low confidence, experimental"},
     "clip_low_quality": {
-        "zh": "{name}：片段{n_all}帧中有{n_bad}帧质量不佳（{detail}），其结果已标注且权重降低",
-        "en": "{name}: {n_bad} of {n_all} clip frame(s) low quality ({detail}); their results are marked and weigh less",
+        "zh": "{name}：片段{n_all}帧中有{n_bad}帧质量不佳（{detail}）",
+        "en": "{name}: {n_bad} of {n_all} clip frames of low quality ({detail})",
     },
     "ceus_mode": {
         "zh": "超声造影模式：片段起点为注射后 {offset} 秒（{origin}）",
@@ -201,3 +277,51 @@ def priority_label(priority: str, language: str) -> str:
 
 def location_label(key: str, language: str) -> str:
     return _pick(LOCATION_LABELS, key, language)
+
+
+def text_n(key: str, n: int | float, language: str) -> str:
+    """The string ``key`` for the count ``n``, with ``{n}`` filled in: English takes the
+    singular form (``en_one``) for exactly 1; Chinese has no plural."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
+    entry = STRINGS.get(key)
+    if entry is None:
+        return f"{n:g} {key}"
+    form = entry.get("en_one", entry["en"]) if language == "en" and n == 1 else entry[language]
+    return form.format(n=f"{n:g}")
+
+
+def follow_up_label(months: float, language: str) -> str:
+    """A follow-up interval in words: ``2 weeks`` for 0.5 months (whole weeks below a month,
+    4.345 weeks a month), ``1 month``, ``6 months``, ``immediately`` for 0; 2周 / 1个月 in Chinese."""
+    if months <= 0:
+        return text("immediately", language)
+    if months < 1:
+        weeks = max(1, round(months * 52 / 12))
+        return text_n("weeks", weeks, language)
+    return text_n("months", round(months, 1), language)
+
+
+def quality_label(verdict: str, language: str) -> str:
+    """Display name of a quality verdict (e.g. ``liver_not_in_view`` → 未显示肝脏)."""
+    return _pick(QUALITY_LABELS, verdict, language)
+
+
+def assessability_reason(reason: str, language: str) -> str:
+    """Display name of an assessability reason (its own table, else the verdict's label)."""
+    if reason in ASSESSABILITY_REASONS:
+        return _pick(ASSESSABILITY_REASONS, reason, language)
+    return quality_label(reason, language)
+
+
+def frame_warning(warning: str, quality: dict | None, language: str) -> str:
+    """A frame result's (English) warning in ``language``; the low-quality warning is rebuilt
+    from the frame's verdict (``quality``); unknown warnings are returned unchanged."""
+    if language == "en":
+        return warning
+    if warning.startswith("low-quality frame (") and quality:
+        verdict = str(quality.get("verdict", ""))
+        reason = quality.get(f"reason_{language}") or ""
+        return text("low_quality_frame", language).format(verdict=quality_label(verdict, language), reason=reason).rstrip("：")
+    entry = FRAME_WARNINGS.get(warning)
+    return warning if entry is None else entry.get(language, warning)
