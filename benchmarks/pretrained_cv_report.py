@@ -120,8 +120,9 @@ def main() -> None:
     head_all, rule_all, fused_all, y_all = [], [], [], []
     for f in folds:
         feats, y, head, rule = fused_inputs[f]
-        ox = np.concatenate([fused_inputs[g][0] for g in folds if g != f])
-        oy = np.concatenate([fused_inputs[g][1] for g in folds if g != f])
+        other = [g for g in folds if g != f] or [f]  # one fold only (a preview): in-sample
+        ox = np.concatenate([fused_inputs[g][0] for g in other])
+        oy = np.concatenate([fused_inputs[g][1] for g in other])
         keep = oy >= 0
         fusion = fit_fusion(ox[keep], oy[keep])
         fused = np.stack([fusion.probabilities(x) for x in feats])

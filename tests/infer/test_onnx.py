@@ -191,7 +191,9 @@ def test_prediction_layers_can_stay_fp32(detector_files, tmp_path: Path) -> None
 
     _, _, fp32, _ = detector_files
     heads = output_conv_nodes(fp32)
-    assert len(heads) == 3 and any("heatmap" in h for h in heads) and any("seg" in h for h in heads)
+    # heatmap, regression and segmentation convolutions + the image head's linear layer
+    assert len(heads) == 4 and any("heatmap" in h for h in heads) and any("seg" in h for h in heads)
+    assert any("image_head" in h for h in heads)
     q = quantize_detector_int8(fp32, tmp_path / "mixed.onnx", list(_blobs(4, 64)), nodes_to_exclude=heads)
     graph = onnx.load(str(q)).graph
     initialisers = {i.name for i in graph.initializer}

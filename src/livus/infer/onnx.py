@@ -338,9 +338,10 @@ def _quantize_static(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.n
 
 
 def output_conv_nodes(path: Path) -> list[str]:
-    """Names of the last ``Conv`` node before each graph output (following only the first,
-    data input of shape-only ops such as Slice/Resize): the prediction layers, which can be left
-    in fp32 (``nodes_to_exclude``) when their int8 rounding moves the results too much."""
+    """Names of the last ``Conv`` (or ``Gemm``: the image-level head's linear layer) node before
+    each graph output (following only the first, data input of shape-only ops such as
+    Slice/Resize): the prediction layers, which can be left in fp32 (``nodes_to_exclude``) when
+    their int8 rounding moves the results too much."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -352,7 +353,7 @@ def output_conv_nodes(path: Path) -> list[str]:
         while name in producer and name not in seen:
             seen.add(name)
             node = producer[name]
-            if node.op_type == "Conv":
+            if node.op_type in ("Conv", "Gemm"):
                 if node.name not in found:
                     found.append(node.name)
                 break
