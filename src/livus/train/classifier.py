@@ -46,7 +46,7 @@ CONTEXT = 1.6  # context patch side / crop side: room for rotation, zoom-out and
 class ClassifierTrainConfig:
     """Training settings of the lesion classifier."""
 
-    epochs: int = 20  # the shipped model's recipe (pretrained encoder)
+    epochs: int = 12  # the shipped model's recipe (pretrained encoder)
     batch_size: int = 16
     lr: float = 1e-3
     pretrained: bool = True  # start a pretrained encoder (ClassifierConfig.encoder) from its ImageNet weights
