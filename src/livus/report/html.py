@@ -7,6 +7,7 @@ the file can be mailed or archived alone.
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,10 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 THUMBNAIL_WIDTH_PX = 640
 
 
+@lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    """One environment per process: it keeps the compiled template (recompiled when the file
+    changes), instead of compiling it again for every report."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
