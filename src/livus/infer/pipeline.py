@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -480,9 +481,26 @@ def _worker_init(cfg: LivusConfig, model_dir: Path | None) -> None:
     _WORKER = FrameAnalyzer(cfg, model_dir)
 
 
-def _worker_run(path: Path) -> InputAnalysis:
+def _worker_run(path: Path, overlay_root: Path | None, language: str, shared_stems: frozenset[str] = frozenset()
+                ) -> tuple[InputAnalysis, dict[tuple[str, int], Path]]:
     assert _WORKER is not None
-    return analyze_input(path, _WORKER)
+    return process_input(path, _WORKER, overlay_root, language, shared_stems)
+
+
+def process_input(path: Path, analyzer: FrameAnalyzer, overlay_root: Path | None, language: str,
+                  shared_stems: frozenset[str] = frozenset()) -> tuple[InputAnalysis, dict[tuple[str, int], Path]]:
+    """Everything ``analyze_paths`` does per input, in the process that analysed it (a worker
+    with ``--workers N``): the analysis, then (``overlay_root`` given) the overlays with Grad-CAM
+    in ``overlay_root/<case>`` (``shared_stems``: file names that several inputs of the batch
+    have, see ``overlay_name``); the frames' pixels are released before returning (they are not
+    needed later, nor sent back from a worker). Returns the analysis and its overlay files."""
+    res = analyze_input(path, analyzer)
+    drawn: dict[tuple[str, int], Path] = {}
+    if overlay_root is not None and not res.error:
+        drawn = _write_overlays(res, overlay_root / res.case_key, analyzer, language, shared_stems)
+    for fa in res.frames:
+        fa.frame = None  # pixels are not needed any more: keep memory flat on big batches
+    return res, drawn
 
 
 def _quality_ok(r: FrameResult) -> bool:
@@ -508,14 +526,35 @@ def _summary_row(r: FrameResult) -> dict[str, object]:
     }
 
 
-def _iter_results(inputs: list[Path], analyzer: FrameAnalyzer, workers: int):
+def _iter_results(inputs: list[Path], analyzer: FrameAnalyzer, workers: int, overlay_root: Path | None,
+                  language: str):
+    """``process_input`` of every input, in input order, whatever the number of workers."""
+    stems = Counter(Path(p).stem for p in inputs)
+    shared = frozenset(s for s, n in stems.items() if n > 1)
     if workers <= 1:
         for p in inputs:
-            yield analyze_input(p, analyzer)
+            yield process_input(p, analyzer, overlay_root, language, shared)
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                              initargs=(analyzer.cfg, analyzer.model_dir)) as pool:
-        yield from pool.map(_worker_run, inputs)
+        yield from pool.map(partial(_worker_run, overlay_root=overlay_root, language=language, shared_stems=shared),
+                            inputs)
+
+
+def _write_case_job(job: tuple) -> list[Path]:
+    return _write_case(*job)
+
+
+def _write_cases(jobs: list[tuple], workers: int) -> list[list[Path]]:
+    """``_write_case`` of every case (case.json, HTML/PDF report, DICOM SRs), in order; with
+    several workers in a pool of processes (reports need no models: none are loaded)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [_write_case_job(job) for job in jobs]
+    from livus.report.pdf import prepare_fonts
+
+    prepare_fonts()  # once here, not in every worker (forked workers inherit it)
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return list(pool.map(_write_case_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
 
 
 def analyze_paths(
@@ -562,16 +601,14 @@ def analyze_paths(
     draw = overlays and cfg.analyze.write_overlays
     bar = tqdm(total=len(inputs), unit="file", desc="analysing", disable=not progress)
     with open(results_path, "w", encoding="utf-8") as fh:
-        for res in _iter_results(inputs, analyzer, workers):
+        for res, drawn in _iter_results(inputs, analyzer, workers, out_dir / "cases" if draw else None, language):
             bar.update(1)
             if res.error:
                 summary.errors.append(res.error)
                 continue
             cases.setdefault(res.case_key, []).append(res)
-            if draw:
-                overlay_paths.update(_write_overlays(res, out_dir / "cases" / res.case_key, analyzer, language))
+            overlay_paths.update(drawn)
             for fa in res.frames:
-                fa.frame = None  # pixels are not needed any more: keep memory flat on big batches
                 fh.write(json.dumps(fa.result.to_json_dict(), ensure_ascii=False) + "\n")
                 rows.append(_summary_row(fa.result))
                 summary.n_frames += 1
@@ -589,6 +626,10 @@ def analyze_paths(
         writer.writerows(rows)
     summary.outputs["summary"] = str(out_dir / "summary.csv")
 
+    overlays_by_dir: dict[Path, dict[tuple[str, int], Path]] = {}
+    for key, path in overlay_paths.items():
+        overlays_by_dir.setdefault(path.parent, {})[key] = path
+    case_jobs = []
     for case_key, items in cases.items():
         tracks = []
         for item in items:
@@ -611,7 +652,10 @@ def analyze_paths(
         case.warnings += [w for it in items for w in _ceus_warnings(it, language)]
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
-        summary.reports += [str(p) for p in _write_case(case, items, out_dir / "cases" / case_key, overlay_paths, language)]
+        case_dir = out_dir / "cases" / case_key
+        case_jobs.append((case, items, case_dir, overlays_by_dir.get(case_dir, {}), language))
+    for written in _write_cases(case_jobs, workers):
+        summary.reports += [str(p) for p in written]
     summary.outputs["cases"] = str(out_dir / "cases")
     summary.overlays = [str(p) for p in overlay_paths.values()]
     summary.seconds = time.perf_counter() - t0
@@ -660,7 +704,18 @@ def _ceus_warnings(item: InputAnalysis, language: str) -> list[str]:
     return out
 
 
-def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer, language: str) -> dict[tuple[str, int], Path]:
+def overlay_name(source: str, frame_index: int, shared_stems: frozenset[str] = frozenset()) -> str:
+    """``overlay_<name>_<frame>.png``; when several inputs of the batch have the same file name
+    (``a/1.jpg``, ``b/1.jpg``: possibly one case folder), a short digest of the full path keeps
+    their overlays apart."""
+    stem = Path(source).stem
+    if stem in shared_stems:
+        stem += "_" + hashlib.sha1(str(source).encode()).hexdigest()[:8]
+    return f"overlay_{stem}_{frame_index:04d}.png"
+
+
+def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer, language: str,
+                    shared_stems: frozenset[str] = frozenset()) -> dict[tuple[str, int], Path]:
     """Overlay PNGs (with the Grad-CAM panel when enabled) of an input's frames: every still;
     for clips the frames that show a lesion, and the first frame."""
     from livus.report.overlay import draw_overlay, write_overlay_png
@@ -674,7 +729,7 @@ def _write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer
             fa.heatmap = analyzer.explain(fa)
         rgb = draw_overlay(fa.frame.pixels, fa.result, heatmap=fa.heatmap, language=language)
         fa.heatmap = None
-        path = case_dir / f"overlay_{Path(fa.result.source).stem}_{fa.result.frame_index:04d}.png"
+        path = case_dir / overlay_name(fa.result.source, fa.result.frame_index, shared_stems)
         out[(fa.result.source, fa.result.frame_index)] = write_overlay_png(path, rgb)
     return out
 
