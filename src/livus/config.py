@@ -146,6 +146,7 @@ class AnalyzeConfig:
     precision: str = "fp32"
     language: str = "zh"  # zh | en
     case_rules_path: str | None = None  # YAML rules table; None = the one shipped with livus
+    lirads_table_path: str | None = None  # YAML LI-RADS table (management, thresholds); None = livus/infer/lirads.yaml
     # CEUS mode for clips: clip time 0 is this many seconds after the contrast injection
     # (frame time after injection = offset + Frame.time_s). None = B-mode (no CEUS features),
     # unless a DICOM clip's own header gives the time (ContrastBolusStartTime, see pipeline).

@@ -324,6 +324,8 @@ class CaseResult:
     model: dict[str, str] = field(default_factory=dict)
     assessability: Assessability | None = None  # None: not judged
     rules: list[str] = field(default_factory=list)  # ids of the rules in ``reasons``, first = deciding
+    # LI-RADS of the case (livus.infer.lirads_case.LiradsResult); None: not assigned
+    lirads: Any = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -339,5 +341,6 @@ class CaseResult:
             "rules": self.rules,
             "reasons": self.reasons,
             "warnings": self.warnings,
+            "lirads": None if self.lirads is None else self.lirads.to_json_dict(),
             "model": self.model,
         }

@@ -100,7 +100,7 @@ def test_unknown_language_is_an_error(tmp_path, case_result, frame_result):
 def _english_words(strings: list[str]) -> set[str]:
     """Latin words of 3+ letters, less the names and abbreviations a Chinese report keeps."""
     keep = {"CEUS", "AFP", "HBV", "HCV", "MRI", "mm", "px", "Grad", "CAM", "AUL", "Zenodo", "Xu", "livus", "detector",
-            "dcm", "png", "avi", "case"}
+            "dcm", "png", "avi", "case", "RADS", "ACR"}  # LI-RADS, the ACR's name, stays
     return {w for s in strings for w in re.findall(r"[A-Za-z]{3,}", s)} - keep
 
 

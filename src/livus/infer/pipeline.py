@@ -575,6 +575,7 @@ def analyze_paths(
     from tqdm import tqdm
 
     from livus.infer.case import assess_case, load_case_rules, load_patient
+    from livus.infer.lirads_case import case_lirads
     from livus.infer.tracking import tracks_from_single_frames
     from livus.io.readers import collect_inputs
     from livus.report.i18n import text
@@ -597,6 +598,8 @@ def analyze_paths(
     overlay_paths: dict[tuple[str, int], Path] = {}
     results_path = out_dir / "results.jsonl"
     rows = []
+    row_cases: list[str] = []  # the case of each summary row (its LI-RADS column)
+    lirads_by_case: dict[str, str] = {}
     analyzer = FrameAnalyzer(cfg, model_dir)
     draw = overlays and cfg.analyze.write_overlays
     bar = tqdm(total=len(inputs), unit="file", desc="analysing", disable=not progress)
@@ -611,6 +614,7 @@ def analyze_paths(
             for fa in res.frames:
                 fh.write(json.dumps(fa.result.to_json_dict(), ensure_ascii=False) + "\n")
                 rows.append(_summary_row(fa.result))
+                row_cases.append(res.case_key)
                 summary.n_frames += 1
                 summary.n_lesions += len(fa.result.lesions)
                 summary.n_low_quality += int(not _quality_ok(fa.result))
@@ -618,13 +622,6 @@ def analyze_paths(
             summary.n_clip_frames_low_quality += sum(n for v, n in res.clip_quality.items() if v != "ok")
     bar.close()
     summary.outputs["results"] = str(results_path)
-
-    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as fh:
-        fields = list(_summary_row(FrameResult("", 0, (0, 0))).keys())
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    summary.outputs["summary"] = str(out_dir / "summary.csv")
 
     overlays_by_dir: dict[Path, dict[tuple[str, int], Path]] = {}
     for key, path in overlay_paths.items():
@@ -652,10 +649,18 @@ def analyze_paths(
         case.warnings += [w for it in items for w in _ceus_warnings(it, language)]
         case.sources = [it.path for it in items]
         case.model = items[0].frames[0].result.model if items[0].frames else {}
+        case.lirads = case_lirads(case, items, language, cfg.analyze.lirads_table_path)
+        lirads_by_case[case_key] = case.lirads.summary()
         case_dir = out_dir / "cases" / case_key
         case_jobs.append((case, items, case_dir, overlays_by_dir.get(case_dir, {}), language))
     for written in _write_cases(case_jobs, workers):
         summary.reports += [str(p) for p in written]
+    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as fh:  # after the cases: LI-RADS column
+        fields = list(_summary_row(FrameResult("", 0, (0, 0))).keys()) + ["lirads"]
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(dict(row, lirads=lirads_by_case.get(key, "")) for row, key in zip(rows, row_cases))
+    summary.outputs["summary"] = str(out_dir / "summary.csv")
     summary.outputs["cases"] = str(out_dir / "cases")
     summary.overlays = [str(p) for p in overlay_paths.values()]
     summary.seconds = time.perf_counter() - t0
@@ -746,12 +751,13 @@ def _write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
     mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
     reports = render_report(case, frames, mine, case_dir, language)
     for item in items:
-        _write_dicom_srs(item, case_dir)
+        _write_dicom_srs(item, case_dir, case.lirads)
     return list(reports.values())
 
 
-def _write_dicom_srs(item: InputAnalysis, case_dir: Path) -> None:
-    """A DICOM SR (TID 1500 measurement report) per analysed frame of a DICOM input."""
+def _write_dicom_srs(item: InputAnalysis, case_dir: Path, lirads: object | None = None) -> None:
+    """A DICOM SR (TID 1500 measurement report) per analysed frame of a DICOM input, with the
+    case's LI-RADS (``lirads``, see ``livus.report.dicom_sr``)."""
     import pydicom
 
     from livus.io.readers import sniff_kind
@@ -762,7 +768,8 @@ def _write_dicom_srs(item: InputAnalysis, case_dir: Path) -> None:
         return
     source = pydicom.dcmread(path, stop_before_pixels=True)
     for fa in item.frames:
-        write_measurement_sr(source, fa.result, case_dir / f"sr_{path.stem}_{fa.result.frame_index:04d}.dcm")
+        write_measurement_sr(source, fa.result, case_dir / f"sr_{path.stem}_{fa.result.frame_index:04d}.dcm",
+                             lirads=lirads)
 
 
 def _print_summary(s: AnalyzeSummary) -> None:

@@ -2,7 +2,8 @@
 
 :func:`build_report_content` turns a :class:`~livus.types.CaseResult` and its frames into a
 :class:`ReportContent`: identifiers, one :class:`LesionRow` per lesion (image, position, size,
-malignancy, features, overlay path), the case assessment and the disclaimer. The renderers
+malignancy, features, overlay path), the case assessment, the LI-RADS rows
+(:mod:`livus.report.lirads_text`) and the disclaimer. The renderers
 only lay these strings out, so both formats always say the same thing.
 
 Every string is in the report's language: the frames' warnings (kept in English in
@@ -14,7 +15,7 @@ follow-up and reasons); a limited one starts its warnings with the limitation.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from livus.report.i18n import (
     priority_label,
     text,
 )
+from livus.report.lirads_text import lirads_rows
 from livus.types import Assessability, CaseResult, FrameResult, Lesion
 
 OverlayKey = Any  # (source, frame_index) tuple, "source#frame_index" or source
@@ -69,13 +71,14 @@ class ReportContent:
     disclaimer: str
     any_size_in_px: bool = False
     assessability: str = ""  # e.g. "评估受限（声影遮挡）"; "" when the case was not judged
+    lirads: list[tuple[str, str]] = field(default_factory=list)  # LI-RADS rows (livus.report.lirads_text)
 
 
 LABEL_KEYS = (
     "title", "decision_support_banner", "case_id", "generated_at", "sources", "n_lesions", "lesions", "lesion",
     "image", "position", "centre_px", "long_axis", "short_axis", "size", "detection_score", "malignancy",
     "detection_score_short", "malignancy_short", "features", "overlay", "no_lesion", "px_warning", "assessment", "risk", "priority", "follow_up", "reasons",
-    "background", "warnings", "model", "disclaimer_title", "not_assessed", "assessability",
+    "background", "warnings", "model", "disclaimer_title", "not_assessed", "assessability", "lirads",
 )
 
 
@@ -285,4 +288,5 @@ def build_report_content(
         disclaimer=text("disclaimer", language),
         any_size_in_px=any_px,
         assessability=assessability_text(case.assessability, language),
+        lirads=lirads_rows(case.lirads, language),
     )

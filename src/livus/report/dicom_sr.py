@@ -14,6 +14,16 @@ scheme ``99LIVUS`` (e.g. ``not_ultrasound``). A frame without lesions states "No
 detected" only when it was assessed; a frame that is not assessable gets a "not assessed" group
 with the quality items and no finding.
 
+LI-RADS (``livus.infer.lirads_case``): every group also carries the case's LI-RADS as coded
+qualitative evaluations: "US LI-RADS v2017 category" (``US-1`` / ``US-2`` / ``US-3``), "US LI-RADS
+v2017 visualization score" (``A`` / ``B`` / ``C``) and "CEUS LI-RADS v2017 category" (the case's
+most severe observation, ``LR-1`` ... ``LR-TIV``), or the value ``not-categorised`` /
+``not-applicable``. No official code for these LI-RADS categories is used: RadLex and the ACR's
+RadElement sets have LI-RADS terms, but livus ships no verified list of their identifiers, so
+the concept names and values are codes of the local scheme ``99LIVUS`` (the meanings spell out
+the ACR name and version). A reader treats them as software-assigned (the series description
+says decision support) and confirms them.
+
 Coordinates: livus uses pixel centres (the centre of the top-left pixel is (0, 0)); DICOM
 SCOORD puts the top-left corner of the top-left pixel at (0, 0), so 0.5 is added to each
 coordinate.
@@ -22,6 +32,7 @@ coordinate.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -94,6 +105,37 @@ def quality_evaluations(result: FrameResult, assessability: Assessability) -> li
     return items
 
 
+LIRADS_CONCEPTS = {  # local 99LIVUS codes (see the module docstring): concept names
+    "us": ("LIRADS-US-CAT", "US LI-RADS v2017 category (assigned by software)"),
+    "us_vis": ("LIRADS-US-VIS", "US LI-RADS v2017 visualization score (assigned by software)"),
+    "ceus": ("LIRADS-CEUS-CAT", "CEUS LI-RADS v2017 category (assigned by software)"),
+}
+
+
+def lirads_evaluations(lirads: Any) -> list[hd.sr.QualitativeEvaluation]:
+    """The case's LI-RADS (``livus.infer.lirads_case.LiradsResult``) as coded evaluations (local
+    ``99LIVUS`` codes); ``[]`` for ``None``."""
+    from livus.report.i18n import text
+
+    if lirads is None:
+        return []
+    items = []
+    for key, a in (("us", lirads.us), ("ceus", lirads.ceus)):
+        if a is None:
+            continue
+        if a.category:
+            value = _livus_code(a.category, text(f"lirads_cat_{a.category}", "en"))
+        else:
+            status = a.status.replace("_", "-")
+            value = _livus_code(status, f"{status.replace('-', ' ')}: {a.reason}")
+        items.append(hd.sr.QualitativeEvaluation(name=_livus_code(*LIRADS_CONCEPTS[key]), value=value))
+        if key == "us" and a.visualization:
+            items.append(hd.sr.QualitativeEvaluation(
+                name=_livus_code(*LIRADS_CONCEPTS["us_vis"]),
+                value=_livus_code(f"VIS-{a.visualization}", text(f"lirads_vis_{a.visualization}", "en"))))
+    return items
+
+
 def _measurement(
     name: str, value: float, unit: hd.sr.CodedConcept, algorithm: hd.sr.AlgorithmIdentification
 ) -> hd.sr.Measurement:
@@ -131,8 +173,9 @@ def lesion_measurement_group(
     )
 
 
-def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult) -> hd.sr.ComprehensiveSR:
-    """The SR document (not yet written) for ``result`` found on ``source_dataset``."""
+def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, lirads: Any = None) -> hd.sr.ComprehensiveSR:
+    """The SR document (not yet written) for ``result`` found on ``source_dataset``, with the
+    case's ``lirads`` (``LiradsResult``, optional) in every group."""
     model = result.model or {}
     name, version = str(model.get("name", "livus")), str(model.get("version", "0"))
     algorithm = hd.sr.AlgorithmIdentification(name=name, version=version)
@@ -146,7 +189,7 @@ def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult) -
         )
     )
     assessability = result_assessability(result)
-    quality = quality_evaluations(result, assessability)
+    quality = quality_evaluations(result, assessability) + lirads_evaluations(lirads)
     groups = [lesion_measurement_group(lesion, number, result, source, algorithm, quality)
               for number, lesion in enumerate(result.lesions, start=1)] if assessability.usable else []
     if not groups:  # TID 1500 needs one group (TID 1501): the negative finding, or "not assessed"
@@ -175,12 +218,12 @@ def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult) -
     )
 
 
-def write_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, path: Path) -> Path:
-    """Write a TID 1500 Measurement Report SR of ``result`` (lesions on ``source_dataset``) to
-    ``path``; returns the path."""
+def write_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, path: Path, lirads: Any = None) -> Path:
+    """Write a TID 1500 Measurement Report SR of ``result`` (lesions on ``source_dataset``; the
+    case's ``lirads`` when given) to ``path``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    build_measurement_sr(source_dataset, result).save_as(path, enforce_file_format=True)
+    build_measurement_sr(source_dataset, result, lirads).save_as(path, enforce_file_format=True)
     return path
 
 

@@ -359,6 +359,10 @@ def build_pdf(c: ReportContent, font_path: Path | None = None) -> FPDF:
         (L["background"], "; ".join(f"{k}: {v}" for k, v in c.background)),
     ])
 
+    if c.lirads:  # ACR US / CEUS LI-RADS v2017 (livus.report.lirads_text)
+        _heading(pdf, L["lirads"])
+        _key_value_table(pdf, c.lirads)
+
     if c.warnings:
         _heading(pdf, L["warnings"])
         pdf.set_text_color(*WARNING_RGB)
