@@ -31,6 +31,7 @@ import torch
 from livus.config import load_config
 from livus.evaluate.classification import expected_calibration_error
 from livus.io.dataset import load_dataset
+from livus.models.decode import EVIDENCE_NAMES
 from livus.models.detector import load_detector
 from livus.models.image_label import IMAGE_CLASSES, ImageLabelFusion, fusion_features, lesion_evidence_label
 from livus.train.calibration import (HeldOutPredictions, candidate_ece, concat_predictions, evaluate_calibrated,
@@ -70,8 +71,11 @@ def main() -> None:
     ap.add_argument("--classifier-run", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--evidence", default=",".join(EVIDENCE_NAMES),
+                    help="evidence the score calibration may weigh (comma-separated EVIDENCE_NAMES)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    use = tuple(args.evidence.split(","))
     t0 = time.time()
     run = Path(args.cv)
     cfg = load_config(run / "config.yaml")
@@ -89,7 +93,7 @@ def main() -> None:
     fused_inputs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for f in folds:
         others = concat_predictions([preds[g] for g in folds if g != f]) if len(folds) > 1 else preds[f]
-        coef = fit_score_calibration(others.evidence, others.is_true)
+        coef = fit_score_calibration(others.evidence, others.is_true, use=use)
         thr = report_threshold(others, coef, FP_RATE)
         va = splits[f][1]
         recs = [records[i] for i in va]
@@ -137,7 +141,7 @@ def main() -> None:
               "fused_confusion": confusion(y_cat, np.concatenate(fused_all))}
     # what ships: calibration, threshold and fusion fitted on every fold's held-out predictions
     everything = concat_predictions([preds[f] for f in folds])
-    coef_all = fit_score_calibration(everything.evidence, everything.is_true)
+    coef_all = fit_score_calibration(everything.evidence, everything.is_true, use=use)
     thr_all = report_threshold(everything, coef_all, FP_RATE)
     fx = np.concatenate([fused_inputs[f][0] for f in folds])
     fy = np.concatenate([fused_inputs[f][1] for f in folds])
@@ -149,7 +153,7 @@ def main() -> None:
     print("mean: " + ", ".join(f"{k}={v:.3f}" for k, v in mean.items()))
     print("image label mean over folds: " + ", ".join(f"{k}={v:.3f}" for k, v in imean.items()))
     print("fused confusion (rows truth normal/benign/malignant):", pooled["fused_confusion"])
-    summary = {"run": str(run), "folds": folds, "fp_rate": FP_RATE, "per_fold": per_fold, "mean": mean,
+    summary = {"run": str(run), "folds": folds, "evidence": list(use), "fp_rate": FP_RATE, "per_fold": per_fold, "mean": mean,
                "image_per_fold": image_rows, "image_mean": imean, "image_pooled": pooled,
                "classifier_run": args.classifier_run,
                "shipped": {"score_calibration": list(coef_all), "score_threshold": thr_all,

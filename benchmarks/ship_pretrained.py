@@ -96,7 +96,7 @@ def main() -> None:
     det_seconds = wall_seconds(cv_run)
     final_run = Path(args.final).parent
     final_seconds = wall_seconds(final_run)
-    meta = {"version": version, "status": "final", "training_data": "AUL development part (588 images) + ImageNet weights of EfficientNet-Lite0",
+    meta = {"version": version, "status": "final", "half": True, "training_data": "AUL development part (588 images) + ImageNet weights of EfficientNet-Lite0",
             "cv": {"folds": len(rep["folds"]), "mean": rep["mean"], "per_fold": rep["per_fold"], "image_mean": rep["image_mean"]},
             "score_threshold_note": "calibrated scale; 0.25 FP/image on all folds' held-out candidates"}
     det_path = ship_model(Path(args.final), out / "detector.pt", shipped["score_threshold"], meta, tuple(shipped["score_calibration"]))

@@ -50,3 +50,9 @@ def test_report_threshold_meets_the_fp_rate():
     lower = report_threshold(pred, coef, 1.0)
     assert lower <= thr
     assert len(image_matches(pred, s)) == pred.n_images
+
+
+def test_left_out_evidence_gets_zero_weight():
+    pred = _synthetic()
+    coef = fit_score_calibration(pred.evidence, pred.is_true, use=EVIDENCE_NAMES[:3])
+    assert coef[4] == 0.0 and coef[1] > 0

@@ -25,7 +25,7 @@ from livus.evaluate.classification import expected_calibration_error
 from livus.evaluate.detection import ImageMatch, match_image, threshold_at_fp
 from livus.evaluate.run import Metrics, compute_metrics, pred_lesions, true_lesions
 from livus.io.dataset import IMAGE_CLASSES, ImageRecord
-from livus.models.decode import calibrate_score, decode_detections, liver_polygon
+from livus.models.decode import EVIDENCE_NAMES, calibrate_score, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector
 from livus.train.datasets import ModelSpaceCache
 from livus.train.trainer import predict
@@ -108,14 +108,21 @@ def held_out_predictions(model: LesionDetector, cache: ModelSpaceCache, records:
                               [r.image_class or "unknown" for r in records], np.asarray(n_les, np.int64), [r.file_name for r in records])
 
 
-def fit_score_calibration(evidence: np.ndarray, is_true: np.ndarray, c: float = 1.0) -> tuple[float, ...]:
-    """Logistic-regression coefficients ``(intercept, w_1..w_4)`` of :func:`calibrate_score`."""
+def fit_score_calibration(evidence: np.ndarray, is_true: np.ndarray, c: float = 1.0,
+                          use: tuple[str, ...] | None = None) -> tuple[float, ...]:
+    """Logistic-regression coefficients ``(intercept, w_1..w_4)`` of :func:`calibrate_score`.
+    ``use``: the evidence names the regression may weigh (default all of ``EVIDENCE_NAMES``);
+    the others get weight 0 — e.g. leaving out ``log_area_px`` so that small candidates are not
+    scored down for being small (what a screening for sub-centimetre nodules needs)."""
     from sklearn.linear_model import LogisticRegression
 
     if len(np.unique(is_true)) < 2:
         raise ValueError("score calibration needs both true and false candidates")
-    lr = LogisticRegression(C=c, max_iter=1000).fit(np.asarray(evidence, np.float64), np.asarray(is_true, int))
-    return (float(lr.intercept_[0]), *[float(w) for w in lr.coef_[0]])
+    cols = [i for i, n in enumerate(EVIDENCE_NAMES) if use is None or n in use]
+    lr = LogisticRegression(C=c, max_iter=1000).fit(np.asarray(evidence, np.float64)[:, cols], np.asarray(is_true, int))
+    weights = np.zeros(len(EVIDENCE_NAMES))
+    weights[cols] = lr.coef_[0]
+    return (float(lr.intercept_[0]), *[float(w) for w in weights])
 
 
 def calibrated_scores(pred: HeldOutPredictions, coefficients: tuple[float, ...]) -> np.ndarray:
