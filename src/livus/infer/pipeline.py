@@ -58,6 +58,7 @@ DEFAULT_CEUS_FILE = "ceus.pt"
 # Frames that are not assessable (livus.infer.assessability) are not passed to the models at
 # all; other low-quality frames are analysed but marked (and weigh less in clip aggregation).
 LOW_QUALITY_WEIGHT = 0.3
+IMAGE_FUSION_FILE = "image_label.json"
 
 
 def default_model_dir() -> Path:
@@ -92,6 +93,11 @@ class FrameAnalyzer:
         self._torch_classifier = None  # for Grad-CAM (needs gradients), loaded on first use
         self._ceus_model = None  # CEUS feature model, loaded on the first CEUS clip
         self.model_info: dict[str, str] = {"name": "none", "version": "0"}
+        self.image_fusion = None  # image head + lesion evidence → image label (models/image_label.json)
+        if (self.model_dir / IMAGE_FUSION_FILE).is_file():
+            from livus.models.image_label import ImageLabelFusion
+
+            self.image_fusion = ImageLabelFusion.load(self.model_dir / IMAGE_FUSION_FILE)
         threads = max(1, self.cfg.analyze.threads)
         precision = self.cfg.analyze.precision
         if (self.model_dir / DEFAULT_DETECTOR_FILE).is_file():
@@ -146,7 +152,7 @@ class FrameAnalyzer:
         if self.detector is None:
             result.warnings.append("no detector model found: lesions not analysed")
             return FrameAnalysis(frame, result)
-        lesions, liver_model = self._detect(pre)
+        lesions, liver_model, head_probs = self._detect(pre)
         lb = pre.letterbox
         for les in lesions:
             les.fill_mm(pre.pixel_spacing_mm)
@@ -154,19 +160,25 @@ class FrameAnalyzer:
         if liver_model:
             result.liver_polygon_px = lb.points_to_original(np.asarray(liver_model, float)).tolist()
         if self.classifier is not None:
-            self._classify(frame, result)
+            self._classify(frame, result, head_probs)
         else:
             result.warnings.append("no lesion classifier model found: malignancy not assessed")
         return FrameAnalysis(frame, result)
 
-    def _classify(self, frame: Frame, result: FrameResult) -> None:
+    def _classify(self, frame: Frame, result: FrameResult, head_probs: np.ndarray | None = None) -> None:
         """Malignancy and feature probabilities per lesion, and the image-level label."""
         from livus.models.classifier import classify_lesions, image_label
 
         for les, out in zip(result.lesions, classify_lesions(self.classifier, frame.pixels, result.lesions)):
             les.malignancy = out["malignancy"]
             les.features = out["features"]
-        result.image_label = image_label([(les.score, les.malignancy) for les in result.lesions])
+        pairs = [(les.score, les.malignancy) for les in result.lesions]
+        if head_probs is None and self.image_fusion is None:
+            result.image_label = image_label(pairs)
+        else:
+            from livus.models.image_label import fuse_image_label
+
+            result.image_label = fuse_image_label(head_probs, pairs, self.image_fusion)
 
     def explain(self, fa: FrameAnalysis) -> np.ndarray | None:
         """Grad-CAM of each lesion's malignancy, combined (max) into one heat map in original
@@ -202,7 +214,9 @@ class FrameAnalyzer:
             self._ceus_model = load_ceus_model(path)
         return self._ceus_model
 
-    def _detect(self, pre: object) -> tuple[list[Lesion], list[list[float]] | None]:
+    def _detect(self, pre: object) -> tuple[list[Lesion], list[list[float]] | None, np.ndarray | None]:
+        """Lesions (original pixels), the liver outline (model pixels) and the image-level head's
+        normal/benign/malignant probabilities (``None`` for a detector without one)."""
         import torch
 
         from livus.models.decode import decode_detections, liver_polygon
@@ -228,7 +242,8 @@ class FrameAnalyzer:
                     polygon_px=poly,
                 )
             )
-        return lesions, liver_polygon(out, 0)
+        head = torch.softmax(out["image_logits"][0].float(), 0).numpy() if "image_logits" in out else None
+        return lesions, liver_polygon(out, 0), head
 
 
 # ----------------------------------------------------------------------------- batch analysis
