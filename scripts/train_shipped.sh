@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Train the shipped models (pretrained detector + classifier), cross-validate them and write
-# models/ — the recipe behind models/MODEL_CARD.md, on any device.
+# Train the pretrained models (EfficientNet-Lite0 detector + classifier), cross-validate them,
+# and write models/ with its model card — on any device. The 2026-12 run of this recipe on the
+# CPU (10 + 12 epochs) found fewer lesions than the shipped from-scratch models and was NOT
+# shipped (docs/pretrained_models.md): compare the new card with git's before committing
+# models/, and raise the epochs (train.epochs in a --config YAML) where a GPU allows.
 #
 #   scripts/train_shipped.sh AUL_SRC [DEVICE] [RUN_DIR]
 #
