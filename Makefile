@@ -9,10 +9,12 @@ DEVSTAMP := $(VENV)/.installed-dev
 .PHONY: demo test setup setup-dev examples clean
 
 # Real images for the demo, read in place from the AUL folder when it is beside the clone (never
-# copied into the repository): the two lowest image ids of each class, not chosen by result.
+# copied into the repository): the two lowest image ids of each class (Benign, Malignant, Normal
+# in turn) whose file names no earlier pick has — inputs with the same file name form one case —
+# not chosen by result.
 AUL ?= ../shared/data/aul
-AUL_DEMO := $(wildcard $(AUL)/Benign/image/1.jpg $(AUL)/Benign/image/2.jpg $(AUL)/Malignant/image/1.jpg \
-	$(AUL)/Malignant/image/2.jpg $(AUL)/Normal/image/2.jpg $(AUL)/Normal/image/3.jpg)
+AUL_DEMO := $(wildcard $(AUL)/Benign/image/1.jpg $(AUL)/Benign/image/2.jpg $(AUL)/Malignant/image/4.jpg \
+	$(AUL)/Malignant/image/5.jpg $(AUL)/Normal/image/3.jpg $(AUL)/Normal/image/6.jpg)
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
