@@ -88,6 +88,14 @@ def test_second_pdf_does_not_subset_again(font_cache, subset_calls, tmp_path):
     assert len(subset_calls) == 1 and pf.stats["built"] == 1 and pf.stats["loaded"] == 1
 
 
+def test_cache_file_deleted_while_running_is_made_again(font_cache, tmp_path):
+    write_pdf(_content("zh"), tmp_path / "a.pdf")
+    for f in font_cache.glob("*.otf"):
+        f.unlink()
+    write_pdf(_content("zh"), tmp_path / "b.pdf")
+    assert pf.stats["built"] == 2 and list(font_cache.glob("report-cjk-*.otf"))
+
+
 def test_cache_key_follows_font_and_charset(font_cache):
     key = pf.cache_key("cjk")
     assert key == pf.cache_key("cjk") and key != pf.cache_key("latin")

@@ -168,11 +168,11 @@ def prepared_font(tier: str) -> PreparedFont | None:
     cache file, else built now and cached. ``None`` when no file can be written anywhere (the
     caller then uses the full bundled font)."""
     hit = _PREPARED.get(tier)
-    if hit is not None:
+    if hit is not None and hit.path.is_file():  # a long-running process outlives a cleaned cache
         return hit
     with _LOCK:
         hit = _PREPARED.get(tier)
-        if hit is not None:
+        if hit is not None and hit.path.is_file():
             return hit
         source = cjk_font_path()
         name = f"report-{tier}-{cache_key(tier, source)}.otf"
