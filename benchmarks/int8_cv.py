@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from livus.config import load_config
-from livus.infer.onnx import OnnxDetector, export_detector_onnx, quantize_detector_int8, spread_indices
+from livus.infer.onnx import OnnxDetector, export_detector_onnx, quantize_detector_int8
+from livus.train.onnx_build import spread_indices
 from livus.io.dataset import load_dataset
 from livus.models.detector import load_detector
 from livus.train.calibration import evaluate_calibrated

@@ -211,8 +211,9 @@ def main() -> int:
         ap.error("--detector is required (or --quant-folds RUN)")
 
     from livus.config import DetectorConfig, PreprocessConfig
-    from livus.infer.bench import accuracy_data, classifier_auc, detector_accuracy
-    from livus.infer.onnx import (spread_indices, calibration_images, dataset_split, export_classifier_onnx, export_detector_onnx,
+    from livus.train.bench import accuracy_data, classifier_auc, detector_accuracy
+    from livus.train.onnx_build import calibration_images, dataset_split, spread_indices
+    from livus.infer.onnx import (export_classifier_onnx, export_detector_onnx,
                                   load_onnx_classifier, load_onnx_detector, quantize_classifier_int8,
                                   quantize_detector_int8, quantize_dynamic_int8)
     from livus.io.dataset import load_dataset
@@ -288,7 +289,7 @@ def main() -> int:
     cls_rows = []
     if cls is not None and len(data.crops):
         print("classifier fp32 vs int8...", flush=True)
-        from livus.infer.onnx import calibration_crops
+        from livus.train.onnx_build import calibration_crops
 
         c_fp32 = export_classifier_onnx(cls, work / "classifier.onnx")
         crops, sizes = calibration_crops(Path(args.data), cls.cfg, 2 * args.calibration, args.fold)
@@ -322,8 +323,9 @@ def quant_folds(run_dir: Path, data_dir: Path, n_calibration: int, threads: int,
     own validation fold; per-fold figures, their mean and the change in points. With
     ``classifier_dir``, the classifier fold model of the same split gives the malignancy AUC
     (fp32 with the fp32 detector row, int8 with the int8 rows)."""
-    from livus.infer.bench import accuracy_data, classifier_auc, detector_accuracy
-    from livus.infer.onnx import (calibration_crops, calibration_images, export_classifier_onnx, export_detector_onnx,
+    from livus.train.bench import accuracy_data, classifier_auc, detector_accuracy
+    from livus.train.onnx_build import calibration_crops, calibration_images
+    from livus.infer.onnx import (export_classifier_onnx, export_detector_onnx,
                                   load_onnx_classifier, load_onnx_detector, output_conv_nodes, quantize_classifier_int8,
                                   quantize_detector_int8)
     from livus.models.classifier import load_classifier

@@ -111,13 +111,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from livus.infer.bench import bench_cli
+    from livus.train.bench import bench_cli
 
     return bench_cli(args)
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
-    from livus.infer.onnx import build_onnx_models
+    from livus.train.onnx_build import build_onnx_models
 
     for name, path in build_onnx_models(Path(args.models), Path(args.data), n_calibration=args.calibration).items():
         print(f"{name:18s} {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fan_fakes import speckle_fan
+
 from livus.config import DetectorConfig
 from livus.infer.pipeline import FrameAnalyzer, analyze_paths
 from livus.models.detector import LesionDetector, save_detector
@@ -15,16 +17,7 @@ from livus.types import Frame
 
 def _fan_image(w=640, h=480, seed=0, blob=True):
     """A grey convex fan with speckle-like noise and a dark round 'lesion'."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w), np.uint8)
-    mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(mask, (w // 2, -h // 4), (int(h * 1.1), int(h * 1.1)), 90, -35, 35, 1, -1)
-    cv2.circle(mask, (w // 2, -h // 4), int(h * 0.35), 0, -1)
-    # speckle: envelope of a blurred complex Gaussian field (correlated, Rayleigh-distributed)
-    re_, im_ = (cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), 1.5) for _ in range(2))
-    env = np.hypot(re_, im_)
-    tex = np.clip(env / env.mean() * 60, 0, 255).astype(np.uint8)
-    img[mask > 0] = tex[mask > 0]
+    img = speckle_fan(w, h, seed)
     if blob:
         cv2.circle(img, (w // 2, h // 2 + 40), 30, 10, -1)
     return img
@@ -73,7 +66,7 @@ def test_gradcam_heatmap_lies_on_the_lesions(tiny_model_dir):
     assert heat.shape == (480, 640) and 0.0 <= heat.min() and heat.max() <= 1.0
     les = fa.result.lesions[0]
     assert heat.max() > 0
-    from livus.train.crops import crop_box_for_bbox
+    from livus.preprocess.crops import crop_box_for_bbox
 
     cfg = an._torch_classifier.cfg
     far = np.ones_like(heat, bool)  # heat only inside the lesions' crops (the crop rule's squares)

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fan_fakes import speckle_fan
+
 from livus.config import ClassifierConfig, DetectorConfig
 from livus.infer.pipeline import analyze_paths
 from livus.models.classifier import LesionClassifier, save_classifier
@@ -16,15 +18,7 @@ from livus.models.detector import LesionDetector, save_detector
 
 def _fan_image(w=320, h=240, seed=0):
     """A grey fan of speckle with a dark round 'lesion'."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w), np.uint8)
-    mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(mask, (w // 2, -h // 4), (int(h * 1.1), int(h * 1.1)), 90, -35, 35, 1, -1)
-    cv2.circle(mask, (w // 2, -h // 4), int(h * 0.35), 0, -1)
-    re_, im_ = (cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), 1.5) for _ in range(2))
-    env = np.hypot(re_, im_)
-    tex = np.clip(env / env.mean() * 60, 0, 255).astype(np.uint8)
-    img[mask > 0] = tex[mask > 0]
+    img = speckle_fan(w, h, seed)
     cv2.circle(img, (w // 2 + 10 * seed, h // 2 + 20), 18, 10, -1)
     return img
 

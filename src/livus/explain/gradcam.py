@@ -3,7 +3,7 @@
 Own short implementation with forward/backward hooks: the ``grad-cam`` package depends on
 torchvision (not a livus dependency) and MONAI's version would pull a large framework for about
 thirty lines of code. The map is computed on the classifier crop (model pixels) and mapped back
-onto the ORIGINAL image with the crop's affine matrix (:mod:`livus.train.crops`).
+onto the ORIGINAL image with the crop's affine matrix (:mod:`livus.preprocess.crops`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def gradcam_lesion(model: nn.Module, image_grey: np.ndarray, lesion: Lesion, les
     """Grad-CAM of the malignancy logit for one lesion, in ORIGINAL pixels, in ``[0, 1]``;
     zero outside the lesion's crop. ``model`` is a :class:`livus.models.classifier.LesionClassifier`."""
     from livus.models.classifier import lesion_crop, lesion_side_px, size_feature
-    from livus.train.crops import crop_to_original
+    from livus.preprocess.crops import crop_to_original
 
     crop, matrix = lesion_crop(model.cfg, image_grey, lesion, lesion_mask)
     size = torch.from_numpy(size_feature([lesion_side_px(lesion)]))

@@ -17,7 +17,7 @@ inputs, so clips sampled at any times can be read. Per slot the model sees eithe
   equivalent radius: core ρ < 0.5, inner 0.5–0.8, three bands 0.8–1.1 across the outline)
   compared with a ring of surrounding liver (ρ 1.3–1.9, median); grey levels are
   log-compressed, so differences are ratios in dB-like units; or
-* ``kind="cnn"``: the lesion crop (crop rule of :mod:`livus.train.crops`, margin 0.5, image
+* ``kind="cnn"``: the lesion crop (crop rule of :mod:`livus.preprocess.crops`, margin 0.5, image
   and ellipse-mask channels, ``crop_px`` square) through a small shared conv encoder.
 
 Heads: ``aphe`` (one logit), ``washout`` (three logits, order ``WASHOUT_CLASSES``),
@@ -80,7 +80,7 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 def _outline_mask(shape: tuple[int, int], box: Box, polygon: Polygon | None) -> np.ndarray:
     """uint8 0/1 lesion region (pixels of an image of ``shape``): ``polygon`` when given, else the
     ellipse inscribed in ``box``."""
-    from livus.train.crops import lesion_region_mask
+    from livus.preprocess.crops import lesion_region_mask
 
     x0, y0, x1, y1 = (float(v) for v in box)
     ellipse = ((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 0.0)
@@ -144,9 +144,9 @@ def frame_measurements(frame: np.ndarray, box: Box, polygon: Polygon | None = No
 
 
 def phase_crop(frame: np.ndarray, box: Box, cfg: CeusConfig, polygon: Polygon | None = None) -> np.ndarray:
-    """``(2, crop_px, crop_px)`` float32 phase crop (crop rule of :mod:`livus.train.crops`): grey
+    """``(2, crop_px, crop_px)`` float32 phase crop (crop rule of :mod:`livus.preprocess.crops`): grey
     in ``[0, 1]`` and the lesion region (``polygon``, else the ellipse inscribed in ``box``)."""
-    from livus.train.crops import crop_box_for_bbox, crop_matrix, extract_crop
+    from livus.preprocess.crops import crop_box_for_bbox, crop_matrix, extract_crop
 
     g = _grey(frame).astype(np.uint8)
     m = crop_matrix(crop_box_for_bbox(list(box), cfg.crop_margin, 8.0), cfg.crop_px)

@@ -1,7 +1,7 @@
 """LesionClassifier: malignancy and B-mode feature probabilities of one lesion crop.
 
 Input: ``(N, 2, S, S)`` crops (grey image in ``[0, 1]`` and the lesion mask, model pixels,
-``S = ClassifierConfig.crop_size_px``) made by :mod:`livus.train.crops`. Network: a stem
+``S = ClassifierConfig.crop_size_px``) made by :mod:`livus.preprocess.crops`. Network: a stem
 (stride 2), one residual stage per entry of ``cfg.widths`` (each stride 2, ``blocks_per_stage``
 residual blocks), CBAM attention on the two deepest stages, global average pooling and linear
 heads: ``malignancy`` (one logit) and ``features`` (one logit per name in
@@ -163,8 +163,8 @@ def lesion_side_px(lesion: Lesion) -> float:
 
 def lesion_crop_matrix(lesion: Lesion, cfg: ClassifierConfig) -> np.ndarray:
     """Crop matrix (crop → original pixels) of a detected lesion (crop rule of
-    :mod:`livus.train.crops` on :func:`lesion_box_xyxy`)."""
-    from livus.train.crops import crop_box_for_bbox, crop_matrix
+    :mod:`livus.preprocess.crops` on :func:`lesion_box_xyxy`)."""
+    from livus.preprocess.crops import crop_box_for_bbox, crop_matrix
 
     return crop_matrix(crop_box_for_bbox(lesion_box_xyxy(lesion), cfg.margin, cfg.min_side_px), cfg.crop_size_px)
 
@@ -175,7 +175,7 @@ def lesion_crop(model_cfg: ClassifierConfig, image_grey: np.ndarray, lesion: Les
     The mask channel is the lesion's polygon, else the pixels of ``lesion_mask`` (> 0) that lie
     inside the lesion's ellipse box, else its filled ellipse.
     """
-    from livus.train.crops import extract_crop, lesion_region_mask
+    from livus.preprocess.crops import extract_crop, lesion_region_mask
 
     ellipse = (lesion.center_px[0], lesion.center_px[1], lesion.long_axis_px, lesion.short_axis_px, lesion.angle_deg)
     if len(lesion.polygon_px) >= 3 or lesion_mask is None:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livus.io.dataset import IMAGE_CLASSES
 from livus.models.blocks import ConvBNAct
 
 HEATMAP_PRIOR = 0.01  # initial lesion-centre probability (focal-loss bias init, Lin et al. 2017)
@@ -77,8 +78,6 @@ class AuxHeads(nn.Module):
     def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"aux_heatmap_s8": self.heatmap(p3), "aux_masks_s16": self.masks(p4)}
 
-
-IMAGE_CLASSES = ("normal", "benign", "malignant")
 
 
 class ImageHead(nn.Module):

@@ -1,7 +1,7 @@
 """Training and cross-validation of the lesion classifier (``livus train classifier``).
 
 Data: one sample per annotated lesion of a livus dataset (ground-truth outlines), cropped with
-the crop rule of :mod:`livus.train.crops`. Labels: ``malignant`` (0/1) and the B-mode
+the crop rule of :mod:`livus.preprocess.crops`. Labels: ``malignant`` (0/1) and the B-mode
 ``features`` where the dataset has them (simulated data); a missing label is NaN and masked in
 the loss.
 
@@ -37,7 +37,7 @@ import torch
 from livus.config import ClassifierConfig, to_dict
 from livus.io.dataset import FEATURE_NAMES, Dataset, load_dataset
 from livus.models.classifier import LesionClassifier, masked_multitask_loss, predict_logits, save_classifier, size_feature
-from livus.train.crops import CropBox, crop_box_for_bbox, crop_matrix, extract_crop, lesion_region_mask, warp_to_crop
+from livus.preprocess.crops import CropBox, crop_box_for_bbox, crop_matrix, extract_crop, lesion_region_mask, warp_to_crop
 
 CONTEXT = 1.6  # context patch side / crop side: room for rotation, zoom-out and shift
 

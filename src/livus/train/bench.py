@@ -127,7 +127,7 @@ def _calibration_images(cfg: BenchConfig, frame_path: Path, size: int) -> list[n
     """Preprocessed calibration inputs at ``size``: from ``cfg.data_dir`` (training side of the
     split) or, without a dataset, the bench frame and the bundled example images."""
     from livus.config import PreprocessConfig
-    from livus.infer.onnx import calibration_images
+    from livus.train.onnx_build import calibration_images
     from livus.io.readers import read_frame
     from livus.preprocess.pipeline import preprocess_frame
 
@@ -139,7 +139,7 @@ def _calibration_images(cfg: BenchConfig, frame_path: Path, size: int) -> list[n
 
 
 def _classifier_calibration(cfg: BenchConfig, ccfg: Any) -> tuple[list[np.ndarray], np.ndarray]:
-    from livus.infer.onnx import calibration_crops
+    from livus.train.onnx_build import calibration_crops
 
     if cfg.data_dir is not None:
         return calibration_crops(cfg.data_dir, ccfg, 2 * cfg.n_calibration)
@@ -543,7 +543,7 @@ def accuracy_data(data_dir: Path, input_size_px: int, classifier_cfg: Any | None
     """The VALIDATION side of fold ``fold`` of :func:`livus.infer.onnx.dataset_split` (the split
     detector cross-validation uses), preprocessed at ``input_size_px``."""
     from livus.config import PreprocessConfig
-    from livus.infer.onnx import spread_indices, dataset_split
+    from livus.train.onnx_build import dataset_split, spread_indices
     from livus.io.dataset import Dataset, load_dataset
     from livus.train.datasets import build_cache
 

@@ -1,11 +1,11 @@
-"""Crop rule and crop ↔ original mapping (livus.train.crops)."""
+"""Crop rule and crop ↔ original mapping (livus.preprocess.crops)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from livus.train.crops import (
+from livus.preprocess.crops import (
     CropBox, crop_box_for_bbox, crop_matrix, crop_to_original, extract_crop, lesion_region_mask, warp_to_crop,
 )
 

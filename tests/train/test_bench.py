@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime")
 
 from livus.cli import main  # noqa: E402
 from livus.config import ClassifierConfig, DetectorConfig  # noqa: E402
-from livus.infer.bench import DEFAULT_RUNTIME, STAGES, BenchConfig, format_report, peak_rss_mb, run_bench, target_checks  # noqa: E402
+from livus.train.bench import DEFAULT_RUNTIME, STAGES, BenchConfig, format_report, peak_rss_mb, run_bench, target_checks  # noqa: E402
 from livus.models.classifier import LesionClassifier, save_classifier  # noqa: E402
 from livus.models.detector import LesionDetector, save_detector  # noqa: E402
 
