@@ -110,6 +110,11 @@ class TrainConfig:
     max_train_images: int = 0  # 0 = all (a cap for quick runs)
     eval_every: int = 5  # epochs between validation passes (the last epoch is always validated)
     folds_to_run: tuple[int, ...] = ()  # subset of the k folds to train (empty = all), e.g. for ablations
+    # start from trained weights instead of ImageNet (a second, warm-restarted schedule): a
+    # detector.pt, or a detector run folder whose fold{f}/detector.pt starts fold f (same folds and
+    # seed, so no fold starts from weights that saw its validation images) and all/detector.pt the
+    # final model
+    init_from: str = ""
 
 
 @dataclass

@@ -102,3 +102,38 @@ def test_interrupted_run_resumes_from_state(tmp_path, monkeypatch) -> None:
     train_detector(data, cfg, tmp_path / "run", resume=True, progress=False)
     rows = (tmp_path / "run" / "fold0" / "log.csv").read_text().strip().splitlines()
     assert [r.split(",")[1] for r in rows[1:]] == ["1", "2"]  # epoch 1 not repeated
+
+
+def test_init_from_starts_each_fold_from_that_folds_weights(tmp_path, monkeypatch) -> None:
+    """A second, warm-restarted schedule: fold f starts from the first run's fold f (whose training
+    split is the same, so no fold starts from weights that saw its validation images)."""
+    import torch
+
+    import livus.train.detector as mod
+    from livus.train.detector import init_checkpoint
+
+    data = tmp_path / "ds"
+    _make_dataset(data)
+    det = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8)
+    first = tmp_path / "first"
+    train_detector(data, LivusConfig(detector=det, train=TrainConfig(epochs=1, batch_size=4, folds=2, num_threads=1)), first, progress=False)
+    cfg = LivusConfig(detector=det, train=TrainConfig(epochs=1, batch_size=4, folds=2, num_threads=1, init_from=str(first)))
+    assert init_checkpoint(cfg, "fold1") == first / "fold1" / "detector.pt"
+    with pytest.raises(FileNotFoundError):
+        init_checkpoint(cfg, "all")  # the first run has no final model
+    assert init_checkpoint(LivusConfig(), "fold0") is None
+
+    seen: list[torch.Tensor] = []
+    real = mod.train_one_epoch
+
+    def spy(model, *a, **k):  # the weights the first epoch starts from
+        seen.append(next(iter(model.state_dict().values())).clone())
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(mod, "train_one_epoch", spy)
+    train_detector(data, cfg, tmp_path / "second", progress=False)
+    for f in (0, 1):
+        start = next(iter(load_detector(first / f"fold{f}" / "detector.pt").state_dict().values()))
+        assert torch.equal(seen[f], start)
+    assert load_detector(tmp_path / "second" / "fold0" / "detector.pt").meta["init_from"].endswith("fold0/detector.pt")
+    assert not torch.equal(seen[0], seen[1])

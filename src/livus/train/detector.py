@@ -29,7 +29,7 @@ from livus.config import LivusConfig, load_config, save_config
 from livus.evaluate.run import Metrics, compute_metrics, write_metrics
 from livus.io.dataset import ImageRecord, load_dataset
 from livus.models.decode import Detection, decode_detections, liver_polygon
-from livus.models.detector import LesionDetector, count_parameters, save_detector
+from livus.models.detector import LesionDetector, count_parameters, load_detector, save_detector
 from livus.preprocess.geometry import Letterbox
 from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, concat_caches, load_cache, save_cache
 from livus.train.splits import stratified_kfold
@@ -108,14 +108,20 @@ def param_groups(model: LesionDetector, lr: float, encoder_lr_scale: float) -> l
 def train_run(
     cfg: LivusConfig, train_cache: ModelSpaceCache, val_cache: ModelSpaceCache | None, val_records: list[ImageRecord],
     run_dir: Path, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None,
+    init_path: Path | None = None,
 ) -> tuple[LesionDetector, Metrics | None]:
     """Train one model; validate every ``eval_every`` epochs (and at the end) when a validation
-    set is given. Writes ``log.csv``, ``state.pt``, ``detector.pt`` and ``metrics.json``."""
+    set is given. Writes ``log.csv``, ``state.pt``, ``detector.pt`` and ``metrics.json``.
+    ``init_path``: a detector.pt of the same architecture to start from (else ImageNet/random)."""
     t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(t.seed)
     device = resolve_device(t.device)
-    model = LesionDetector(cfg.detector, pretrained=t.pretrained).to(device)
+    model = LesionDetector(cfg.detector, pretrained=t.pretrained and init_path is None)
+    if init_path is not None:
+        model.load_state_dict(load_detector(init_path).state_dict())
+        meta = dict(meta or {}, init_from=str(init_path))
+    model = model.to(device)
     dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend,
                                scanner_augment=t.scanner_augment)
     sampler = HardExampleSampler(len(train_cache), t.hard_example_fraction if t.hard_example_mining else 0.0, seed=t.seed)
@@ -205,6 +211,18 @@ def get_cache(
     return cache
 
 
+def init_checkpoint(cfg: LivusConfig, part: str) -> Path | None:
+    """The detector.pt that ``part`` (``fold{f}`` or ``all``) starts from under ``train.init_from``:
+    the file itself, or ``init_from/part/detector.pt`` for a run folder; None without ``init_from``."""
+    if not cfg.train.init_from:
+        return None
+    src = Path(cfg.train.init_from)
+    path = src / part / "detector.pt" if src.is_dir() else src
+    if not path.is_file():
+        raise FileNotFoundError(f"train.init_from: no {path}")
+    return path
+
+
 def train_detector(
     data_dir: Path, cfg: LivusConfig, out_dir: Path, folds: int | None = None, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -230,7 +248,7 @@ def train_detector(
     meta = {"version": f"{MODEL_VERSION_PREFIX}-{time.strftime('%Y%m%d')}", "training_data": training_data,
             "input_size_px": cfg.detector.input_size_px, "config": "see run folder config.yaml"}
     if k == 0:
-        model, _ = train_run(cfg, with_extra(cache), None, [], out_dir / "all", resume, progress, meta)
+        model, _ = train_run(cfg, with_extra(cache), None, [], out_dir / "all", resume, progress, meta, init_checkpoint(cfg, "all"))
         return {"folds": 0, "model": str(out_dir / "all" / "detector.pt")}
     splits = stratified_kfold(cache.classes, k, cfg.train.seed)
     per_fold: list[dict[str, float]] = []
@@ -244,7 +262,7 @@ def train_detector(
             continue
         val_recs = [records[i] for i in va]
         _, metrics = train_run(cfg, with_extra(cache.subset(tr)), cache.subset(va), val_recs, fold_dir, resume, progress,
-                               dict(meta, fold=f, folds=k))
+                               dict(meta, fold=f, folds=k), init_checkpoint(cfg, f"fold{f}"))
         assert metrics is not None
         per_fold.append(metrics.headline())
         (fold_dir / "headline.json").write_text(json.dumps(per_fold[-1], indent=1))
