@@ -49,12 +49,12 @@ def sniff_kind(path: Path) -> str | None:
     """
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
+    if len(head) >= 132 and head[128:132] == b"DICM":  # first: a DICOM may also be a valid TIFF
+        return "dicom"
     if head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff") or head.startswith(b"BM"):
         return "image"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "image"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
     if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3":  # MP4/MOV, Matroska/WebM
