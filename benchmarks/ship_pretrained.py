@@ -73,6 +73,34 @@ def wall_seconds(run: Path) -> float:
     return total
 
 
+def schedule_runs(model_path: Path) -> list[Path]:
+    """The run folders of every schedule behind a trained detector, oldest first, following the
+    ``init_from`` recorded in each checkpoint's metadata (``train.init_from``)."""
+    runs: list[Path] = []
+    path: Path | None = model_path
+    while path is not None and path.is_file() and len(runs) < 10:
+        runs.insert(0, path.parent)
+        nxt = load_detector(path).meta.get("init_from")
+        path = Path(nxt) if nxt else None
+    return runs
+
+
+def schedules_text(model_path: Path) -> str:
+    """``10 + 12`` (epochs of each schedule) with the peak learning rates, from the runs' configs."""
+    parts = []
+    for run in schedule_runs(model_path):
+        cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
+        epochs = lr = "?"
+        if cfg.is_file():
+            from livus.config import load_config
+
+            t = load_config(cfg).train
+            epochs, lr = str(t.epochs), f"{t.lr:g}"
+        parts.append(f"{epochs} epochs at peak lr {lr}")
+    return " then ".join(parts) + (" (each later schedule warm-restarted from the weights of the one before; "
+                                   "a CV fold continues the same fold)" if len(parts) > 1 else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -96,9 +124,8 @@ def main() -> None:
     shipped = rep["shipped"]
     version = f"livus-detector-{time.strftime('%Y%m%d')}-lite0"
     cv_run = Path(rep["run"])
-    det_seconds = wall_seconds(cv_run)
-    final_run = Path(args.final).parent
-    final_seconds = wall_seconds(final_run)
+    det_seconds = sum(wall_seconds(r.parent) for r in schedule_runs(cv_run / "fold0" / "detector.pt"))
+    final_seconds = sum(wall_seconds(r) for r in schedule_runs(Path(args.final)))
     meta = {"version": version, "status": "final", "half": True, "training_data": "AUL development part (588 images) + ImageNet weights of EfficientNet-Lite0",
             "cv": {"folds": len(rep["folds"]), "mean": rep["mean"], "per_fold": rep["per_fold"], "image_mean": rep["image_mean"]},
             "score_threshold_note": "calibrated scale; 0.25 FP/image on all folds' held-out candidates"}
@@ -159,7 +186,7 @@ def main() -> None:
         "simulated images (livus simulator, seed 11); their benign/malignant setting is not used.\n",
         "## Training\n",
         f"`scripts/train_shipped.sh` (defaults of `livus.config.TrainConfig` / `ClassifierTrainConfig`): detector "
-        f"{det.meta.get('epochs', '?')} epochs, AdamW, one-cycle peak lr 2e-3 (encoder × 0.3), batch 16, hard-example "
+        f"{schedules_text(Path(args.final))}; AdamW, one-cycle schedules (encoder lr × 0.3), batch 16, hard-example "
         "mining, lesion copy-paste, geometric + grey-level augmentation and the scanner augmentation of "
         "`livus.augment_scanner` (resampling, time-gain bands, dynamic range, speckle grain, blur/sharpen, burned-in "
         "marks). CPU only, 2 cores, one job at a time. Wall time of the epochs (from the runs' logs): detector CV "
