@@ -127,7 +127,7 @@ def stage_clock():
     import livus.report.html as html
     import livus.report.overlay as overlay
     import livus.report.pdf as pdf
-    from livus.infer.pipeline import FrameAnalyzer
+    from livus.infer.frame import FrameAnalyzer
 
     clock = StageClock()
     clock.wrap(FrameAnalyzer, "__init__", "setup")

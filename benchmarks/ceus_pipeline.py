@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from livus.config import LivusConfig
-from livus.infer.pipeline import FrameAnalyzer, add_ceus_features, analyze_clip_frames, track_clip
+from livus.infer.ceus import add_ceus_features
+from livus.infer.clip import analyze_clip_frames, track_clip
+from livus.infer.frame import FrameAnalyzer
 from livus.models.ceus import WASHOUT_CLASSES, ceus_features_for_lesion
 from livus.models.classifier import lesion_box_xyxy
 from livus.types import Frame, box_iou

@@ -163,7 +163,8 @@ def tracker_alone(clips: list[SimClip], args: argparse.Namespace, tracker_kwargs
 def run_pipeline(clips: list[SimClip], model_dir: str | None) -> float:
     """Gate and analyse every frame of every clip with the shipped models (also the single-frame
     gate's verdicts, for comparison); seconds per frame of the pipeline alone."""
-    from livus.infer.pipeline import FrameAnalyzer, analyze_clip_frames
+    from livus.infer.clip import analyze_clip_frames
+    from livus.infer.frame import FrameAnalyzer
     from livus.preprocess.fan import FanCache
     from livus.preprocess.pipeline import cache_key
     from livus.preprocess.quality import assess_quality
@@ -184,7 +185,7 @@ def run_pipeline(clips: list[SimClip], model_dir: str | None) -> float:
 
 def pipeline_tracking(clips: list[SimClip], tracker_kwargs: dict) -> tuple[dict[str, TrackingMetrics], dict[str, list]]:
     """Tracking metrics of the pipeline per regime and, per regime, the matched tracks."""
-    from livus.infer.pipeline import track_clip
+    from livus.infer.clip import track_clip
 
     out: dict[str, TrackingMetrics] = {}
     matched: dict[str, list] = {}
@@ -205,7 +206,7 @@ def pipeline_tracking(clips: list[SimClip], tracker_kwargs: dict) -> tuple[dict[
 
 def quality_weight(c: SimClip, i: int) -> float:
     """Frame-quality weight of frame ``i`` as the pipeline gives it."""
-    from livus.infer.pipeline import frame_quality_weight
+    from livus.infer.clip import frame_quality_weight
 
     return frame_quality_weight(c.results[i])
 
@@ -234,7 +235,7 @@ def true_box_series(clips: list[SimClip], model_dir: str | None, every_frame_mat
     """Per true lesion: the classifier (malignancy and feature heads) on its true outline in every
     frame where it is visible; weight = (score of the detection matched to it in that frame, 0
     when missed) × frame-quality weight."""
-    from livus.infer.pipeline import FrameAnalyzer
+    from livus.infer.frame import FrameAnalyzer
     from livus.models.classifier import classify_lesions
 
     analyzer = FrameAnalyzer(model_dir=model_dir)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from livus.config import LivusConfig
-from livus.infer.pipeline import FrameAnalyzer
+from livus.infer.frame import FrameAnalyzer
 from livus.io.dataset import IMAGE_CLASSES, load_dataset
 from livus.models.classifier import classify_lesions, image_label, load_classifier
 from livus.train.datasets import frame_for_record

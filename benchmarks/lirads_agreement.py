@@ -91,7 +91,7 @@ def us_truth(sim) -> str:  # noqa: ANN001 - SimulatedImage
 
 def run_us(args: argparse.Namespace) -> None:
     from livus.config import LivusConfig
-    from livus.infer.pipeline import FrameAnalyzer
+    from livus.infer.frame import FrameAnalyzer
     from livus.infer.tracking import tracks_from_single_frames
     from livus.models.classifier import classify_lesions
     from livus.simulate.profiles import PROFILES
@@ -156,7 +156,7 @@ def run_cysts(args: argparse.Namespace) -> None:
     """Stills with one simulated cyst: is it definitely benign for livus (annotated outline)?"""
     from livus.config import LivusConfig
     from livus.infer.lirads import simple_cyst_evidence
-    from livus.infer.pipeline import FrameAnalyzer
+    from livus.infer.frame import FrameAnalyzer
     from livus.models.classifier import classify_lesions
     from livus.simulate.profiles import PROFILES
     from livus.simulate.scenes import place_lesions, sample_anatomy, sample_liver_state

@@ -18,16 +18,12 @@ import pytest
 from test_pipeline import _fan_image, _simulated_clip, tiny_model_dir  # noqa: F401 - shared fixture
 
 from livus.config import LivusConfig
-from livus.infer.pipeline import (
-    FrameAnalyzer,
-    _ceus_warnings,
-    _dicom_time_s,
-    add_ceus_features,
-    analyze_input,
-    analyze_paths,
-    dicom_injection_offset_s,
-    track_clip,
-)
+from livus.infer.case_notes import ceus_warnings
+from livus.infer.ceus import add_ceus_features, dicom_injection_offset_s, dicom_time_s
+from livus.infer.clip import track_clip
+from livus.infer.frame import FrameAnalyzer
+from livus.infer.input_analysis import analyze_input
+from livus.infer.pipeline import analyze_paths
 
 CEUS_KEYS = {"arterial_phase_hyperenhancement", "washout_none", "washout_late", "washout_early", "capsule_enhancement"}
 FPS = 0.05  # one frame every 20 s
@@ -112,9 +108,9 @@ def test_missing_ceus_model_is_a_warning_not_a_crash(ceus_clip, tiny_model_dir):
     assert res.error is None and res.frames and res.tracks
     assert all(t.ceus_features == {} for t in res.tracks)
     assert "ceus_no_model" in [k for k, _ in res.ceus_notes]
-    warnings = _ceus_warnings(res, "en")
+    warnings = ceus_warnings(res, "en")
     assert any("no CEUS feature model" in w and "ceus.pt" in w for w in warnings)
-    assert any("造影征象模型不可用" in w for w in _ceus_warnings(res, "zh"))
+    assert any("造影征象模型不可用" in w for w in ceus_warnings(res, "zh"))
 
 
 def test_unusable_track_and_short_clip_give_notes(ceus_clip, ceus_model_dir):
@@ -128,7 +124,7 @@ def test_unusable_track_and_short_clip_give_notes(ceus_clip, ceus_model_dir):
     assert ("ceus_phase_missing", {"phases": ["late"]}) in notes
     assert keys.count("ceus_track_unusable") == len(late_only)
     res.ceus_notes = notes
-    assert any("late phase" in w for w in _ceus_warnings(res, "en"))
+    assert any("late phase" in w for w in ceus_warnings(res, "en"))
     no_times = [replace(fa, frame=replace(fa.frame, time_s=None)) for fa in early]  # e.g. frames without a frame rate
     assert [k for k, _ in add_ceus_features(no_times, res.tracks, an, 0.0)] == ["ceus_mode", "ceus_no_times"]
 
@@ -163,10 +159,10 @@ def test_dicom_contrast_timing(tmp_path):
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
 
-    assert _dicom_time_s("101530.5") == pytest.approx(10 * 3600 + 15 * 60 + 30.5)
-    assert _dicom_time_s("10:15") == pytest.approx(10 * 3600 + 15 * 60)
-    assert _dicom_time_s("20261126101600.000000+0800") == pytest.approx(10 * 3600 + 16 * 60)
-    assert _dicom_time_s("") is None and _dicom_time_s("soon") is None
+    assert dicom_time_s("101530.5") == pytest.approx(10 * 3600 + 15 * 60 + 30.5)
+    assert dicom_time_s("10:15") == pytest.approx(10 * 3600 + 15 * 60)
+    assert dicom_time_s("20261126101600.000000+0800") == pytest.approx(10 * 3600 + 16 * 60)
+    assert dicom_time_s("") is None and dicom_time_s("soon") is None
 
     def write(name, **tags):
         meta = FileMetaDataset()

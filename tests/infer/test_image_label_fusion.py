@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from livus.config import ClassifierConfig, DetectorConfig
-from livus.infer.pipeline import IMAGE_FUSION_FILE, FrameAnalyzer
+from livus.infer.frame import IMAGE_FUSION_FILE, FrameAnalyzer
 from livus.models.classifier import LesionClassifier, save_classifier
 from livus.models.detector import LesionDetector, save_detector
 from livus.models.image_label import ImageLabelFusion

@@ -10,7 +10,8 @@ import pytest
 from fan_fakes import speckle_fan
 
 from livus.config import DetectorConfig
-from livus.infer.pipeline import FrameAnalyzer, analyze_paths
+from livus.infer.frame import FrameAnalyzer
+from livus.infer.pipeline import analyze_paths
 from livus.models.detector import LesionDetector, save_detector
 from livus.types import Frame
 

@@ -131,10 +131,11 @@ def test_zh_report_has_no_english_warnings(tmp_path):
 
 
 def _clip_warning_zh() -> str:
-    from livus.infer.pipeline import InputAnalysis, _clip_quality_warning
+    from livus.infer.case_notes import clip_quality_warning
+    from livus.infer.input_analysis import InputAnalysis
 
     item = InputAnalysis(path="/x/s1.avi", is_clip=True, clip_quality={"ok": 8, "liver_not_in_view": 2})
-    return _clip_quality_warning(item, "zh")
+    return clip_quality_warning(item, "zh")
 
 
 def test_not_assessable_case_report_says_so_in_both_languages(tmp_path):

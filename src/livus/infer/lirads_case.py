@@ -4,7 +4,7 @@ lesion tracks, with the management of the LI-RADS table (:mod:`livus.infer.lirad
 * **US LI-RADS v2017** for the B-mode part of the examination (stills and B-mode clips): one
   category and visualization score from the usable frames and the lesion tracks.
 * **CEUS LI-RADS v2017** for the lesion tracks of CEUS clips (clips analysed with an injection
-  time, ``livus.infer.pipeline.add_ceus_features``): one category per observation; the case's
+  time, ``livus.infer.ceus.add_ceus_features``): one category per observation; the case's
   CEUS summary is its most severe observation (:data:`~livus.infer.lirads.CEUS_SEVERITY`).
 
 Each system applies to patients at risk of HCC only (cirrhosis, chronic HBV or HCV:
@@ -244,7 +244,7 @@ def assess_ceus(patient: PatientBackground, tracks: Sequence[LesionTrack], table
 
 
 class AnalysedInput(Protocol):
-    """What :func:`case_lirads` reads of ``livus.infer.pipeline.InputAnalysis``."""
+    """What :func:`case_lirads` reads of ``livus.infer.input_analysis.InputAnalysis``."""
 
     frames: list[Any]  # FrameAnalysis (``.result``: FrameResult)
     tracks: list[LesionTrack] | None  # a CEUS clip's tracks; None for stills and B-mode clips

@@ -118,7 +118,7 @@ class LesionTracker:
 
 def observation_weight(score: float, frame_quality: float) -> float:
     """Attention weight of one observation: detection confidence (0–1) × frame-quality weight
-    (1 for a good frame, ``LOW_QUALITY_WEIGHT`` of the pipeline for a low-quality one)."""
+    (1 for a good frame, ``livus.infer.clip.LOW_QUALITY_WEIGHT`` for a low-quality one)."""
     return max(score, 1e-3) * max(frame_quality, 1e-3)
 
 
