@@ -109,6 +109,12 @@ def main() -> None:
     ap.add_argument("--classifier-run", required=True)
     ap.add_argument("--scratch", default=str(ROOT / "benchmarks/results/scratch_baseline.json"))
     ap.add_argument("--scratch-report", default=None)
+    ap.add_argument("--scratch-label", default="from scratch, same recipe as this release",
+                    help="what the --scratch-report run was (its row label in the card)")
+    ap.add_argument("--stage1-report", default=None,
+                    help="CV report of the pretrained detector after its first schedule only (a row in the comparison)")
+    ap.add_argument("--device-label", default="",
+                    help="which model the --device-report measured, when not the shipped recipe")
     ap.add_argument("--device-report", default=None)
     ap.add_argument("--int8-report", default=None)
     ap.add_argument("--out", default=str(ROOT / "models"))
@@ -154,7 +160,11 @@ def main() -> None:
                   {"model": f"pretrained EfficientNet-Lite0, {det.cfg.input_size_px} px, {folds}-fold (this release)", **rep["mean"]}]
     if args.scratch_report:
         s2 = json.loads(Path(args.scratch_report).read_text())
-        comparison.insert(1, {"model": f"from scratch, same recipe as this release, folds {s2['folds']}", **s2["mean"]})
+        comparison.insert(1, {"model": f"{args.scratch_label}, folds {s2['folds']}", **s2["mean"]})
+    if args.stage1_report:
+        s1 = json.loads(Path(args.stage1_report).read_text())
+        comparison.insert(-1, {"model": f"pretrained, first schedule only ({schedules_text(Path(s1['run']) / 'fold0' / 'detector.pt')}), "
+                                        f"{len(s1['folds'])}-fold", **s1["mean"]})
     cmp_cols = ("sens@0.1fp", "sens@0.25fp", "sens@1fp", "sens_lt60", "mass_dice", "liver_dice")
     clf_cmp = [{"model": "from scratch (previous release, 3-fold)", **scratch["classifier"]["cv_mean"]},
                {"model": f"pretrained EfficientNet-Lite0 crop classifier ({len(clf['folds'])}-fold)", **clf["mean"]}]
@@ -226,7 +236,7 @@ def main() -> None:
     ]
     if args.device_report:
         dev = json.loads(Path(args.device_report).read_text())
-        parts += ["## Device held out\n", dev.get("note", "") + "\n",
+        parts += ["## Device held out\n", (f"**{args.device_label}** " if args.device_label else "") + dev.get("note", "") + "\n",
                   table(dev["rows"], ("sens@0.25fp", "sens_lt60", "mass_dice", "liver_dice", "normal_with_lesion"), first="split") + "\n"]
     if args.int8_report:
         q = json.loads(Path(args.int8_report).read_text())
