@@ -253,9 +253,28 @@ class ServiceConfig:
     live_max_side_px: int = 2048  # larger live frames are refused
     dicom_port: int = 0  # C-STORE listener port; 0 = off
     dicom_ae_title: str = "LIVUS"
-    pacs_host: str | None = None  # PACS for query/retrieve (C-FIND + C-GET)
+    dicom_host: str = "127.0.0.1"  # the listener's own bind address (not ``host``); loopback by default
+    dicom_calling_ae_titles: tuple[str, ...] = ()  # allowed senders: "AE" or "AE@address"; empty = any (loopback only)
+    dicom_max_object_mb: float = 512.0  # larger data sets are refused
+    dicom_max_associations: int = 4  # simultaneous associations; more are rejected
+    dicom_tls_cert: str | None = None  # PEM certificate: DICOM over TLS (with dicom_tls_key)
+    dicom_tls_key: str | None = None
+    dicom_tls_ca: str | None = None  # PEM CA bundle: senders must present a certificate it signed
+    pacs_host: str | None = None  # PACS for query/retrieve (C-FIND + C-GET/C-MOVE) and results sent back
     pacs_port: int = 4242
     pacs_ae_title: str = "ORTHANC"
+    pacs_timeout_s: float = 30.0  # association, DIMSE and network timeouts
+    pacs_retrieve: str = "get"  # get (C-GET) | move (C-MOVE to this listener: the PACS must know livus's AE) | dicomweb (WADO-RS)
+    pacs_tls_ca: str | None = None  # PEM CA bundle: talk to the PACS over TLS, checking its certificate
+    dicomweb_url: str | None = None  # DICOMweb base URL (QIDO-RS/WADO-RS/STOW-RS), e.g. http://127.0.0.1:8042/dicom-web
+    dicomweb_username: str | None = None  # HTTP basic auth (with dicomweb_password)
+    dicomweb_password: str | None = None
+    dicomweb_token: str | None = None  # bearer token (instead of basic auth)
+    dicomweb_ca: str | None = None  # PEM CA bundle for https (default: the system's)
+    dicomweb_timeout_s: float = 60.0
+    send_results: str = "off"  # after analysis send SR + SEG to: off | dimse (pacs_host, C-STORE) | dicomweb (STOW-RS)
+    send_retries: int = 5  # attempts per result before it is marked failed (a failed send can be retried by hand)
+    send_retry_interval_s: float = 30.0  # wait between attempts (doubles each time)
     monitor_window: int = 200  # confirmed lesions in the sliding window per model version
     monitor_min_cases: int = 20  # fewer confirmed outcomes: no alert yet
     min_sensitivity: float = 0.80

@@ -32,6 +32,44 @@ NON_INPUT_NAMES = frozenset({"DICOMDIR", "Thumbs.db"})
 
 _SNIFF_BYTES = 132
 
+# Transfer syntaxes livus reads (pydicom with the pylibjpeg / pylibjpeg-libjpeg /
+# pylibjpeg-openjpeg plugins), uncompressed first: what the DICOM listener accepts and what
+# C-GET proposes. See :func:`decodable_transfer_syntaxes`.
+DICOM_TRANSFER_SYNTAXES = (
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old scanners)
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (8-bit)
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended (12-bit)
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+)
+
+
+def decodable_transfer_syntaxes() -> list[str]:
+    """The :data:`DICOM_TRANSFER_SYNTAXES` whose pixel data the installed pydicom plugins can
+    decode (all of them with livus's dependencies); the uncompressed ones always."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    out = []
+    for uid in DICOM_TRANSFER_SYNTAXES:
+        if not UID(uid).is_compressed:
+            out.append(uid)
+            continue
+        try:
+            if get_decoder(UID(uid)).is_available:
+                out.append(uid)
+        except NotImplementedError:
+            pass
+    return out
+
 
 def natural_key(path: str | Path) -> list[Any]:
     """Sort key that orders ``frame2`` before ``frame10``."""

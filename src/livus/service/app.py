@@ -309,7 +309,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             if cfg.dicom_port:
                 from livus.service.dicom_listener import DicomListener
 
-                listener = DicomListener(state, cfg.host, cfg.dicom_port, cfg.dicom_ae_title)
+                listener = DicomListener.from_config(state, cfg)
                 listener.start()
                 state.extras["dicom"] = listener
         try:
@@ -703,14 +703,14 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ PACS
     @app.post("/api/pacs/retrieve", status_code=202)
     def pacs_retrieve(body: PacsBody, request: Request, auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> dict[str, Any]:
-        from livus.service.pacs import PacsClient, PacsError, import_retrieved
+        from livus.service.pacs import PacsError, import_retrieved, retrieve_client
 
-        if not cfg.pacs_host:
-            raise HTTPException(409, "no PACS configured (pacs_host)")
+        if not (cfg.pacs_host or cfg.dicomweb_url):
+            raise HTTPException(409, "no PACS configured (pacs_host or dicomweb_url)")
         if not (body.patient_id or body.study_instance_uid):
             raise HTTPException(422, "give patient_id or study_instance_uid")
-        client = PacsClient(cfg.pacs_host, cfg.pacs_port, cfg.pacs_ae_title, cfg.dicom_ae_title)
         try:
+            client = retrieve_client(cfg)
             uids = import_retrieved(state, client, body.patient_id, body.study_instance_uid, auth.user)
         except PacsError as exc:
             raise HTTPException(502, str(exc)) from None

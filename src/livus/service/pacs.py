@@ -1,39 +1,70 @@
-"""Pull studies from a PACS (e.g. Orthanc) by DICOM query/retrieve: C-FIND at study level,
-then C-GET (the PACS sends the images back over the same association, so the PACS needs no
-route back to livus). Retrieved images become livus studies (``source="pacs"``) and are
-analysed like uploads.
+"""Talk to a PACS (e.g. Orthanc) over DICOM DIMSE: find (C-FIND, study level), retrieve (C-GET:
+the PACS sends the images back over the same association, so it needs no route to livus; or
+C-MOVE to livus's own listener) and store results (C-STORE SCU). Retrieved images become livus
+studies (``source="pacs"``) and are analysed like uploads.
+
+C-GET proposes every transfer syntax livus decodes (JPEG, JPEG-LS, JPEG 2000, RLE, deflate,
+uncompressed), each in its own presentation context, so the PACS sends compressed images as
+stored instead of failing to transcode them.
+
+Every failure is a :class:`PacsError` with a reason a user can act on (refused association and
+why, unreachable host, timeout, failed status): the API answers it with 502, never a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
     SecondaryCaptureImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     UltrasoundImageStorage,
     UltrasoundMultiFrameImageStorage,
 )
+from pynetdicom.status import code_to_category
 
+from livus.io.readers import decodable_transfer_syntaxes
 from livus.service.dicom_listener import STATUS_OK, STATUS_OUT_OF_RESOURCES, queue_studies, store_dataset
 
 log = logging.getLogger("livus.pacs")
 
 RETRIEVED_STORAGE_CLASSES = (
-    UltrasoundImageStorage, UltrasoundMultiFrameImageStorage,
-    SecondaryCaptureImageStorage, MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, SecondaryCaptureImageStorage,
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage, MultiFrameTrueColorSecondaryCaptureImageStorage,
 )
 PENDING = (0xFF00, 0xFF01)
+SUCCESS_OR_WARNING = (0x0000, 0xB000)
+STATUS_TEXT = {  # C-FIND/C-GET/C-MOVE/C-STORE failures (PS3.4 C.4, B.2)
+    0xA700: "out of resources", 0xA701: "out of resources (cannot count matches)",
+    0xA702: "out of resources (cannot do sub-operations)", 0xA801: "move destination unknown",
+    0xA900: "identifier does not match SOP class", 0xAA00: "none of the frames requested were found",
+    0xC000: "unable to process (e.g. cannot convert the images to a transfer syntax livus accepted)",
+    0xFE00: "cancelled", 0x0122: "SOP class not supported", 0x0211: "unrecognised operation",
+}
+REJECT_TEXT = {  # A-ASSOCIATE-RJ (source, diagnostic)
+    (1, 1): "no reason given",
+    (1, 2): "application context not supported",
+    (1, 3): "calling AE title not recognised: add livus to the PACS's known modalities (Orthanc: DicomModalities)",
+    (1, 7): "called AE title not recognised: check pacs_ae_title",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded (too many associations)",
+}
 
 
 class PacsError(RuntimeError):
-    pass
+    """A PACS operation failed; the message says why (shown to the user)."""
 
 
 @dataclass
@@ -44,21 +75,106 @@ class PacsStudy:
     study_date: str
     description: str
 
+    @classmethod
+    def from_identifier(cls, ident: Dataset) -> "PacsStudy":
+        return cls(*(str(ident.get(k, "") or "") for k in
+                     ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "StudyDescription")))
+
+
+def status_text(code: int) -> str:
+    """``0xC000 (failure: unable to process ...)``."""
+    category = code_to_category(code).lower()
+    return f"0x{code:04X} ({category}{': ' + STATUS_TEXT[code] if code in STATUS_TEXT else ''})"
+
+
+def check_query(patient_id: str, study_instance_uid: str) -> None:
+    """Exact matches only: ``PacsError`` for wildcards and backslashes."""
+    if any(ch in (patient_id + study_instance_uid) for ch in "*?\\"):
+        raise PacsError("wildcards and backslashes are not allowed in PACS queries")
+
 
 class PacsClient:
+    """DIMSE client of one PACS (``called_ae`` at ``host:port``), as AE ``calling_ae``."""
+
     def __init__(self, host: str, port: int, called_ae: str = "ORTHANC", calling_ae: str = "LIVUS",
-                 timeout_s: float = 30.0) -> None:
-        self.host, self.port, self.called_ae, self.calling_ae, self.timeout_s = host, port, called_ae, calling_ae, timeout_s
+                 timeout_s: float = 30.0, tls_ca: str | None = None, move_destination: str | None = None) -> None:
+        self.host, self.port, self.called_ae, self.calling_ae = host, port, called_ae, calling_ae
+        self.timeout_s, self.tls_ca, self.move_destination = timeout_s, tls_ca, move_destination
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "PacsClient":
+        """From :class:`livus.config.ServiceConfig` (``pacs_*``; C-MOVE goes to ``dicom_ae_title``)."""
+        if not cfg.pacs_host:
+            raise PacsError("no PACS configured (pacs_host)")
+        return cls(cfg.pacs_host, cfg.pacs_port, cfg.pacs_ae_title, cfg.dicom_ae_title, cfg.pacs_timeout_s,
+                   cfg.pacs_tls_ca, cfg.dicom_ae_title if cfg.pacs_retrieve == "move" else None)
+
+    @property
+    def name(self) -> str:
+        return f"{self.called_ae}@{self.host}:{self.port}"
 
     def _ae(self) -> AE:
         ae = AE(ae_title=self.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout_s
+        ae.connection_timeout = self.timeout_s
         return ae
+
+    def _associate(self, ae: AE, **kwargs: Any) -> Any:
+        """An established association, or ``PacsError`` saying why not."""
+        tls = None
+        if self.tls_ca:
+            ctx = ssl.create_default_context(cafile=self.tls_ca)
+            tls = (ctx, self.host)
+        try:
+            assoc = ae.associate(self.host, self.port, ae_title=self.called_ae, tls_args=tls, **kwargs)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise PacsError(f"cannot associate with PACS {self.name}: {exc}") from None
+        if assoc.is_established:
+            return assoc
+        if assoc.is_rejected and assoc.acceptor.primitive is not None:
+            rj = assoc.acceptor.primitive
+            why = REJECT_TEXT.get((rj.result_source, rj.diagnostic), f"source {rj.result_source}, reason {rj.diagnostic}")
+            raise PacsError(f"PACS {self.name} refused the association from {self.calling_ae}: {why}")
+        try:  # pynetdicom reports "connection refused" as an abort: tell them apart
+            socket.create_connection((self.host, self.port), timeout=min(self.timeout_s, 5.0)).close()
+        except OSError as exc:
+            raise PacsError(f"cannot associate with PACS {self.name}: cannot connect ({exc.strerror or exc})") from None
+        if assoc.is_aborted:
+            raise PacsError(f"PACS {self.name} aborted the association (wrong port, TLS mismatch or not a DICOM server?)")
+        raise PacsError(f"cannot associate with PACS {self.name}: no answer within {self.timeout_s:g} s "
+                        "or connection refused")
+
+    def _responses(self, responses: Iterator[tuple[Any, Any]], what: str) -> Iterator[tuple[int, Dataset, Any]]:
+        """``(status code, status data set, identifier)`` of a DIMSE exchange; ``PacsError`` on
+        timeout/abort."""
+        try:
+            for status, ident in responses:
+                if not status or "Status" not in status:
+                    raise PacsError(f"PACS {what} got no answer from {self.name} (timed out after {self.timeout_s:g} s, "
+                                    "or the PACS aborted the association)")
+                yield int(status.Status), status, ident
+        except (RuntimeError, ValueError) as exc:  # e.g. no accepted presentation context
+            if isinstance(exc, PacsError):
+                raise
+            raise PacsError(f"PACS {what} with {self.name} failed: {exc}") from None
+
+    def echo(self) -> None:
+        """C-ECHO: ``PacsError`` unless the PACS answers."""
+        from pynetdicom.sop_class import Verification
+
+        ae = self._ae()
+        ae.add_requested_context(Verification)
+        assoc = self._associate(ae)
+        try:
+            status = assoc.send_c_echo()
+        finally:
+            assoc.release()
+        if not status or status.Status != 0:
+            raise PacsError(f"PACS {self.name} did not answer C-ECHO")
 
     def find_studies(self, patient_id: str = "", study_instance_uid: str = "") -> list[PacsStudy]:
         """Studies matching a patient ID and/or StudyInstanceUID (exact match, no wildcards)."""
-        if any(ch in (patient_id + study_instance_uid) for ch in "*?\\"):
-            raise PacsError("wildcards and backslashes are not allowed in PACS queries")
+        check_query(patient_id, study_instance_uid)
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
         q = Dataset()
@@ -68,31 +184,31 @@ class PacsClient:
         q.PatientName = ""
         q.StudyDate = ""
         q.StudyDescription = ""
-        assoc = ae.associate(self.host, self.port, ae_title=self.called_ae)
-        if not assoc.is_established:
-            raise PacsError(f"cannot associate with PACS {self.called_ae}@{self.host}:{self.port}")
+        assoc = self._associate(ae)
         found: list[PacsStudy] = []
         try:
-            for status, ident in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind):
-                if status is None:
-                    raise PacsError("PACS query timed out or the connection broke")
-                if status.Status in PENDING and ident is not None:
-                    found.append(PacsStudy(str(ident.get("StudyInstanceUID", "")), str(ident.get("PatientID", "")),
-                                           str(ident.get("PatientName", "")), str(ident.get("StudyDate", "")),
-                                           str(ident.get("StudyDescription", ""))))
-                elif status.Status not in (0x0000, *PENDING):
-                    raise PacsError(f"PACS C-FIND failed with status 0x{status.Status:04X}")
+            responses = assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind)
+            for code, _status, ident in self._responses(responses, "C-FIND"):
+                if code in PENDING and ident is not None:
+                    found.append(PacsStudy.from_identifier(ident))
+                elif code not in (0x0000, *PENDING):
+                    raise PacsError(f"PACS C-FIND failed with status {status_text(code)}")
         finally:
             assoc.release()
         return [s for s in found if s.study_instance_uid]
 
-    def get_study(self, study_instance_uid: str, on_dataset: Any) -> int:
-        """C-GET one study; ``on_dataset(ds)`` is called for each image received. Returns the count."""
+    def get_study(self, study_instance_uid: str, on_dataset: Callable[[Dataset], None]) -> int:
+        """Retrieve one study, ``on_dataset(ds)`` for each image received (C-GET), or have it sent
+        to livus's listener (C-MOVE, when ``move_destination`` is set; ``on_dataset`` is not
+        called). Returns the number of images."""
+        if self.move_destination:
+            return self.move_study(study_instance_uid, self.move_destination)
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
         roles = []
         for cls in RETRIEVED_STORAGE_CLASSES:
-            ae.add_requested_context(cls)
+            for syntax in decodable_transfer_syntaxes():  # one context each: the PACS picks the stored one
+                ae.add_requested_context(cls, syntax)
             roles.append(build_role(cls, scp_role=True))
         count = 0
 
@@ -108,30 +224,71 @@ class PacsClient:
                 log.exception("storing a retrieved image failed")
                 return STATUS_OUT_OF_RESOURCES
 
-        assoc = ae.associate(self.host, self.port, ae_title=self.called_ae, ext_neg=roles,
-                             evt_handlers=[(evt.EVT_C_STORE, handle_store)])
-        if not assoc.is_established:
-            raise PacsError(f"cannot associate with PACS {self.called_ae}@{self.host}:{self.port}")
-        q = Dataset()
-        q.QueryRetrieveLevel = "STUDY"
-        q.StudyInstanceUID = study_instance_uid
+        assoc = self._associate(ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
         try:
             final = None
-            for status, _ident in assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet):
-                if status is None:
-                    raise PacsError("PACS retrieve timed out or the connection broke")
-                final = status.Status
-            if final not in (0x0000, 0xB000) and count == 0:
-                raise PacsError(f"PACS C-GET failed with status 0x{(final or 0):04X}")
+            responses = assoc.send_c_get(_study_query(study_instance_uid), StudyRootQueryRetrieveInformationModelGet)
+            for code, _status, _ident in self._responses(responses, "C-GET"):
+                final = code
+            if final not in SUCCESS_OR_WARNING and count == 0:
+                raise PacsError(f"PACS C-GET failed with status {status_text(final or 0)}")
         finally:
             assoc.release()
         return count
 
+    def move_study(self, study_instance_uid: str, destination_ae: str) -> int:
+        """C-MOVE one study to ``destination_ae`` (the PACS must know that AE's address);
+        returns the completed sub-operations."""
+        ae = self._ae()
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+        assoc = self._associate(ae)
+        try:
+            final, done = None, 0
+            responses = assoc.send_c_move(_study_query(study_instance_uid), destination_ae,
+                                          StudyRootQueryRetrieveInformationModelMove)
+            for code, status, _ident in self._responses(responses, "C-MOVE"):
+                final, done = code, int(status.get("NumberOfCompletedSuboperations", done) or done)
+            if final not in SUCCESS_OR_WARNING:
+                raise PacsError(f"PACS C-MOVE to {destination_ae} failed with status {status_text(final or 0)}")
+        finally:
+            assoc.release()
+        return done
 
-def import_retrieved(state: Any, client: PacsClient, patient_id: str = "", study_instance_uid: str = "",
+    def store(self, datasets: list[Dataset]) -> None:
+        """C-STORE ``datasets`` (SR, SEG ...) to the PACS; ``PacsError`` unless every one succeeds."""
+        ae = self._ae()
+        for sop_class in sorted({str(ds.SOPClassUID) for ds in datasets}):
+            ae.add_requested_context(sop_class, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+        assoc = self._associate(ae)
+        try:
+            for ds in datasets:
+                try:
+                    status = assoc.send_c_store(ds)
+                except (RuntimeError, ValueError) as exc:
+                    raise PacsError(f"PACS C-STORE to {self.name} failed: {exc}") from None
+                if not status or "Status" not in status:
+                    raise PacsError(f"PACS C-STORE to {self.name} got no answer (timed out after {self.timeout_s:g} s)")
+                if int(status.Status) not in SUCCESS_OR_WARNING and not 0xB000 <= int(status.Status) <= 0xBFFF:
+                    raise PacsError(f"PACS C-STORE to {self.name} failed with status {status_text(int(status.Status))}")
+        finally:
+            assoc.release()
+
+
+def _study_query(study_instance_uid: str) -> Dataset:
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    q.StudyInstanceUID = study_instance_uid
+    return q
+
+
+def import_retrieved(state: Any, client: Any, patient_id: str = "", study_instance_uid: str = "",
                      user: Any = None) -> list[str]:
-    """Find matching studies on the PACS, retrieve each into a new livus study and queue it for
-    analysis; returns the livus study uids."""
+    """Find matching studies on the PACS (``client``: :class:`PacsClient` or
+    :class:`livus.service.dicomweb.DicomwebPacs`), retrieve each into a new livus study and queue
+    it for analysis; returns the livus study uids. With C-MOVE the images arrive at the listener,
+    which queues them itself; their livus studies are returned once the move has finished."""
+    from sqlalchemy import func, select
+
     from livus.service.storage import Study
 
     uids = []
@@ -141,7 +298,14 @@ def import_retrieved(state: Any, client: PacsClient, patient_id: str = "", study
         def keep(ds: Dataset, holder: dict[str, int | None] = holder) -> None:
             holder["id"] = store_dataset(state, ds, holder["id"], "pacs")
 
+        with state.sm() as db:
+            last_id = db.scalar(select(func.max(Study.id))) or 0
         n = client.get_study(found.study_instance_uid, keep)
+        if getattr(client, "move_destination", None):  # the listener stored and queued them
+            with state.sm() as db:
+                uids += db.scalars(select(Study.uid).where(Study.study_instance_uid == found.study_instance_uid,
+                                                           Study.id > last_id).order_by(Study.id)).all()
+            continue
         if holder["id"] is None:
             continue
         with state.sm() as db:
@@ -150,5 +314,17 @@ def import_retrieved(state: Any, client: PacsClient, patient_id: str = "", study
                 study.created_by = user.id
             uids.append(study.uid)
             db.commit()
-        queue_studies(state, [holder["id"]], f"{n} image(s) retrieved from PACS {client.called_ae}")
+        queue_studies(state, [holder["id"]], f"{n} image(s) retrieved from PACS {client.name}")
     return uids
+
+
+def retrieve_client(cfg: Any) -> Any:
+    """The client ``/api/pacs/retrieve`` uses: DICOMweb when ``pacs_retrieve`` is ``dicomweb``
+    (or only ``dicomweb_url`` is set), else DIMSE (C-GET, or C-MOVE for ``move``)."""
+    if cfg.pacs_retrieve not in ("get", "move", "dicomweb"):
+        raise PacsError(f"pacs_retrieve must be get, move or dicomweb, not {cfg.pacs_retrieve!r}")
+    if cfg.pacs_retrieve == "dicomweb" or (not cfg.pacs_host and cfg.dicomweb_url):
+        from livus.service.dicomweb import DicomwebPacs
+
+        return DicomwebPacs.from_config(cfg)
+    return PacsClient.from_config(cfg)
