@@ -53,6 +53,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from livus.simulate.dataset import simulate_dataset
+    from livus.simulate.diffuse import parse_mix
 
     path = simulate_dataset(
         Path(args.out),
@@ -62,6 +63,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         dicom=args.dicom,
         profile=args.profile,
         seed=args.seed,
+        diffuse=parse_mix(args.diffuse) if args.diffuse is not None else None,
+        lesion_free=args.no_lesions,
     )
     print(f"simulated dataset written to {path}")
     return 0
@@ -166,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dicom", action="store_true", help="also write DICOM files")
     s.add_argument("--profile", default=None, help="scanner profile name (default: mix of all)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--diffuse", default=None, metavar="MIX",
+                   help="diffuse liver disease in the stills, labelled per image: 'default' or weights such as "
+                        "'steatosis=0.3,fibrosis=0.4,fibrosis:4=0.1,schistosomal=0.1,mixed=0.1,none=0.1'")
+    s.add_argument("--no-lesions", action="store_true", help="stills without focal lesions (e.g. hard negatives)")
     s.set_defaults(func=_cmd_simulate)
 
     se = sub.add_parser("simulate-examples", help="regenerate the bundled examples/ folder")

@@ -10,6 +10,7 @@ import numpy as np
 
 from livus.io.dataset import ImageRecord, save_dataset, write_png
 from livus.simulate.clips import simulate_bmode_clip, simulate_ceus_clip
+from livus.simulate.diffuse import sample_diffuse_spec
 from livus.simulate.overlays import fake_patient_name
 from livus.simulate.profiles import PROFILES, ScannerProfile, get_profile
 from livus.simulate.scenes import sample_scene
@@ -68,6 +69,8 @@ class DatasetWriter:
         extra.setdefault("quality", "good")
         extra["liver_state"] = sim.scene.liver_state
         extra["lesion_diameters_mm"] = [round(lab.spec.diameter_mm, 2) for lab in sim.lesions]
+        if sim.scene.diffuse is not None:
+            extra["diffuse"] = sim.scene.diffuse.spec.to_labels()
         rec = ImageRecord(
             id=len(self.records) + 1, file_name=img_rel, width=W, height=H, image_class=sim.image_class,
             pixel_spacing_mm=sim.pixel_spacing_mm, patient_id=patient.patient_id,
@@ -105,9 +108,14 @@ def _clip_setup(rng: np.random.Generator, patients: list[Patient], cache: Geomet
 
 
 def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False, dicom: bool = False,
-                     profile: str | None = None, seed: int = 0, clip_frames: int = 20) -> Path:
+                     profile: str | None = None, seed: int = 0, clip_frames: int = 20,
+                     diffuse: dict[str, float] | None = None, lesion_free: bool = False) -> Path:
     """Simulate ``n`` labelled stills (+ B-mode clips, CEUS clips and DICOM files on request)
-    into the dataset folder ``out``; returns the path of ``annotations.json``."""
+    into the dataset folder ``out``; returns the path of ``annotations.json``.
+
+    ``diffuse``: a mix of diffuse liver disease (:func:`livus.simulate.diffuse.parse_mix`) for the
+    stills, labelled in each image's ``extra["diffuse"]``; ``lesion_free``: stills without focal
+    lesions. Without either the output is that of earlier versions for the same seed."""
     out = Path(out)
     rng = np.random.default_rng(seed)
     cache = GeometryCache()
@@ -119,7 +127,12 @@ def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False,
         when = pat.next_time(rng)
         geom = cache.get(pat.profile, None, _u_offset(rng))
         info = overlay_info_for(pat.profile, pat.name, pat.patient_id, when)
-        sim = simulate_still(rng, geom, info=info)
+        if diffuse is None and not lesion_free:
+            sim = simulate_still(rng, geom, info=info)
+        else:
+            spec = sample_diffuse_spec(rng, diffuse) if diffuse is not None else None
+            scene = sample_scene(rng, geom, "normal" if lesion_free else None, diffuse=spec)
+            sim = simulate_still(rng, geom, info=info, scene=scene)
         writer.add(sim, f"images/img_{i + 1:05d}", pat, when)
         if dicom and len(stills) < 5:
             stills.append((sim, pat, when))
@@ -141,6 +154,8 @@ def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False,
     if dicom:
         write_dicom_files(out / "dicom", stills, clip_sets)
     info_doc = {"generator": "livus.simulate", "seed": seed, "profile": profile, "n_stills": n,
+                **({"diffuse_mix": diffuse} if diffuse is not None else {}),
+                **({"lesion_free": True} if lesion_free else {}),
                 "profiles": sorted({r.device for r in writer.records if r.device})}
     return save_dataset(out, writer.records, info_doc)
 

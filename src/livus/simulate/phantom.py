@@ -11,10 +11,14 @@ any point and in any frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from livus.io.dataset import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from livus.simulate.diffuse import DiffusePattern
 
 LIVER_STATES = ("normal", "steatosis", "cirrhosis")
 MALIGNANT_DIAGNOSES = ("hcc", "metastasis")
@@ -193,6 +197,10 @@ class Scene:
     lesions: list[LesionSpec]
     radius_mm: float  # convex radius (0 for linear): skin depth uses the beam geometry
     out_of_liver: bool = False
+    portal_wall_amp: float = 2.6  # echo of the bright portal-vein wall
+    portal_wall_mm: float = 0.7  # half width of that wall (wider: periportal bands / blurred)
+    vessel_edge_mm: float = 0.0  # blur of the vessel border (steatosis); 0 = sharp
+    diffuse: DiffusePattern | None = None  # diffuse liver disease (livus.simulate.diffuse); None = none drawn
 
     def skin_depth(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """Depth below the skin along the beam (mm)."""
@@ -285,6 +293,8 @@ def evaluate_scene(scene: Scene, X: np.ndarray, Z: np.ndarray, motion: PlaneMoti
     tex = 1 + scene.texture_amp * scene.texture(X, Z)
     if scene.coarse_amp > 0:
         tex *= np.exp(scene.coarse_amp * scene.coarse(X, Z) - scene.coarse_amp ** 2 / 2)
+    if scene.diffuse is not None:
+        tex *= scene.diffuse.echo_factor(X, Z)
     liver_echo = (scene.liver_echo * tex).astype(np.float32)
     deep = (d > cap) & (dw > wall + 0.8)
     echo = np.where(liver_region, liver_echo, echo)
@@ -307,12 +317,17 @@ def evaluate_scene(scene: Scene, X: np.ndarray, Z: np.ndarray, motion: PlaneMoti
         dist = v.distance(X, Z)
         inside = (dist < v.radius_mm) & liver_region
         if v.kind == "portal":
-            echo += 2.6 * _band(dist - v.radius_mm - 0.6, 0.7) * liver_region
+            echo += scene.portal_wall_amp * _band(dist - v.radius_mm - 0.6, scene.portal_wall_mm) * liver_region
             portal = np.maximum(portal, inside)
         else:
             hepatic = np.maximum(hepatic, inside)
-        echo = np.where(inside, 0.04, echo)
-        atten = np.where(inside, 0.18, atten)
+        if scene.vessel_edge_mm > 0:  # blurred border: lumen blends into the parenchyma
+            w = np.clip((v.radius_mm - dist) / scene.vessel_edge_mm + 0.5, 0, 1) * liver_region
+            echo = (echo * (1 - w) + 0.04 * w).astype(np.float32)
+            atten = (atten * (1 - w) + 0.18 * w).astype(np.float32)
+        else:
+            echo = np.where(inside, 0.04, echo)
+            atten = np.where(inside, 0.18, atten)
 
     # organs next to the liver
     if scene.gallbladder is not None and not scene.out_of_liver:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from livus.simulate.diffuse import DiffuseSpec, apply_diffuse
 from livus.simulate.phantom import (
     DIAMETER_RANGE_MM,
     MALIGNANT_DIAGNOSES,
@@ -249,8 +250,11 @@ def place_lesions(rng: np.random.Generator, scene: Scene, geom: ScanGeometry, di
                 break
 
 
-def sample_scene(rng: np.random.Generator, geom: ScanGeometry, image_class: str | None = None) -> Scene:
-    """A full random scene: class → diagnoses → liver state → anatomy → lesions."""
+def sample_scene(rng: np.random.Generator, geom: ScanGeometry, image_class: str | None = None,
+                 diffuse: DiffuseSpec | None = None) -> Scene:
+    """A full random scene: class → diagnoses → liver state → anatomy → lesions. With
+    ``diffuse`` the liver has that diffuse disease (:mod:`livus.simulate.diffuse`) instead of a
+    state drawn from the diagnoses; without it the draws are exactly those of earlier versions."""
     image_class = image_class or _choice(rng, CLASS_PROBS)
     diagnoses: list[str] = []
     if image_class == "malignant":
@@ -262,7 +266,13 @@ def sample_scene(rng: np.random.Generator, geom: ScanGeometry, image_class: str 
     elif image_class == "benign":
         d = _choice(rng, BENIGN_MIX)
         diagnoses = [d] * (1 if rng.random() < 0.8 else 2)
-    state = sample_liver_state(rng, diagnoses[0] if diagnoses else None)
-    scene = sample_anatomy(rng, geom, state)
+    if diffuse is None:
+        state = sample_liver_state(rng, diagnoses[0] if diagnoses else None)
+        scene = sample_anatomy(rng, geom, state)
+    else:
+        scene = sample_anatomy(rng, geom, diffuse.liver_state)
+        apply_diffuse(rng, scene, diffuse)
+        if diffuse.steatosis_grade > 0 and scene.kidney is None and geom.convex and rng.random() < 0.4:
+            scene.kidney = _place_organ(rng, scene, geom, (20, 30), (12, 18), (0.6, 0.95))  # liver vs kidney
     place_lesions(rng, scene, geom, diagnoses)
     return scene

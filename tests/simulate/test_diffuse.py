@@ -1,0 +1,98 @@
+"""Diffuse liver disease in the simulator: labels, the changes each grade makes, default output kept."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from livus.io.dataset import polygon_mask
+from livus.simulate.dataset import simulate_dataset
+from livus.simulate.diffuse import DiffuseSpec, parse_mix, sample_diffuse_spec
+from livus.simulate.profiles import get_profile
+from livus.simulate.scenes import sample_scene
+from livus.simulate.still import GeometryCache, simulate_still
+
+SMALL = (384, 288)
+
+
+def _liver_pixels(spec: DiffuseSpec, seed: int, profile: str = "sonora_c5") -> tuple[np.ndarray, np.ndarray]:
+    geom = GeometryCache().get(get_profile(profile), SMALL)
+    rng = np.random.default_rng(seed)
+    scene = sample_scene(rng, geom, "normal", diffuse=spec)
+    scene.vessels, scene.gallbladder, scene.kidney, scene.ribs = [], None, None, []
+    sim = simulate_still(rng, geom, scene=scene)
+    liver = polygon_mask(sim.liver_polygon, geom.width, geom.height) > 0
+    return sim.clean, liver
+
+
+def test_parse_mix() -> None:
+    assert parse_mix("fibrosis:4=2,none") == {"fibrosis:4": 2.0, "none": 1.0}
+    assert abs(sum(parse_mix("default").values()) - 1) < 1e-9
+    for bad in ("gallstones=1", "fibrosis:5=1", "steatosis=x", "none=0"):
+        with pytest.raises(ValueError):
+            parse_mix(bad)
+
+
+def test_sampled_grades_follow_the_mix() -> None:
+    rng = np.random.default_rng(0)
+    specs = [sample_diffuse_spec(rng, parse_mix("fibrosis:4=1")) for _ in range(5)]
+    assert all(s.fibrosis_grade == 4 and s.liver_state == "cirrhosis" for s in specs)
+    specs = [sample_diffuse_spec(rng, parse_mix("steatosis")) for _ in range(60)]
+    assert {s.steatosis_grade for s in specs} == {1, 2, 3}
+    with pytest.raises(ValueError):
+        DiffuseSpec(fibrosis_grade=5)
+
+
+def test_steatosis_brighter_near_darker_deep() -> None:
+    """Severe steatosis: brighter shallow liver and a steeper fall of grey with depth than none."""
+    def profile(spec: DiffuseSpec) -> tuple[float, float]:
+        img, liver = _liver_pixels(spec, 5)
+        rows = np.nonzero(liver.any(axis=1))[0]
+        top, bottom = rows[0], rows[-1]
+        third = (bottom - top) // 3
+        shallow = img[top:top + third][liver[top:top + third]].mean()
+        deep = img[bottom - third:bottom][liver[bottom - third:bottom]].mean()
+        return float(shallow), float(deep - shallow)
+
+    s0, slope0 = profile(DiffuseSpec())
+    s3, slope3 = profile(DiffuseSpec(steatosis_grade=3))
+    assert s3 > s0 + 10
+    assert slope3 < slope0 - 10
+
+
+def test_fibrosis_grades_coarsen_the_echotexture() -> None:
+    """The drawn parenchyma (before speckle) varies more with each fibrosis grade; the
+    schistosomal network adds bright bands."""
+    from livus.simulate.phantom import evaluate_scene
+
+    geom = GeometryCache().get(get_profile("sonora_c5"), SMALL)
+
+    def spread_db(spec: DiffuseSpec) -> tuple[float, float]:
+        rng = np.random.default_rng(1)
+        m = evaluate_scene(sample_scene(rng, geom, "normal", diffuse=spec), geom.X, geom.Z)
+        e = 20 * np.log10(m.echo[m.liver > 0] + 1e-3)
+        return float(np.std(e)), float(np.mean(e > np.median(e) + 4))
+
+    spreads = [spread_db(DiffuseSpec(fibrosis_grade=f))[0] for f in range(5)]
+    assert all(b > a for a, b in zip(spreads, spreads[1:])), spreads
+    assert spread_db(DiffuseSpec(schistosomal_grade=3))[1] > 2 * spread_db(DiffuseSpec())[1]
+
+
+def test_dataset_labels_and_no_lesions(tmp_path) -> None:
+    ann = simulate_dataset(tmp_path / "d", n=4, profile="vistara_l6", seed=2, diffuse=parse_mix("fibrosis:3=1"),
+                           lesion_free=True)
+    doc = json.loads(ann.read_text())
+    for im in doc["images"]:
+        d = im["extra"]["diffuse"]
+        assert d["fibrosis"] == "F3" and d["fibrosis_grade"] == 3 and d["cirrhosis"] is False
+        assert d["steatosis"] == "none"
+        assert im["image_class"] == "normal"
+    assert not doc.get("annotations")
+
+
+def test_default_dataset_has_no_diffuse_labels(tmp_path) -> None:
+    ann = simulate_dataset(tmp_path / "d", n=2, profile="vistara_l6", seed=2)
+    doc = json.loads(ann.read_text())
+    assert all("diffuse" not in im["extra"] for im in doc["images"])
