@@ -251,6 +251,13 @@ class ServiceConfig:
     lockout_minutes: float = 15.0
     language: str = "zh"  # default page/report language for new users: zh | en
     live_max_side_px: int = 2048  # larger live frames are refused
+    max_frame_pixels: int = 16_777_216  # uploads: a frame over this many pixels (header's width x height) is refused (413); 0 = no limit
+    max_frames: int = 3000  # uploads: a file of more frames (DICOM NumberOfFrames, video) is refused (413); 0 = no limit
+    analysis_workers: int = 0  # studies analysed at once, each in its own process; 0 = one per CPU core
+    analysis_in_process: bool = False  # analyse in the server's own threads, no worker processes (tests, debugging)
+    analysis_max_attempts: int = 3  # a study whose analysis was cut off (crash, restart) this often is marked failed
+    trusted_proxies: tuple[str, ...] = ()  # client addresses whose X-Forwarded-For is believed (your reverse proxy)
+    lockout_ip_failures: int = 20  # wrong passwords from one client address (any accounts) that block that address
     dicom_port: int = 0  # C-STORE listener port; 0 = off
     dicom_ae_title: str = "LIVUS"
     dicom_host: str = "127.0.0.1"  # the listener's own bind address (not ``host``); loopback by default

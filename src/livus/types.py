@@ -306,6 +306,8 @@ class PatientBackground:
     cirrhosis: bool | None = None
     afp_ng_ml: float | None = None
     prior_lesions: int | None = None
+    patient_id: str | None = None  # who the images belong to, as the source names them (DICOM PatientID or typed in)
+    patient_name: str | None = None
 
 
 @dataclass

@@ -87,6 +87,9 @@ class Service:
 
 
 def make_service(data_dir: Path, **overrides: object) -> Service:
+    """A service on ``data_dir`` with the three accounts; analysis in one thread of this process
+    (worker processes have their own tests) unless ``overrides`` say otherwise."""
+    overrides = {"analysis_in_process": True, "analysis_workers": 1, **overrides}
     cfg = ServiceConfig(data_dir=str(data_dir), **overrides)
     app = create_app(cfg)
     state = app.state.livus

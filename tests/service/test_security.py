@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
+import pytest
 
 from livus.service.storage import Study, StudyFile, User
 
@@ -97,7 +99,8 @@ def test_path_traversal_in_file_names(service, doc):
         assert len(files) == len(TRAVERSAL_NAMES)
         for f in files:
             stored = (data_dir / f.stored_path).resolve()
-            assert stored.parent == folder and stored.is_file()
+            assert stored.parent.parent == folder and stored.is_file()  # files/<nnn>/<cleaned name>
+            assert re.fullmatch(r"[\w-]+\.(png|bin)", stored.name), stored.name
             assert "/" not in f.original_name and "\\" not in f.original_name and "\x00" not in f.original_name
             assert len(f.original_name) <= 120
     assert sorted(p.name for p in data_dir.rglob("*") if p.is_file() and p.parent == data_dir) == sorted(
@@ -137,8 +140,28 @@ MALFORMED = [
     ("bad.dcm", b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x00junk" + b"\xff" * 50),
     ("noise.jpg", b"\xff\xd8\xff" + bytes(range(256)) * 4),
     ("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100),
-    ("bomb.png", png_bomb()),
 ]
+
+
+@pytest.mark.parametrize("name,data,limit", [
+    ("bomb.png", png_bomb(), {}),
+    ("big.png", png_bytes(ultrasound_like(640, 480)), {"max_frame_pixels": 640 * 480 - 1}),
+])
+def test_too_many_pixels_refused_from_the_header(tmp_path, name, data, limit):
+    svc = make_service(tmp_path / "d", **limit)
+    r = svc.client("doc").post("/api/studies", files=[("files", (name, data))])
+    assert r.status_code == 413 and name in r.json()["detail"], r.text
+    assert svc.client("doc").get("/api/studies").json() == []
+
+
+def test_too_many_frames_refused_from_the_dicom_header(tmp_path):
+    from livus.io.dicom_write import write_us_dicom
+
+    path = write_us_dicom(tmp_path / "clip.dcm", [ultrasound_like(64, 48, seed=i) for i in range(4)], (0.3, 0.3),
+                          {"id": "P-5", "name": "A^B"})
+    svc = make_service(tmp_path / "d", max_frames=3)
+    r = svc.client("doc").post("/api/studies", files=[("files", ("clip.dcm", path.read_bytes()))])
+    assert r.status_code == 413 and "4 frames" in r.json()["detail"], r.text
 
 
 def test_malformed_files_fail_cleanly(service, doc):

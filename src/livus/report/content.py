@@ -72,6 +72,7 @@ class ReportContent:
     any_size_in_px: bool = False
     assessability: str = ""  # e.g. "评估受限（声影遮挡）"; "" when the case was not judged
     lirads: list[tuple[str, str]] = field(default_factory=list)  # LI-RADS rows (livus.report.lirads_text)
+    patient: list[tuple[str, str]] = field(default_factory=list)  # patient ID / name rows, when known
 
 
 LABEL_KEYS = (
@@ -289,4 +290,6 @@ def build_report_content(
         any_size_in_px=any_px,
         assessability=assessability_text(case.assessability, language),
         lirads=lirads_rows(case.lirads, language),
+        patient=[(text(key, language), value) for key, value in (("patient_id", p.patient_id),
+                                                                  ("patient_name", p.patient_name)) if value],
     )

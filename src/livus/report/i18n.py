@@ -103,6 +103,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "case_id": {"zh": "病例编号", "en": "Case ID"},
     "patient_id": {"zh": "患者编号", "en": "Patient ID"},
+    "patient_name": {"zh": "患者姓名", "en": "Patient name"},
     "study": {"zh": "检查", "en": "Study"},
     "generated_at": {"zh": "生成时间", "en": "Generated"},
     "sources": {"zh": "图像来源", "en": "Images"},

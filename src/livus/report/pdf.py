@@ -337,6 +337,7 @@ def build_pdf(c: ReportContent, font_path: Path | None = None) -> FPDF:
     pdf.ln(2)
     pdf.set_font(FONT_FAMILY, size=9.5)
     _key_value_table(pdf, [
+        *c.patient,
         (L["case_id"], c.case_id),
         (L["sources"], ", ".join(c.sources)),
         (L["generated_at"], c.generated_at),

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import secrets
 import shutil
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -34,6 +32,15 @@ from livus.service.analysis import AnalysisWorker, ModelProvider
 from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, end_session, session_for_token, set_password, start_session
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
 from livus.service.privacy import deidentify_image, deidentify_result, deidentify_study
+from livus.service.uploads import (
+    FileProbe,
+    UploadRefused,
+    check_limits,
+    probe_file,
+    resolve_identity,
+    safe_display_name,
+    storage_name,
+)
 from livus.service.storage import (
     ROLES,
     Alert,
@@ -46,6 +53,8 @@ from livus.service.storage import (
     as_utc,
     database_url,
     make_engine,
+    make_private,
+    private_file,
     make_sessionmaker,
     utcnow,
 )
@@ -56,8 +65,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "livus_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_FILES_PER_UPLOAD = 200
-ALLOWED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".mp4", ".avi",
-                              ".mov", ".mkv", ".m4v", ".webm"})
 
 
 # ----------------------------------------------------------------------------- state
@@ -88,7 +95,11 @@ def _secret(path: Path) -> bytes:
 def build_state(cfg: ServiceConfig) -> ServiceState:
     data_dir = Path(cfg.data_dir).resolve()
     (data_dir / "studies").mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # patient images: the service's account only (files are made 0600)
+    shutil.rmtree(data_dir / "incoming", ignore_errors=True)  # uploads cut off by the last stop
     engine = make_engine(database_url(data_dir, cfg.database_url))
+    for db_file in data_dir.glob("livus.db*"):
+        db_file.chmod(0o600)
     sm = make_sessionmaker(engine)
     registry = ModelRegistry(data_dir / "models")
     models = ModelProvider(registry, cfg.analysis_config)
@@ -98,7 +109,8 @@ def build_state(cfg: ServiceConfig) -> ServiceState:
         with sm() as db:
             monitor.check(db)
 
-    worker = AnalysisWorker(sm, data_dir, models, cfg.language, on_done=after_study)
+    worker = AnalysisWorker(sm, data_dir, models, cfg.language, on_done=after_study, workers=cfg.analysis_workers,
+                            in_process=cfg.analysis_in_process, max_attempts=cfg.analysis_max_attempts)
     return ServiceState(cfg, data_dir, sm, registry, models, worker, monitor,
                         RateLimiter(cfg.login_rate_limit, cfg.login_rate_window_s), _secret(data_dir / ".pseudonym-key"))
 
@@ -208,17 +220,13 @@ class SecurityHeadersMiddleware:
 # ----------------------------------------------------------------------------- helpers
 
 
-def safe_display_name(name: str | None) -> str:
-    """A client's file name reduced to something safe to show: last path part, no control
-    characters, at most 120 characters. Never used as a path."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
-    return base[:120] or "unnamed"
-
-
-def stored_suffix(name: str) -> str:
-    suffix = Path(name).suffix.lower()
-    return suffix if suffix in ALLOWED_SUFFIXES else ".bin"
+def unique_stem(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` with ``_2``, ``_3``... before the suffix when its stem is ``taken``
+    (overlays and cases are named by the stem: one per file of a study)."""
+    stem, suffix, n = Path(name).stem, Path(name).suffix, 1
+    while (stem if n == 1 else f"{stem}_{n}") in taken:
+        n += 1
+    return name if n == 1 else f"{stem}_{n}{suffix}"
 
 
 def client_address(request: Request) -> str:
@@ -497,27 +505,47 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     def upload(request: Request, files: list[UploadFile] = File(...), description: str = Form("", max_length=500),
                patient_id: str = Form("", max_length=128), patient_name: str = Form("", max_length=256),
                auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> dict[str, Any]:
+        """Store the files (each in its own numbered folder under its cleaned name), check them
+        from their headers (size limits, one patient) and queue the study. Refused uploads
+        leave nothing behind."""
         if not files:
             raise HTTPException(422, "no files")
         if len(files) > MAX_FILES_PER_UPLOAD:
             raise HTTPException(413, f"at most {MAX_FILES_PER_UPLOAD} files per upload")
-        study = Study(source="upload", description=description, patient_id=patient_id, patient_name=patient_name,
-                      created_by=auth.user.id, status="storing")
+        staging = state.data_dir / "incoming" / secrets.token_hex(8)
+        try:
+            stored: list[tuple[str, Path, FileProbe]] = []
+            for i, up in enumerate(files):
+                display = safe_display_name(up.filename)
+                rel = Path(f"{i:03d}") / unique_stem(storage_name(display), {r.stem for _, r, _ in stored})
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                with open(private_file(staging / rel), "wb") as fh:
+                    shutil.copyfileobj(up.file, fh, 1 << 20)
+                probe = probe_file(staging / rel)
+                check_limits(display, probe, cfg.max_frame_pixels, cfg.max_frames)
+                stored.append((display, rel, probe))
+            who = resolve_identity([(n, p) for n, _, p in stored], patient_id, patient_name, description)
+        except UploadRefused as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            audit.record(db, auth.user, "upload-refused", "", exc.message[:500], client_address(request))
+            raise HTTPException(exc.status, exc.message) from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        study = Study(source="upload", description=who.description, patient_id=who.patient_id,
+                      patient_name=who.patient_name, study_instance_uid=who.study_instance_uid,
+                      created_by=auth.user.id, department=auth.user.department, status="queued")
         db.add(study)
         db.flush()
         folder = state.data_dir / "studies" / study.uid / "files"
-        folder.mkdir(parents=True, exist_ok=True)
-        names = []
-        for i, up in enumerate(files):
-            display = safe_display_name(up.filename)
-            rel = Path("studies") / study.uid / "files" / f"{i:03d}{stored_suffix(display)}"
-            with open(state.data_dir / rel, "wb") as fh:
-                shutil.copyfileobj(up.file, fh, 1 << 20)
-            size = (state.data_dir / rel).stat().st_size
-            db.add(StudyFile(study_id=study.id, original_name=display, stored_path=str(rel), size_bytes=size))
-            names.append(display)
-        study.status = "queued"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(folder)
+        for display, rel, _probe in stored:
+            path = Path("studies") / study.uid / "files" / rel
+            db.add(StudyFile(study_id=study.id, original_name=display, stored_path=str(path),
+                             size_bytes=(state.data_dir / path).stat().st_size))
         db.commit()
+        names = [d for d, _, _ in stored]
         audit.record(db, auth.user, "upload", study.uid, f"{len(names)} file(s): {', '.join(names)[:500]}", client_address(request))
         state.worker.submit(study.id)
         return study_summary(study, auth)
@@ -563,10 +591,10 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         if path is None:
             raise HTTPException(404, "no such report")
         audit.record(db, auth.user, "export", s.uid, f"report.{kind}", client_address(request))
-        media = "application/pdf" if kind == "pdf" else "text/html"
+        media = {"pdf": "application/pdf", "sr": "application/dicom"}.get(kind, "text/html")
         # the report is a self-contained document: inline styles and data: images, no scripts
-        return FileResponse(path, media_type=media, filename=f"livus-report-{s.uid}.{kind}",
-                            content_disposition_type="inline",
+        return FileResponse(path, media_type=media, filename=f"livus-report-{s.uid}.{'dcm' if kind == 'sr' else kind}",
+                            content_disposition_type="attachment" if kind == "sr" else "inline",
                             headers={"content-security-policy": REPORT_CSP})
 
     @app.get("/api/export/results.json")

@@ -9,6 +9,7 @@ All queries go through the ORM with bound parameters (no string-built SQL).
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,13 +25,14 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 ROLES = ("admin", "physician", "researcher")
-STUDY_STATES = ("queued", "running", "done", "failed")
+STUDY_STATES = ("storing", "receiving", "queued", "running", "done", "failed")
 
 
 def utcnow() -> datetime:
@@ -80,6 +82,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(SafeString(64), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(SafeString(255))
     role: Mapped[str] = mapped_column(SafeString(16))
+    department: Mapped[str] = mapped_column(SafeString(64), default="")  # sees this department's studies
     language: Mapped[str] = mapped_column(SafeString(4), default="zh")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
@@ -112,6 +115,8 @@ class Study(Base):
     error: Mapped[str] = mapped_column(SafeText, default="")
     case_json: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    department: Mapped[str] = mapped_column(SafeString(64), default="", index=True)  # who may see it
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # analysis runs started (queue)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     files: Mapped[list[StudyFile]] = relationship(back_populates="study", cascade="all, delete-orphan")
     frames: Mapped[list[FrameRecord]] = relationship(back_populates="study", cascade="all, delete-orphan")
@@ -136,6 +141,7 @@ class FrameRecord(Base):
 
     __tablename__ = "frames"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(SafeString(32), unique=True, index=True, default=new_uid)  # in image URLs
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), nullable=True)
     frame_index: Mapped[int] = mapped_column(Integer, default=0)
@@ -198,6 +204,29 @@ class AuditEvent(Base):
     client: Mapped[str] = mapped_column(SafeString(64), default="")
 
 
+def private_file(path: Path) -> Path:
+    """Create ``path`` (empty) readable by the owner only (0600); returns it."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
+    return Path(path)
+
+
+def make_private(root: Path) -> None:
+    """``root`` and every folder under it 0700, every file 0600 (the data directory holds
+    patient images: nobody but the service's account may read it)."""
+    root = Path(root)
+    if not root.exists():
+        return
+    root.chmod(0o700)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o700)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o600)
+
+
 def database_url(data_dir: Path, url: str | None) -> str:
     """The configured URL, or the SQLite file ``<data_dir>/livus.db``."""
     return url or f"sqlite:///{Path(data_dir).resolve() / 'livus.db'}"
@@ -211,14 +240,44 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objec
     cur.close()
 
 
+# Columns added after the first release: (table, column, SQL type and default). A database made
+# by an older livus gets them at start (``add_missing_columns``); new ones go to the end.
+ADDED_COLUMNS = (
+    ("users", "department", "VARCHAR(64) NOT NULL DEFAULT ''"),
+    ("studies", "department", "VARCHAR(64) NOT NULL DEFAULT ''"),
+    ("studies", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("frames", "uid", "VARCHAR(32)"),
+)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add :data:`ADDED_COLUMNS` that an existing database lacks (and random ``frames.uid``
+    values to its old rows); returns the ``table.column`` names added."""
+    from sqlalchemy import inspect, text, update
+
+    insp = inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table, column, sql_type in ADDED_COLUMNS:
+            if table in insp.get_table_names() and column not in {c["name"] for c in insp.get_columns(table)}:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))  # names are constants
+                added.append(f"{table}.{column}")
+        if "frames.uid" in added:
+            for (fid,) in conn.execute(select(FrameRecord.id)).all():
+                conn.execute(update(FrameRecord).where(FrameRecord.id == fid).values(uid=new_uid()))
+    return added
+
+
 def make_engine(url: str) -> Engine:
-    """Engine for ``url`` with tables created (SQLite: WAL, foreign keys, busy timeout)."""
+    """Engine for ``url`` with tables created or brought up to date (SQLite: WAL, foreign
+    keys, busy timeout)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
 
 
