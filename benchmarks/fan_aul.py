@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livus.io.dataset import polygon_mask
 from livus.preprocess.fan import detect_fan, mask_iou
+from livus.shapes import polygon_mask
 
 DEFAULT_AUL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "aul"
 

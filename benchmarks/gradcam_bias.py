@@ -19,8 +19,9 @@ import torch
 
 from livus.explain.bias import attention_bias
 from livus.explain.gradcam import gradcam_lesion
-from livus.io.dataset import ellipse_from_polygon, load_dataset, polygon_mask
+from livus.io.dataset import load_dataset
 from livus.models.classifier import load_classifier
+from livus.shapes import ellipse_from_polygon, polygon_mask
 from livus.types import Lesion
 
 

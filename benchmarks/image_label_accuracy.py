@@ -24,10 +24,11 @@ import torch
 
 from livus.config import LivusConfig
 from livus.infer.frame import FrameAnalyzer
-from livus.io.dataset import IMAGE_CLASSES, load_dataset
+from livus.io.dataset import load_dataset
 from livus.models.classifier import classify_lesions, image_label, load_classifier
 from livus.train.datasets import frame_for_record
 from livus.train.splits import stratified_kfold
+from livus.vocab import IMAGE_CLASSES
 
 
 def score_images(ds, indices, detector_dir: Path, classifier_path: Path, records: list | None = None) -> list[tuple[str, str]]:

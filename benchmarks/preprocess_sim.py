@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from livus.io.dataset import Dataset, load_dataset, polygon_mask
+from livus.io.dataset import Dataset, load_dataset
 from livus.preprocess.fan import detect_fan, mask_iou
 from livus.preprocess.keyframes import select_keyframes
 from livus.preprocess.overlays import detect_overlays
 from livus.preprocess.spacing import estimate_spacing_from_ruler
+from livus.shapes import polygon_mask
 from livus.types import Frame
 
 

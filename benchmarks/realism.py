@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from livus.io.dataset import polygon_mask
+from livus.shapes import polygon_mask
 
 PATCH = 16
 

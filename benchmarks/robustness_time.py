@@ -181,7 +181,7 @@ def label_stats(cache: ModelSpaceCache, ds: Dataset) -> dict[str, Any]:
     the best-overlapping instance of the mask file (what the detector trains on)."""
     import cv2
 
-    from livus.io.dataset import polygon_mask
+    from livus.shapes import polygon_mask
     from livus.train.datasets import instance_ellipses
 
     ious = []

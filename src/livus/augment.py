@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from livus.io.dataset import ellipse_from_polygon
+from livus.shapes import ellipse_from_polygon
 
 
 @dataclass

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livus.io.dataset import load_dataset, polygon_mask
+from livus.io.dataset import load_dataset
 from livus.io.import_aul import import_aul
 from livus.io.importers import dataset_info, import_dataset
+from livus.shapes import polygon_mask
 
 
 @pytest.mark.aul

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from livus.config import ClassifierConfig
-from livus.io.dataset import FEATURE_NAMES
 from livus.models.classifier import (
     LesionClassifier, classify_lesions, image_label, load_classifier, masked_multitask_loss, save_classifier,
     size_feature,
 )
 from livus.types import Lesion
+from livus.vocab import FEATURE_NAMES
 
 
 def _small_cfg() -> ClassifierConfig:

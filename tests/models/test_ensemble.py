@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from livus.config import ClassifierConfig
-from livus.io.dataset import FEATURE_NAMES
 from livus.models.classifier import LesionClassifier, classify_lesions, load_classifier, save_classifier
 from livus.models.ensemble import (
     ClassifierEnsemble, choose_weights, fuse, load_ensemble, log_loss, save_ensemble, simplex_grid,
 )
 from livus.types import Lesion
+from livus.vocab import FEATURE_NAMES
 
 
 def _member(widths: tuple[int, ...], seed: int, temperature: float, **kw) -> LesionClassifier:

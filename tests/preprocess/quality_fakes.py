@@ -102,7 +102,7 @@ def simulated_clip_frames(seed: int = 0, n_frames: int = 12, profile: str = "son
                           size: tuple[int, int] = (512, 384)) -> list[tuple[Frame, np.ndarray, str]]:
     """Frames of one simulated B-mode clip as ``(frame, true fan mask, quality label)`` with the
     simulator's labels good / shadowed / out_of_liver (``SimulatedImage.extra["quality"]``)."""
-    from livus.io.dataset import polygon_mask
+    from livus.shapes import polygon_mask
     from livus.simulate.clips import simulate_bmode_clip
     from livus.simulate.profiles import get_profile
     from livus.simulate.scenes import sample_scene

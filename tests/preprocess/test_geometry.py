@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livus.io.dataset import polygon_mask
 from livus.preprocess.fan import mask_iou
 from livus.preprocess.geometry import Letterbox, full_image_letterbox, letterbox_for
+from livus.shapes import polygon_mask
 
 coord = st.floats(min_value=-50, max_value=1500, allow_nan=False, allow_infinity=False)
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from livus.io.dataset import polygon_mask
 from livus.preprocess.fan import detect_fan, mask_iou
 from livus.preprocess.keyframes import select_keyframes
 from livus.preprocess.overlays import detect_overlays, remove_overlays
 from livus.preprocess.spacing import estimate_spacing_from_ruler
+from livus.shapes import polygon_mask
 from livus.types import Frame
 
 from .synth import speckle_frame

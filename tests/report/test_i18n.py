@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fontTools.ttLib import TTFont
 
-from livus.io.dataset import CEUS_FEATURE_NAMES, FEATURE_NAMES
 from livus.report import i18n
 from livus.report.fonts import cjk_font_path
+from livus.vocab import CEUS_FEATURE_NAMES, FEATURE_NAMES
 
 
 def test_every_feature_has_both_languages():

@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from livus.io.dataset import FEATURE_NAMES, load_dataset
+from livus.io.dataset import load_dataset
 from livus.io.dicom_write import write_us_dicom
 from livus.simulate.overlays import RULER_LONG_PX, RULER_SHORT_PX, ruler_tick_rows, ruler_x_range
 from livus.simulate.phantom import CosField, Ellipse, Scene, evaluate_scene
@@ -15,6 +15,7 @@ from livus.simulate.physics import EchoMaps, build_geometry, rf_envelope
 from livus.simulate.profiles import PROFILES, get_profile
 from livus.simulate.scenes import place_lesions, sample_anatomy
 from livus.simulate.still import GeometryCache, overlay_info_for, simulate_still
+from livus.vocab import FEATURE_NAMES
 
 SMALL = (512, 512)
 

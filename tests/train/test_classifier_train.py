@@ -10,9 +10,10 @@ import pytest
 
 from livus.config import ClassifierConfig
 from livus.evaluate.classification import roc_auc
-from livus.io.dataset import FEATURE_NAMES, ImageRecord, LesionAnnotation, load_dataset, save_dataset, write_png
+from livus.io.dataset import ImageRecord, LesionAnnotation, load_dataset, save_dataset, write_png
 from livus.models.classifier import predict_logits
 from livus.train.classifier import ClassifierTrainConfig, build_samples, train_model
+from livus.vocab import FEATURE_NAMES
 
 
 def _toy_dataset(root: Path, n: int = 16, seed: int = 0) -> Path:

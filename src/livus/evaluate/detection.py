@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from livus.types import box_iou
+from livus.io.dataset import ImageRecord
+from livus.types import FrameResult, box_iou
 
 FP_RATES = (0.1, 0.25, 0.5, 1.0)
 SIZE_BINS = (("lt60", 0.0, 60.0), ("60to150", 60.0, 150.0), ("gt150", 150.0, float("inf")))
@@ -44,6 +45,16 @@ class TrueLesion:
     @property
     def largest_extent_px(self) -> float:
         return largest_extent(self.polygon_px)
+
+
+def true_lesions(rec: ImageRecord) -> list[TrueLesion]:
+    """The annotated lesions of a dataset record that have an outline (≥ 3 points)."""
+    return [TrueLesion(les.polygon_px) for les in rec.lesions if len(les.polygon_px) >= 3]
+
+
+def pred_lesions(result: FrameResult) -> list[PredLesion]:
+    """The reported lesions of an analysis result, in its (score) order."""
+    return [PredLesion(tuple(l.center_px), l.bbox_px, float(l.score), float(l.long_axis_px)) for l in result.lesions]
 
 
 @dataclass

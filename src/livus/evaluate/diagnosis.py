@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from livus.evaluate.classification import expected_calibration_error, roc_auc, sens_spec_at
-from livus.evaluate.detection import match_image
-from livus.io.dataset import IMAGE_CLASSES, ImageRecord
+from livus.evaluate.detection import match_image, pred_lesions, true_lesions
+from livus.io.dataset import ImageRecord
 from livus.types import FrameResult
+from livus.vocab import IMAGE_CLASSES
 
 
 @dataclass
@@ -47,8 +48,6 @@ class DiagnosisMetrics:
 
 def lesion_malignancy_pairs(records: list[ImageRecord], results: list[FrameResult]) -> tuple[np.ndarray, np.ndarray, int]:
     """``(y_true, prob, n_missed)`` over true lesions with a benign/malignant label."""
-    from livus.evaluate.run import pred_lesions, true_lesions
-
     y, p, missed = [], [], 0
     for rec, res in zip(records, results):
         labelled = [les for les in rec.lesions if len(les.polygon_px) >= 3]

@@ -29,14 +29,14 @@ import numpy as np
 from livus.evaluate.detection import (
     FP_RATES,
     ImageMatch,
-    PredLesion,
-    TrueLesion,
     froc_curve,
     long_axis_errors,
     match_image,
+    pred_lesions,
     sensitivity_at_fp,
     sensitivity_by_size,
     threshold_at_fp,
+    true_lesions,
 )
 from livus.evaluate.diagnosis import diagnosis_metrics, write_diagnosis_outputs
 from livus.evaluate.page import write_metrics_page
@@ -99,14 +99,6 @@ class Metrics:
                 f"{f(c.get('three_way_accuracy'))} over {c.get('n_images_three_way', 0)} images"
             )
         return "\n".join(lines)
-
-
-def true_lesions(rec: ImageRecord) -> list[TrueLesion]:
-    return [TrueLesion(les.polygon_px) for les in rec.lesions if len(les.polygon_px) >= 3]
-
-
-def pred_lesions(result: FrameResult) -> list[PredLesion]:
-    return [PredLesion(tuple(l.center_px), l.bbox_px, float(l.score), float(l.long_axis_px)) for l in result.lesions]
 
 
 def compute_metrics(records: list[ImageRecord], results: list[FrameResult], report_threshold: float = 0.0) -> Metrics:

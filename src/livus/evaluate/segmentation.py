@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livus.io.dataset import polygon_mask
+from livus.shapes import polygon_mask
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -159,7 +159,7 @@ class FrameAnalyzer:
             return None
         from livus.explain.bias import attention_bias
         from livus.explain.gradcam import gradcam_lesion
-        from livus.io.dataset import polygon_mask
+        from livus.shapes import polygon_mask
         from livus.models.classifier import load_classifier
 
         if self._torch_classifier is None:

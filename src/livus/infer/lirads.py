@@ -51,6 +51,7 @@ from itertools import product
 from typing import Any
 
 from livus.types import FrameResult
+from livus.vocab import WASHOUT_VALUES
 
 US_SYSTEM = "US LI-RADS"
 CEUS_SYSTEM = "CEUS LI-RADS"
@@ -61,7 +62,6 @@ CEUS_CATEGORIES = ("LR-1", "LR-2", "LR-3", "LR-4", "LR-5", "LR-M", "LR-TIV")
 # the observation that decides a case's CEUS summary: the first of this order that occurs
 CEUS_SEVERITY = ("LR-TIV", "LR-M", "LR-5", "LR-4", "LR-3", "LR-2", "LR-1")
 SIZE_BINS = ("<10", "10-19", ">=20")  # mm
-WASHOUT_VALUES = ("none", "late", "early")
 
 APHE = "arterial_phase_hyperenhancement"
 RIM_APHE = "rim_arterial_phase_hyperenhancement"  # no livus head gives it; an input may

@@ -27,24 +27,14 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-DATASET_SCHEMA = "livus.dataset/1"
-IMAGE_CLASSES = ("normal", "benign", "malignant")
+from livus.shapes import polygon_mask
 
-# B-mode feature label names (shared by simulator, classifier and reports).
-FEATURE_NAMES = (
-    "echo_hypo",
-    "echo_iso",
-    "echo_hyper",
-    "echo_anechoic",
-    "margin_ill_defined",
-    "halo",
-    "posterior_enhancement",
-    "posterior_shadowing",
-    "heterogeneous",
-    "target_sign",
-)
-CEUS_FEATURE_NAMES = ("arterial_phase_hyperenhancement", "washout", "capsule_enhancement")
-WASHOUT_VALUES = ("none", "late", "early")
+# Re-exported for the simulator, which still imports them from here; new code imports the
+# vocabularies from livus.vocab and the shape maths from livus.shapes.
+from livus.shapes import ellipse_from_polygon  # noqa: F401,E402
+from livus.vocab import FEATURE_NAMES  # noqa: F401,E402
+
+DATASET_SCHEMA = "livus.dataset/1"
 
 
 @dataclass
@@ -131,15 +121,6 @@ class Dataset:
         return cv2.imread(str(self.root / rec.overlay_file), cv2.IMREAD_GRAYSCALE)
 
 
-def polygon_mask(polygon_px: list[list[float]] | None, width: int, height: int) -> np.ndarray:
-    """Fill a polygon (pixel coordinates) into a ``uint8`` 0/1 mask of ``height × width``."""
-    mask = np.zeros((height, width), np.uint8)
-    if polygon_px is not None and len(polygon_px) >= 3:
-        pts = np.round(np.asarray(polygon_px, dtype=np.float64) * 16).astype(np.int32)
-        cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
-    return mask
-
-
 def lesion_instance_mask(rec: ImageRecord) -> np.ndarray:
     """Rasterise the lesion polygons of a record into an instance mask (value k = k-th lesion)."""
     mask = np.zeros((rec.height, rec.width), np.uint8)
@@ -147,32 +128,6 @@ def lesion_instance_mask(rec: ImageRecord) -> np.ndarray:
         value = les.mask_value or k
         mask[polygon_mask(les.polygon_px, rec.width, rec.height) > 0] = value
     return mask
-
-
-def ellipse_from_polygon(polygon_px: list[list[float]]) -> list[float]:
-    """Oriented ellipse ``[cx, cy, long, short, angle_deg]`` of a lesion outline.
-
-    The long axis is the outline's largest extent (the sonographer's caliper measurement), the
-    short axis the largest extent perpendicular to it; the centre is the midpoint of both.
-    """
-    pts = np.asarray(polygon_px, dtype=np.float64)
-    if len(pts) < 3:
-        raise ValueError("polygon needs at least 3 points")
-    hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    d = hull[:, None, :] - hull[None, :, :]
-    dist = np.hypot(d[..., 0], d[..., 1])
-    i, j = np.unravel_index(np.argmax(dist), dist.shape)
-    long_len = float(dist[i, j])
-    u = (hull[j] - hull[i]) / max(long_len, 1e-9)
-    if u[0] < 0 or (u[0] == 0 and u[1] < 0):
-        u = -u
-    n = np.array([-u[1], u[0]])
-    proj_u = hull @ u
-    proj_n = hull @ n
-    short_len = float(proj_n.max() - proj_n.min())
-    c = u * (proj_u.max() + proj_u.min()) / 2 + n * (proj_n.max() + proj_n.min()) / 2
-    angle = float(np.degrees(np.arctan2(u[1], u[0]))) % 180.0
-    return [float(c[0]), float(c[1]), long_len, short_len, angle]
 
 
 def _lesion_to_json(les: LesionAnnotation, ann_id: int, image_id: int) -> dict[str, Any]:

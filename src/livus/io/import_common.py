@@ -4,7 +4,7 @@ Every importer reduces a source to :class:`ImportItem` s (a grey image plus lesi
 as polygons or as an instance mask) and hands them to :func:`write_items`, which writes
 ``images/<stem>.png``, ``masks/<stem>.png`` (an instance mask for EVERY image, all zero when it
 has no lesion) and ``annotations.json``. Grey conversion is :mod:`livus.io.grey` (through
-:func:`livus.io.readers.read_frame`); rasterisation is :func:`livus.io.dataset.polygon_mask`.
+:func:`livus.io.readers.read_frame`); rasterisation is :func:`livus.shapes.polygon_mask`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,9 @@ from typing import Any, Callable, Iterable, TypeVar
 import cv2
 import numpy as np
 
-from livus.io.dataset import (
-    IMAGE_CLASSES,
-    Dataset,
-    ImageRecord,
-    LesionAnnotation,
-    ellipse_from_polygon,
-    lesion_instance_mask,
-    load_dataset,
-    save_dataset,
-    write_png,
-)
+from livus.io.dataset import Dataset, ImageRecord, LesionAnnotation, lesion_instance_mask, load_dataset, save_dataset, write_png
+from livus.shapes import ellipse_from_polygon
+from livus.vocab import IMAGE_CLASSES
 
 T = TypeVar("T")
 R = TypeVar("R")

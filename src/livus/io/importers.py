@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from livus.io.dataset import Dataset, ellipse_from_polygon
+from livus.io.dataset import Dataset
+from livus.shapes import ellipse_from_polygon
 
 IMPORT_FORMATS = {
     "aul": ("livus.io.import_aul", "import_aul"),

@@ -5,7 +5,7 @@ Input: ``(N, 2, S, S)`` crops (grey image in ``[0, 1]`` and the lesion mask, mod
 (stride 2), one residual stage per entry of ``cfg.widths`` (each stride 2, ``blocks_per_stage``
 residual blocks), CBAM attention on the two deepest stages, global average pooling and linear
 heads: ``malignancy`` (one logit) and ``features`` (one logit per name in
-``livus.io.dataset.FEATURE_NAMES``). With ``cfg.use_size`` the heads also see the lesion's size
+``livus.vocab.FEATURE_NAMES``). With ``cfg.use_size`` the heads also see the lesion's size
 (:func:`size_feature` of its box side in original pixels), which the fixed-size crop hides. Heads without labels in a batch are masked in the loss
 (see :func:`masked_multitask_loss`), never given guessed targets.
 
@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from livus.config import ClassifierConfig, to_dict
-from livus.io.dataset import FEATURE_NAMES
 from livus.models.blocks import CBAM, ConvBNAct, ResidualBlock
 from livus.models.encoders import EfficientNetLiteEncoder
 from livus.types import Lesion
+from livus.vocab import FEATURE_NAMES
 
 CHECKPOINT_KIND = "livus.classifier/1"
 

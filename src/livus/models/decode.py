@@ -201,7 +201,7 @@ def mask_polygon_in_region(
 def outline_axes(polygon_px: list[list[float]]) -> tuple[float, float, float]:
     """Caliper long axis, short axis (full diameters) and long-axis angle of an outline traced
     through pixel centres; each axis gains one pixel for the half pixel beyond the centres."""
-    from livus.io.dataset import ellipse_from_polygon
+    from livus.shapes import ellipse_from_polygon
 
     _, _, long_px, short_px, angle = ellipse_from_polygon(polygon_px)
     return long_px + 1.0, short_px + 1.0, angle
@@ -299,7 +299,7 @@ def decode_mask_components(
     image-level lesion probability, its area). Components scoring below ``score_threshold``
     (default ``cfg.score_threshold``) or smaller than ``cfg.min_component_px`` are dropped; at
     most ``cfg.max_detections`` are kept, best first."""
-    from livus.io.dataset import ellipse_from_polygon
+    from livus.shapes import ellipse_from_polygon
 
     thr = cfg.score_threshold if score_threshold is None else score_threshold
     prob_all = torch.sigmoid(outputs["lesion_mask"].detach().float())[:, 0].cpu().numpy()

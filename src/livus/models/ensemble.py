@@ -149,8 +149,6 @@ def choose_weights(member_probs: np.ndarray, y: np.ndarray, criterion: str = "lo
     ``auc`` (largest ROC AUC). Grid over the simplex in steps of ``step``; among equally good
     grid points the one closest to equal weights is taken (less variance from a small set).
     """
-    from livus.evaluate.classification import roc_auc
-
     probs = np.asarray(member_probs, np.float64)
     y = np.asarray(y, np.float64)
     if probs.ndim != 2 or len(probs) != len(y):
@@ -159,8 +157,10 @@ def choose_weights(member_probs: np.ndarray, y: np.ndarray, criterion: str = "lo
     fused = probs @ grid.T  # (N, G)
     if criterion == "log_loss":
         score = np.array([-log_loss(y, fused[:, g]) for g in range(len(grid))])
-    elif criterion == "auc":
-        score = np.array([roc_auc(y, fused[:, g]) for g in range(len(grid))])
+    elif criterion == "auc":  # raises ValueError when ``y`` has one class only
+        from sklearn.metrics import roc_auc_score
+
+        score = np.array([roc_auc_score(y, fused[:, g]) for g in range(len(grid))])
     else:
         raise ValueError(f"unknown criterion {criterion!r} (log_loss | auc)")
     best = np.flatnonzero(score >= score.max() - 1e-12)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livus.io.dataset import IMAGE_CLASSES
 from livus.models.blocks import ConvBNAct
+from livus.vocab import IMAGE_CLASSES
 
 HEATMAP_PRIOR = 0.01  # initial lesion-centre probability (focal-loss bias init, Lin et al. 2017)
 

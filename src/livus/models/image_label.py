@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livus.io.dataset import IMAGE_CLASSES
+from livus.vocab import IMAGE_CLASSES
 FUSION_FEATURES = ("log_head_normal", "log_head_benign", "log_head_malignant", "logit_lesion", "logit_malignant_lesion")
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from livus.io.dataset import polygon_mask
+from livus.shapes import polygon_mask
 
 
 @dataclass

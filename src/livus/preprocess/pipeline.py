@@ -126,7 +126,7 @@ def original_overlay_preview(frame: Frame, pre: PreprocessedFrame) -> np.ndarray
     """Original frame with overlays removed at full resolution (for before/after pictures)."""
     if pre.overlay_mask is None or not pre.overlay_mask.any():
         return frame.pixels.copy()
-    from livus.io.dataset import polygon_mask
+    from livus.shapes import polygon_mask
 
     fan = polygon_mask(pre.fan_polygon_px, frame.pixels.shape[1], frame.pixels.shape[0]) if pre.fan_polygon_px else None
     return remove_overlays(frame.pixels, pre.overlay_mask, fan)

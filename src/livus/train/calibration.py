@@ -22,14 +22,15 @@ import numpy as np
 import torch
 
 from livus.evaluate.classification import expected_calibration_error
-from livus.evaluate.detection import ImageMatch, match_image, threshold_at_fp
-from livus.evaluate.run import Metrics, compute_metrics, pred_lesions, true_lesions
-from livus.io.dataset import IMAGE_CLASSES, ImageRecord
+from livus.evaluate.detection import ImageMatch, match_image, pred_lesions, threshold_at_fp, true_lesions
+from livus.evaluate.run import Metrics, compute_metrics
+from livus.io.dataset import ImageRecord
 from livus.models.decode import EVIDENCE_NAMES, calibrate_score, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector
 from livus.train.datasets import ModelSpaceCache
 from livus.train.trainer import predict
 from livus.types import FrameResult
+from livus.vocab import IMAGE_CLASSES
 
 
 @dataclass

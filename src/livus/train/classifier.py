@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 from livus.config import ClassifierConfig, to_dict
-from livus.io.dataset import FEATURE_NAMES, Dataset, load_dataset
+from livus.io.dataset import Dataset, load_dataset
 from livus.models.classifier import LesionClassifier, masked_multitask_loss, predict_logits, save_classifier, size_feature
 from livus.preprocess.crops import CropBox, crop_box_for_bbox, crop_matrix, extract_crop, lesion_region_mask, warp_to_crop
+from livus.vocab import FEATURE_NAMES
 
 CONTEXT = 1.6  # context patch side / crop side: room for rotation, zoom-out and shift
 

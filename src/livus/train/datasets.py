@@ -18,12 +18,14 @@ import cv2
 import numpy as np
 import torch
 
-from livus.config import PreprocessConfig
 from livus.augment_scanner import scanner_augment
-from livus.io.dataset import IMAGE_CLASSES, Dataset, ImageRecord, ellipse_from_polygon, polygon_mask
+from livus.config import PreprocessConfig
+from livus.io.dataset import Dataset, ImageRecord
 from livus.models.decode import angle_to_orient, pixel_to_cell
 from livus.preprocess.geometry import Letterbox
+from livus.shapes import ellipse_from_polygon, polygon_mask
 from livus.types import Frame
+from livus.vocab import IMAGE_CLASSES
 
 STRIDE = 4
 

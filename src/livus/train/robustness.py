@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from livus.io.dataset import Dataset, ImageRecord, polygon_mask
+from livus.io.dataset import Dataset, ImageRecord
+from livus.shapes import polygon_mask
 
 OTHER_GROUP = "other"
 
