@@ -22,7 +22,7 @@ HIGHER = ("infer", "evaluate", "report", "service", "train", "cli", "explain", "
           "augment_scanner")
 FORBIDDEN = {
     "io": HIGHER + ("preprocess", "models"),
-    "preprocess": HIGHER + ("models",),
+    "preprocess": HIGHER + ("io", "models"),
     "models": HIGHER + ("io",),
     "infer": ("train", "evaluate", "service", "cli", "monitor", "simulate"),
 }
