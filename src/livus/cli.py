@@ -12,18 +12,43 @@ from pathlib import Path
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    import os
+
     from livus.infer.pipeline import analyze_paths
 
+    paths = [Path(p) for p in args.paths]
+    if args.paths_from:  # one path per line (blank lines and '#' comments skipped)
+        lines = Path(args.paths_from).read_text(encoding="utf-8").splitlines()
+        paths += [Path(x.strip()) for x in lines if x.strip() and not x.strip().startswith("#")]
+    if not paths:
+        raise ValueError("no input: give PATHS or --paths-from FILE")
+    workers, engine = args.workers or 1, None
+    if args.engine == "ray":
+        from livus.infer.ray_engine import RayEngine, import_ray
+
+        try:
+            import_ray()
+        except RuntimeError as exc:
+            print(f"livus: error: {exc}", file=sys.stderr)
+            return 2
+        engine = RayEngine(Path(args.out) / "shards", address=args.address, actors=args.workers)
+        workers = min(args.workers or os.cpu_count() or 1, os.cpu_count() or 1)  # the report pool, here
+    elif args.address:
+        raise ValueError("--address needs --engine ray")
     summary = analyze_paths(
-        [Path(p) for p in args.paths],
+        paths,
         Path(args.out),
         config_path=args.config,
         patient_path=args.patient,
-        workers=args.workers,
+        workers=workers,
         language=args.language,
         overlays=not args.no_overlays,
         ceus_offset_s=args.ceus_offset,
+        engine=engine,
     )
+    if engine is not None:
+        print(f"  ray: {engine.stats.get('reused', 0)} input(s) from earlier shards, "
+              f"{engine.stats.get('analysed', 0)} analysed, {engine.stats.get('failed', 0)} failed")
     return 0 if summary.n_frames > 0 or not summary.errors else 1
 
 
@@ -132,11 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("analyze", help="analyse images, DICOM, clips → results.jsonl, overlays, report")
-    a.add_argument("paths", nargs="+", help="files or folders (recursive)")
+    a.add_argument("paths", nargs="*", help="files or folders (recursive)")
+    a.add_argument("--paths-from", default=None, metavar="FILE", help="also the inputs listed in FILE, one path a line")
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--config", default=None, help="YAML config (see livus.config)")
     a.add_argument("--patient", default=None, help="JSON file with the patient's liver background")
-    a.add_argument("--workers", type=int, default=1, help="parallel worker processes for files")
+    a.add_argument("--workers", type=int, default=None,
+                   help="parallel worker processes for files (default 1); with --engine ray: Ray actors "
+                        "(default: one per CPU of the cluster)")
+    a.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local processes, or a Ray cluster (pip install 'livus[cluster]'; resumable: "
+                        "a re-run into the same --out analyses only inputs without results)")
+    a.add_argument("--address", default=None, help="with --engine ray: the cluster (e.g. auto, host:6379, "
+                                                   "ray://host:10001); default: a local Ray")
     a.add_argument("--language", choices=["zh", "en"], default="zh", help="report language")
     a.add_argument("--no-overlays", action="store_true", help="skip overlay PNGs")
     a.add_argument("--ceus-offset", type=float, default=None, metavar="SECONDS",

@@ -38,6 +38,8 @@ from livus.infer.outputs import summary_row, write_cases, write_overlays, write_
 from livus.types import CaseResult, PatientBackground
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from livus.infer.case import CaseRules
 
 __all__ = ["AnalyzeSummary", "FrameAnalysis", "FrameAnalyzer", "InputAnalysis", "analyze_input", "analyze_paths",
@@ -151,10 +153,13 @@ def analyze_paths(
     model_dir: Path | None = None,
     progress: bool = True,
     ceus_offset_s: float | None = None,
+    engine: Callable[..., Iterator[tuple[InputAnalysis, dict[tuple[str, int], Path]]]] | None = None,
 ) -> AnalyzeSummary:
     """Batch analysis (``livus analyze``); bad inputs are listed, the rest is still processed.
     ``ceus_offset_s`` (when given) overrides ``AnalyzeConfig.ceus_injection_offset_s``: clips are
-    CEUS clips whose time 0 is that many seconds after the injection."""
+    CEUS clips whose time 0 is that many seconds after the injection. ``engine`` (default: this
+    process and ``workers`` local processes) yields ``process_input`` of every input in input
+    order, called like ``_iter_results`` (e.g. :class:`livus.infer.ray_engine.RayEngine`)."""
     from tqdm import tqdm
 
     from livus.infer.case import load_case_rules, load_patient
@@ -184,7 +189,7 @@ def analyze_paths(
     draw = overlays and cfg.analyze.write_overlays
     bar = tqdm(total=len(inputs), unit="file", desc="analysing", disable=not progress)
     with open(results_path, "w", encoding="utf-8") as fh:
-        for res, drawn in _iter_results(inputs, analyzer, workers, out_dir / "cases" if draw else None, language):
+        for res, drawn in (engine or _iter_results)(inputs, analyzer, workers, out_dir / "cases" if draw else None, language):
             bar.update(1)
             if res.error:
                 summary.errors.append(res.error)
