@@ -76,10 +76,14 @@ class Service:
     state: object
 
     def client(self, user: str | None = None) -> TestClient:
+        return self.client_with(user, PASSWORDS[user] if user else "")
+
+    def client_with(self, user: str | None, password: str) -> TestClient:
+        """A client logged in as ``user`` (none: not logged in), with its CSRF header set."""
         c = TestClient(self.app)
         c.csrf = ""  # type: ignore[attr-defined]
         if user:
-            r = c.post("/api/login", json={"username": user, "password": PASSWORDS[user]})
+            r = c.post("/api/login", json={"username": user, "password": password})
             assert r.status_code == 200, r.text
             c.csrf = r.json()["csrf_token"]  # type: ignore[attr-defined]
             c.headers["X-CSRF-Token"] = c.csrf  # type: ignore[attr-defined]

@@ -69,11 +69,11 @@ def cmd_user(args: argparse.Namespace) -> int:
         if args.user_command == "list":
             for u in db.scalars(select(User).order_by(User.username)):
                 state = "locked" if u.locked_until else ("disabled" if not u.active else "active")
-                print(f"{u.username:24s} {u.role:11s} {u.language} {state}")
+                print(f"{u.username:24s} {u.role:11s} {u.language} {state:8s} {u.department}")
             return 0
         if args.user_command == "add":
-            create_user(db, args.username, _read_password(args), args.role, args.language)
-            print(f"user {args.username} ({args.role}) added")
+            create_user(db, args.username, _read_password(args), args.role, args.language, args.department)
+            print(f"user {args.username} ({args.role}{', ' + args.department if args.department else ''}) added")
             return 0
         user = db.scalar(select(User).where(User.username == args.username))
         if user is None:
@@ -155,6 +155,7 @@ def add_subparsers(sub: argparse._SubParsersAction) -> None:
     ua.add_argument("username")
     ua.add_argument("--role", required=True, choices=["admin", "physician", "researcher"])
     ua.add_argument("--language", default="zh", choices=["zh", "en"])
+    ua.add_argument("--department", default="", help="the user sees this department's studies (admins see all)")
     ua.add_argument("--password-stdin", action="store_true")
     common(ua)
     ul = usub.add_parser("list", help="list accounts")

@@ -31,7 +31,14 @@ from livus.service import audit
 from livus.service.analysis import AnalysisWorker, ModelProvider
 from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, end_session, session_for_token, set_password, start_session
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
-from livus.service.privacy import deidentify_image, deidentify_result, deidentify_study
+from livus.service.privacy import (
+    deidentify_image,
+    deidentify_panels,
+    deidentify_result,
+    deidentify_study,
+    keep_mask,
+    mask_outside_fan,
+)
 from livus.service.uploads import (
     FileProbe,
     UploadRefused,
@@ -252,7 +259,8 @@ def png_response(img: np.ndarray) -> Response:
 
 def user_dict(u: User) -> dict[str, Any]:
     locked = u.locked_until is not None and as_utc(u.locked_until) > utcnow()
-    return {"username": u.username, "role": u.role, "language": u.language, "active": u.active, "locked": locked}
+    return {"username": u.username, "role": u.role, "department": u.department, "language": u.language,
+            "active": u.active, "locked": locked}
 
 
 # ----------------------------------------------------------------------------- request bodies
@@ -269,6 +277,7 @@ class NewUserBody(BaseModel):
     password: str = Field(max_length=1024)
     role: str = Field(max_length=32)
     language: str = Field(default="zh", max_length=8)
+    department: str = Field(default="", max_length=64)
 
 
 class LanguageBody(BaseModel):
@@ -452,7 +461,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     @app.post("/api/users", status_code=201)
     def add_user(body: NewUserBody, request: Request, auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> dict[str, Any]:
         try:
-            user = create_user(db, body.username, body.password, body.role, body.language)
+            user = create_user(db, body.username, body.password, body.role, body.language, body.department)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         audit.record(db, auth.user, "user-add", user.username, f"role={user.role}", client_address(request))
@@ -483,16 +492,33 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         }
         return deidentify_study(d, state.pseudonym_key) if is_researcher(auth) else d
 
-    def get_study(db: Session, uid: str) -> Study:
-        s = db.scalar(select(Study).where(Study.uid == uid[:64]))
+    def visible(stmt: Any, auth: Auth) -> Any:
+        """``stmt`` limited to the studies ``auth`` may see: an admin all, everyone else their
+        department's (users and studies without a department form one department)."""
+        return stmt if auth.user.role == "admin" else stmt.where(Study.department == auth.user.department)
+
+    def get_study(db: Session, uid: str, auth: Auth) -> Study:
+        """The study ``uid`` if ``auth`` may see it; 404 otherwise (its existence is not revealed)."""
+        s = db.scalar(visible(select(Study).where(Study.uid == uid[:64]), auth))
         if s is None:
             raise HTTPException(404, "no such study")
         return s
 
+    def get_frame(db: Session, frame_uid: str, auth: Auth) -> tuple[FrameRecord, Study]:
+        """A frame by its random public id, if ``auth`` may see its study (else 404)."""
+        row = db.execute(visible(select(FrameRecord, Study).join(Study, FrameRecord.study_id == Study.id)
+                                 .where(FrameRecord.uid == frame_uid[:64]), auth)).first()
+        if row is None:
+            raise HTTPException(404, "no such frame")
+        return row[0], row[1]
+
+    def file_names(s: Study) -> list[str]:
+        return [f.original_name for f in s.files]
+
     @app.get("/api/studies")
     def list_studies(limit: int = 100, offset: int = 0, q: str = "", auth: Auth = Depends(anyone),
                      db: Session = Depends(get_db)) -> list[dict[str, Any]]:
-        stmt = select(Study).order_by(Study.id.desc()).limit(max(1, min(limit, 500))).offset(max(0, offset))
+        stmt = visible(select(Study), auth).order_by(Study.id.desc()).limit(max(1, min(limit, 500))).offset(max(0, offset))
         if q and not is_researcher(auth):
             like = f"%{q[:100]}%"
             stmt = stmt.where(Study.description.like(like) | Study.patient_id.like(like) | Study.patient_name.like(like))
@@ -553,20 +579,26 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     def frame_dict(fr: FrameRecord, files: dict[int, StudyFile], auth: Auth, outcomes: list[Outcome]) -> dict[str, Any]:
         result = fr.result
         if is_researcher(auth):
-            result = deidentify_result(result, state.pseudonym_key)
+            result = deidentify_result(result, state.pseudonym_key, [f.original_name for f in files.values()])
         f = files.get(fr.file_id) if fr.file_id else None
         return {
             "id": fr.id, "frame_index": fr.frame_index, "width_px": fr.width_px, "height_px": fr.height_px,
             "file": (result.get("source") if is_researcher(auth) else (f.original_name if f else "")),
             "model_name": fr.model_name, "model_version": fr.model_version, "result": result,
-            "image_url": f"/api/frames/{fr.id}/image.png",
-            "overlay_url": f"/api/frames/{fr.id}/overlay.png" if fr.overlay_path else None,
+            "image_url": f"/api/frames/{fr.uid}/image.png",
+            "overlay_url": f"/api/frames/{fr.uid}/overlay.png" if fr.overlay_path else None,
             "outcomes": [{"lesion_id": o.lesion_id, "malignant": o.malignant, "method": o.method} for o in outcomes],
         }
 
+    @app.get("/api/studies/{uid}/status")
+    def study_status(uid: str, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
+        """The study's state only (the page polls it while the analysis runs; not audited)."""
+        s = get_study(db, uid, auth)
+        return {"uid": s.uid, "status": s.status}
+
     @app.get("/api/studies/{uid}")
     def study_detail(uid: str, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
-        s = get_study(db, uid)
+        s = get_study(db, uid, auth)
         frames = db.scalars(select(FrameRecord).where(FrameRecord.study_id == s.id).order_by(FrameRecord.id)).all()
         files = {f.id: f for f in s.files}
         outcomes: dict[int, list[Outcome]] = {}
@@ -585,7 +617,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
 
     @app.get("/api/studies/{uid}/report.{kind}")
     def study_report(uid: str, kind: str, request: Request, auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> FileResponse:
-        s = get_study(db, uid)
+        s = get_study(db, uid, auth)
         rep = next((r for r in s.reports if r.kind == kind), None)
         path = inside(state.data_dir, rep.path) if rep else None
         if path is None:
@@ -601,11 +633,11 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     def export_results(request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> JSONResponse:
         """All results (de-identified for researchers)."""
         out = []
-        for s in db.scalars(select(Study).order_by(Study.id)):
+        for s in db.scalars(visible(select(Study), auth).order_by(Study.id)):
             frames = db.scalars(select(FrameRecord).where(FrameRecord.study_id == s.id)).all()
             item = study_summary(s, auth, len(frames))
-            item["results"] = [deidentify_result(f.result, state.pseudonym_key) if is_researcher(auth) else f.result
-                               for f in frames]
+            item["results"] = [deidentify_result(f.result, state.pseudonym_key, file_names(s)) if is_researcher(auth)
+                               else f.result for f in frames]
             out.append(item)
         audit.record(db, auth.user, "export", "all-results", f"{len(out)} studies", client_address(request))
         return JSONResponse(out, headers={"content-disposition": "attachment; filename=livus-results.json"})
@@ -625,28 +657,32 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             raise HTTPException(404, "image not available")
         return frames[-1].pixels
 
-    @app.get("/api/frames/{frame_id}/image.png")
-    def frame_image(frame_id: int, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
-        fr = db.get(FrameRecord, frame_id)
-        if fr is None:
-            raise HTTPException(404, "no such frame")
+    @app.get("/api/frames/{frame_uid}/image.png")
+    def frame_image(frame_uid: str, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
+        fr, study = get_frame(db, frame_uid, auth)
         img = load_frame_pixels(fr, db)
         if is_researcher(auth):
             img = deidentify_image(img, fr.result.get("fan_polygon_px"))
+        audit.record(db, auth.user, "view-image", study.uid, f"frame {fr.uid} #{fr.frame_index}", client_address(request))
         return png_response(img)
 
-    @app.get("/api/frames/{frame_id}/overlay.png")
-    def frame_overlay(frame_id: int, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
-        fr = db.get(FrameRecord, frame_id)
-        path = inside(state.data_dir, fr.overlay_path) if fr else None
+    @app.get("/api/frames/{frame_uid}/overlay.png")
+    def frame_overlay(frame_uid: str, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
+        fr, study = get_frame(db, frame_uid, auth)
+        path = inside(state.data_dir, fr.overlay_path)
         if path is None:
             raise HTTPException(404, "no overlay")
-        if is_researcher(auth):
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise HTTPException(404, "no overlay")
-            return png_response(deidentify_image(img, fr.result.get("fan_polygon_px")))
-        return FileResponse(path, media_type="image/png")
+        audit.record(db, auth.user, "view-image", study.uid, f"overlay {fr.uid} #{fr.frame_index}", client_address(request))
+        if not is_researcher(auth):
+            return FileResponse(path, media_type="image/png")
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise HTTPException(404, "no overlay")
+        try:  # the mask comes from the original image: livus' own labels inside the fan stay
+            keep = keep_mask(load_frame_pixels(fr, db), fr.result.get("fan_polygon_px"))
+        except HTTPException:  # original gone: the fan alone, nothing else is assumed safe
+            keep = mask_outside_fan(np.ones((fr.height_px, fr.width_px), np.uint8), fr.result.get("fan_polygon_px"))
+        return png_response(deidentify_panels(img, keep))
 
     # ------------------------------------------------------------------ models, monitoring
     @app.get("/api/models")
@@ -693,6 +729,9 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
 
     @app.post("/api/outcomes", status_code=201)
     def confirm_outcome(body: OutcomeBody, request: Request, auth: Auth = Depends(clinical), db: Session = Depends(get_db)) -> dict[str, Any]:
+        if db.scalar(visible(select(FrameRecord.id).join(Study, FrameRecord.study_id == Study.id)
+                             .where(FrameRecord.id == body.frame_id), auth)) is None:
+            raise HTTPException(422, f"no frame {body.frame_id}")
         try:
             oc = add_outcome(db, auth.user, body.frame_id, body.lesion_id, body.malignant, body.method)
         except ValueError as exc:

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import threading
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,8 +65,9 @@ def validate_password(password: str) -> str:
     return password
 
 
-def create_user(db: Session, username: str, password: str, role: str, language: str = "zh") -> User:
-    """Add an account (``ValueError`` for a bad name/password/role or a taken name)."""
+def create_user(db: Session, username: str, password: str, role: str, language: str = "zh", department: str = "") -> User:
+    """Add an account (``ValueError`` for a bad name/password/role or a taken name); a user
+    sees the studies of ``department`` (admins see all)."""
     validate_username(username)
     validate_password(password)
     if role not in ROLES:
@@ -74,7 +76,10 @@ def create_user(db: Session, username: str, password: str, role: str, language: 
         raise ValueError("language must be zh or en")
     if db.scalar(select(User).where(User.username == username)) is not None:
         raise ValueError(f"user {username!r} exists already")
-    user = User(username=username, password_hash=hash_password(password), role=role, language=language)
+    if len(department) > 64 or any(unicodedata.category(ch)[0] == "C" for ch in department):
+        raise ValueError("department: at most 64 printable characters")
+    user = User(username=username, password_hash=hash_password(password), role=role, language=language,
+                department=department.strip())
     db.add(user)
     db.commit()
     return user

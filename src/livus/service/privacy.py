@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import Any
 
 import cv2
@@ -23,18 +24,31 @@ def pseudonym(key: bytes, value: str, prefix: str = "anon") -> str:
     return f"{prefix}-{hmac.new(key, value.encode('utf-8', 'replace'), hashlib.sha256).hexdigest()[:12]}"
 
 
+WITHHELD_ERROR = "analysis failed for one or more files (details withheld in the de-identified view)"
+
+
 def deidentify_study(study: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """A study summary for a researcher: identifiers pseudonymised, free text and error
+    messages (which may quote a file name such as ``Wang_Wei_MRN12345.png``) withheld."""
     out = dict(study)
     out["patient_id"] = pseudonym(key, study.get("patient_id", ""), "patient")
     out["patient_name"] = ""
     out["description"] = ""
     out["study_instance_uid"] = pseudonym(key, study.get("study_instance_uid", ""), "study")
+    out["error"] = WITHHELD_ERROR if study.get("error") else ""
     out["deidentified"] = True
     return out
 
 
-def deidentify_result(result: dict[str, Any], key: bytes) -> dict[str, Any]:
-    out = dict(result)
+def deidentify_result(result: dict[str, Any], key: bytes, names: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """A frame result for a researcher: its source file name, and every other mention of the
+    study's file ``names`` or their stems (warnings quote them), replaced by pseudonyms."""
+    text = json.dumps(result, ensure_ascii=False)
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        stem = name.rsplit(".", 1)[0]
+        for value in (name, stem) if len(stem) >= 3 else (name,):
+            text = text.replace(json.dumps(value, ensure_ascii=False)[1:-1], pseudonym(key, name, "file"))
+    out = json.loads(text)
     out["source"] = pseudonym(key, str(result.get("source", "")), "file")
     return out
 
@@ -51,18 +65,37 @@ def mask_outside_fan(image: np.ndarray, fan_polygon_px: list[list[float]] | None
     return out
 
 
-def deidentify_image(image: np.ndarray, fan_polygon_px: list[list[float]] | None) -> np.ndarray:
-    """Image for a researcher: outside the fan blanked, then burned-in text inside it blacked
-    out with :func:`livus.report.redact_pixels.burned_in_text_mask` (grey or BGR images)."""
-    img = mask_outside_fan(image, fan_polygon_px)
+def keep_mask(image: np.ndarray, fan_polygon_px: list[list[float]] | None) -> np.ndarray:
+    """Pixels (uint8 0/1, image size) a researcher may see: inside the fan, minus burned-in
+    text found by :func:`livus.report.redact_pixels.burned_in_text_mask` (grey or BGR image)."""
+    keep = mask_outside_fan(np.ones(image.shape[:2], np.uint8), fan_polygon_px)
     try:
         from livus.report.redact_pixels import burned_in_text_mask
-    except ImportError:  # the fan mask alone is already applied
-        return img
-    grey = img if img.ndim == 2 else cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
-    try:
-        mask, _method = burned_in_text_mask(grey, None)
+
+        grey = image if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2GRAY)
+        mask, _method = burned_in_text_mask(grey * keep, None)
+        keep[np.asarray(mask) > 0] = 0
     except Exception:  # noqa: BLE001 - the fan mask alone is already applied
-        return img
-    img[np.asarray(mask) > 0] = 0
-    return img
+        pass
+    return keep
+
+
+def deidentify_image(image: np.ndarray, fan_polygon_px: list[list[float]] | None) -> np.ndarray:
+    """Image for a researcher: only the pixels of :func:`keep_mask`, the rest black."""
+    return image * (keep_mask(image, fan_polygon_px)[..., None] if image.ndim == 3 else keep_mask(image, fan_polygon_px))
+
+
+def deidentify_panels(overlay: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """An overlay of one or more side-by-side panels, each the size of the original image
+    (``keep``: :func:`keep_mask` of that image), with every panel masked the same way; the
+    panels sit at the left and right edges with a gap between them (``draw_overlay``'s
+    overlay | Grad-CAM). A layout that does not fit is blanked entirely (nothing is guessed)."""
+    h, w = keep.shape
+    if overlay.shape[0] != h or overlay.shape[1] < w:
+        return np.zeros_like(overlay)
+    out = np.zeros_like(overlay)
+    starts = [0] if overlay.shape[1] < 2 * w else [0, overlay.shape[1] - w]
+    for x0 in starts:
+        panel = overlay[:, x0:x0 + w]
+        out[:, x0:x0 + w] = panel * (keep[..., None] if panel.ndim == 3 else keep)
+    return out

@@ -193,9 +193,19 @@ async function openStudy(uid) {
   const fr = $("#detail-frames");
   fr.replaceChildren();
   s.frames.forEach((f) => fr.appendChild(renderFrame(f)));
-  if (s.status === "queued" || s.status === "running" || s.status === "storing") {
-    S.studyTimer = setTimeout(() => { openStudy(uid); loadStudies(); }, 1000);
-  }
+  if (busy(s.status)) pollStudy(uid, s.status);
+}
+
+function busy(status) { return status === "queued" || status === "running" || status === "storing"; }
+
+// while the analysis runs, poll the light status route (not audited); open the study once when it changes
+function pollStudy(uid, status) {
+  clearTimeout(S.studyTimer);
+  S.studyTimer = setTimeout(async () => {
+    if ($("#study-detail").dataset.uid !== uid) return;
+    const st = await api(`/api/studies/${encodeURIComponent(uid)}/status`);
+    if (st.status !== status) { loadStudies(); openStudy(uid); } else if (busy(st.status)) pollStudy(uid, status);
+  }, 1000);
 }
 
 function renderCase(caseJson) {
