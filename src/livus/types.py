@@ -225,9 +225,12 @@ class FrameResult:
     # None: not judged (results written before assessability existed; see
     # livus.infer.assessability.result_assessability, which derives it from ``quality``)
     assessability: Assessability | None = None
+    # image-derived liver background (livus.infer.liver_background.LiverBackground, or its JSON
+    # dict when read back); None: not computed (written only when computed)
+    liver_background: Any = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema": RESULT_SCHEMA,
             "source": self.source,
             "frame_index": self.frame_index,
@@ -243,6 +246,9 @@ class FrameResult:
             "warnings": list(self.warnings),
             "model": dict(self.model),
         }
+        if self.liver_background is not None:
+            d["liver_background"] = _json_of(self.liver_background)
+        return d
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> FrameResult:
@@ -264,7 +270,13 @@ class FrameResult:
             assessability=None if assessability is None else Assessability.from_json_dict(assessability),
             warnings=list(d.get("warnings", [])),
             model=dict(d.get("model", {})),
+            liver_background=d.get("liver_background"),
         )
+
+
+def _json_of(value: Any) -> Any:
+    """A value's JSON form: dicts as they are, objects through their ``to_json_dict``."""
+    return value if isinstance(value, dict) else value.to_json_dict()
 
 
 @dataclass
@@ -328,6 +340,8 @@ class CaseResult:
     rules: list[str] = field(default_factory=list)  # ids of the rules in ``reasons``, first = deciding
     # LI-RADS of the case (livus.infer.lirads_case.LiradsResult); None: not assigned
     lirads: Any = None
+    # image-derived liver background of the examination (livus.infer.liver_background); None: not assessed
+    liver_background: Any = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -344,5 +358,6 @@ class CaseResult:
             "reasons": self.reasons,
             "warnings": self.warnings,
             "lirads": None if self.lirads is None else self.lirads.to_json_dict(),
+            "liver_background": None if self.liver_background is None else _json_of(self.liver_background),
             "model": self.model,
         }

@@ -7,6 +7,7 @@ from livus.infer.case import (
     case_risk,
     deciding_rule,
     example_case,
+    example_image,
     example_problems,
     holding_rules,
     load_case_rules,
@@ -31,7 +32,7 @@ def test_each_rule_decides_its_own_example(rule_id):
     rules = load_case_rules()
     rule = next(r for r in rules.rules if r.id == rule_id)
     tracks, patient = example_case(rule)
-    res = assess_case("ex", tracks, patient, rules, language="en")
+    res = assess_case("ex", tracks, patient, rules, language="en", image_background=example_image(rule))
     assert res.rules[0] == rule_id and res.reasons[0].startswith(f"[{rule_id}]")
     assert res.priority == rule.priority and res.follow_up_months == rule.follow_up_months
     assert example_problems(rules) == []

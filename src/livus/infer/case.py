@@ -7,6 +7,11 @@ action, then the findings of the other rules that hold (never their actions, so 
 piece of advice). Each rule may carry an ``example`` case that it must decide; the table is
 checked against its examples when it is loaded. A case that is not assessable
 (:mod:`livus.infer.assessability`) gets no rule, no lesions and no advice, only its reasons.
+
+The image-derived liver background (:mod:`livus.infer.liver_background`) is an at-risk signal
+next to the patient's own history, never a diagnosis: the ``image_cirrhosis`` condition holds
+when its cirrhosis probability reaches the table's ``image_cirrhosis_probability_min``; the
+shipped table then asks to confirm cirrhosis clinically.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from typing import Any
 
 import yaml
 
+from livus.infer.liver_background import LiverBackground
 from livus.report.i18n import assessability_reason, text
 from livus.types import Assessability, CaseResult, LesionTrack, PatientBackground
 
 RULES_SCHEMA = "livus.case_rules/1"
 _LESION_KEYS = {"malignancy_min", "malignancy_max", "long_axis_mm_min", "long_axis_mm_max", "size_unknown"}
-_CASE_KEYS = {"lesion", "no_lesion", "at_risk", "afp_raised"}
-_EXAMPLE_KEYS = {"lesions", "patient"}
+_CASE_KEYS = {"lesion", "no_lesion", "at_risk", "afp_raised", "image_cirrhosis"}
+_EXAMPLE_KEYS = {"lesions", "patient", "image"}
+_EXAMPLE_IMAGE_KEYS = {"cirrhosis_probability"}
 _EXAMPLE_LESION_KEYS = {"malignancy", "long_axis_mm"}
 
 
@@ -39,7 +46,7 @@ class CaseRule:
     follow_up_months: float
     action: dict[str, str]
     finding: dict[str, str] = field(default_factory=dict)  # per language; {} = not listed unless deciding
-    example: dict[str, Any] | None = None  # {"lesions": [{malignancy, long_axis_mm}], "patient": {...}}
+    example: dict[str, Any] | None = None  # {"lesions": [...], "patient": {...}, "image": {cirrhosis_probability}}
 
 
 @dataclass
@@ -47,6 +54,7 @@ class CaseRules:
     rules: list[CaseRule]
     background_risk: dict[str, float] = field(default_factory=dict)
     afp_raised_ng_ml: float = 20.0
+    image_cirrhosis_probability_min: float = 0.6
 
 
 def load_case_rules(path: str | Path | None = None) -> CaseRules:
@@ -71,7 +79,8 @@ def load_case_rules(path: str | Path | None = None) -> CaseRules:
             _check_example(r["id"], example)
         rules.append(CaseRule(r["id"], when, r["priority"], float(r["follow_up_months"]), dict(r["action"]),
                               dict(r.get("finding") or {}), example))
-    table = CaseRules(rules, dict(doc.get("background_risk", {})), float(doc.get("afp_raised_ng_ml", 20.0)))
+    table = CaseRules(rules, dict(doc.get("background_risk", {})), float(doc.get("afp_raised_ng_ml", 20.0)),
+                      float(doc.get("image_cirrhosis_probability_min", 0.6)))
     problems = example_problems(table)
     if problems:
         raise ValueError("case rules: " + "; ".join(problems))
@@ -87,6 +96,8 @@ def _check_example(rule_id: str, example: Any) -> None:
     unknown = set(example.get("patient") or {}) - set(PatientBackground.__dataclass_fields__)
     if unknown:
         raise ValueError(f"case rule {rule_id}: unknown example patient field(s) {sorted(unknown)}")
+    if set(example.get("image") or {}) - _EXAMPLE_IMAGE_KEYS:
+        raise ValueError(f"case rule {rule_id}: example image takes {sorted(_EXAMPLE_IMAGE_KEYS)}")
 
 
 def example_case(rule: CaseRule) -> tuple[list[LesionTrack], PatientBackground]:
@@ -98,6 +109,16 @@ def example_case(rule: CaseRule) -> tuple[list[LesionTrack], PatientBackground]:
     return tracks, PatientBackground(**(ex.get("patient") or {}))
 
 
+def example_image(rule: CaseRule) -> LiverBackground | None:
+    """The image-derived background of a rule's ``example`` (``None`` when it gives none)."""
+    image = (rule.example or {}).get("image")
+    if not image:
+        return None
+    p = float(image["cirrhosis_probability"])
+    return LiverBackground(steatosis="none", fibrosis="cirrhosis" if p >= 0.5 else "none",
+                           fibrosis_probs={"none": 1 - p, "fibrosis": 0.0, "cirrhosis": p})
+
+
 def example_problems(rules: CaseRules) -> list[str]:
     """Rules whose own example is not decided by them (empty list: the table is consistent)."""
     problems = []
@@ -105,7 +126,7 @@ def example_problems(rules: CaseRules) -> list[str]:
         if rule.example is None:
             continue
         tracks, patient = example_case(rule)
-        got = deciding_rule(tracks, patient, rules)
+        got = deciding_rule(tracks, patient, rules, example_image(rule))
         if got is None or got.id != rule.id:
             problems.append(f"the example of rule {rule.id} is decided by {got.id if got else 'no rule'}")
     return problems
@@ -128,6 +149,21 @@ def is_at_risk(p: PatientBackground) -> bool:
     return bool(p.cirrhosis or p.hbv or p.hcv)
 
 
+def image_cirrhosis_probability(image: LiverBackground | dict | None) -> float | None:
+    """Cirrhosis probability of an image-derived background (object or its JSON dict)."""
+    if image is None:
+        return None
+    if isinstance(image, dict):
+        return (image.get("fibrosis_probs") or {}).get("cirrhosis") if image.get("assessed", True) else None
+    return image.cirrhosis_probability
+
+
+def image_suggests_cirrhosis(image: LiverBackground | dict | None, rules: CaseRules) -> bool:
+    """Whether the image background reaches the table's cirrhosis-probability threshold."""
+    p = image_cirrhosis_probability(image)
+    return p is not None and p >= rules.image_cirrhosis_probability_min
+
+
 def _lesion_matches(track: LesionTrack, cond: dict[str, Any]) -> bool:
     m = track.malignancy
     size = track.long_axis_mm
@@ -144,8 +180,11 @@ def _lesion_matches(track: LesionTrack, cond: dict[str, Any]) -> bool:
     return True
 
 
-def _rule_holds(rule: CaseRule, tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> bool:
+def _rule_holds(rule: CaseRule, tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules,
+                image: LiverBackground | dict | None = None) -> bool:
     w = rule.when
+    if "image_cirrhosis" in w and image_suggests_cirrhosis(image, rules) != bool(w["image_cirrhosis"]):
+        return False
     if "no_lesion" in w and (not tracks) != bool(w["no_lesion"]):
         return False
     if "at_risk" in w and is_at_risk(p) != bool(w["at_risk"]):
@@ -159,8 +198,10 @@ def _rule_holds(rule: CaseRule, tracks: list[LesionTrack], p: PatientBackground,
     return True
 
 
-def case_risk(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> float:
-    """Heuristic case risk in [0, 1] (see the rules file); not a calibrated probability."""
+def case_risk(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules,
+              image: LiverBackground | dict | None = None) -> float:
+    """Heuristic case risk in [0, 1] (see the rules file); not a calibrated probability. The
+    image's cirrhosis signs count only when the history does not already say cirrhosis."""
     m_max = max((t.malignancy for t in tracks if t.malignancy is not None), default=0.0)
     keep = 1.0 - m_max
     terms = {
@@ -168,6 +209,7 @@ def case_risk(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules)
         "hbv": bool(p.hbv),
         "hcv": bool(p.hcv),
         "afp_raised": p.afp_ng_ml is not None and p.afp_ng_ml >= rules.afp_raised_ng_ml,
+        "image_cirrhosis": not p.cirrhosis and image_suggests_cirrhosis(image, rules),
     }
     for name, applies in terms.items():
         if applies:
@@ -175,14 +217,16 @@ def case_risk(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules)
     return round(1.0 - keep, 4)
 
 
-def holding_rules(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> list[CaseRule]:
+def holding_rules(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules,
+                  image: LiverBackground | dict | None = None) -> list[CaseRule]:
     """Every rule whose conditions hold, in table order (the first one decides)."""
-    return [r for r in rules.rules if _rule_holds(r, tracks, p, rules)]
+    return [r for r in rules.rules if _rule_holds(r, tracks, p, rules, image)]
 
 
-def deciding_rule(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules) -> CaseRule | None:
+def deciding_rule(tracks: list[LesionTrack], p: PatientBackground, rules: CaseRules,
+                  image: LiverBackground | dict | None = None) -> CaseRule | None:
     """The first rule that holds, or ``None``."""
-    return next((r for r in rules.rules if _rule_holds(r, tracks, p, rules)), None)
+    return next((r for r in rules.rules if _rule_holds(r, tracks, p, rules, image)), None)
 
 
 def _describe(track: LesionTrack, language: str) -> str:
@@ -231,20 +275,24 @@ def assess_case(
     rules: CaseRules | None = None,
     language: str = "en",
     assessability: Assessability | None = None,
+    image_background: LiverBackground | dict | None = None,
 ) -> CaseResult:
     """Apply the rules table to a case (see the module docstring for the reasons).
 
     ``assessability`` (:func:`livus.infer.assessability.case_assessability`): a case that is not
     assessable gets no lesions, risk, priority or follow-up, only the "not assessable" reason; a
-    limited one gets a warning. ``None``: assessable (not judged)."""
+    limited one gets a warning. ``None``: assessable (not judged). ``image_background``: the
+    examination's image-derived liver background (kept in the result; dropped, like everything
+    else, when the case is not assessable)."""
     patient = patient or PatientBackground()
     rules = rules or load_case_rules()
     if assessability is not None and not assessability.usable:
         return CaseResult(case_id=case_id, tracks=[], patient=patient, assessability=assessability,
                           reasons=[not_assessable_reason(assessability, language)])
-    holding = holding_rules(tracks, patient, rules)
-    result = CaseResult(case_id=case_id, tracks=tracks, patient=patient, risk=case_risk(tracks, patient, rules),
-                        assessability=assessability)
+    holding = holding_rules(tracks, patient, rules, image_background)
+    result = CaseResult(case_id=case_id, tracks=tracks, patient=patient,
+                        risk=case_risk(tracks, patient, rules, image_background), assessability=assessability,
+                        liver_background=image_background)
     if assessability is not None and assessability.status == "limited":
         result.warnings.append(limited_note(assessability, language))
     if not holding:

@@ -28,6 +28,7 @@ from livus.report.i18n import (
     priority_label,
     text,
 )
+from livus.report.background_text import background_line
 from livus.report.lirads_text import lirads_rows
 from livus.types import Assessability, CaseResult, FrameResult, Lesion
 
@@ -270,6 +271,9 @@ def build_report_content(
         (text("cirrhosis", language), _yes_no(p.cirrhosis, language)),
         (text("afp", language), text("unknown", language) if p.afp_ng_ml is None else f"{p.afp_ng_ml:g}"),
     ]
+    image_line = None if not_assessable else background_line(case.liver_background, language)
+    if image_line:  # next to the patient's own history, never instead of it
+        background.append((text("image_background", language), image_line))
     when = generated_at or _dt.datetime.now().astimezone()
     return ReportContent(
         language=language,
