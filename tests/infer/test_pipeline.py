@@ -132,7 +132,7 @@ def test_dicom_input_gets_a_matching_sr(tmp_path, tiny_model_dir):
     assert s.n_frames == 1
     rec = json.loads((tmp_path / "out" / "results.jsonl").read_text())
     assert rec["pixel_spacing_mm"] == [0.25, 0.25]
-    srs = list((tmp_path / "out" / "cases").glob("*/sr_in_0000.dcm"))
+    srs = list((tmp_path / "out" / "cases").glob("*/sr_*.dcm"))  # one SR per series
     assert len(srs) == 1
     groups = [g for g in read_sr_measurements(pydicom.dcmread(srs[0])) if g]  # an empty group = "no lesion"
     assert len(groups) == len(rec["lesions"])

@@ -75,8 +75,9 @@ def write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer,
 
 def write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
                overlay_paths: dict[tuple[str, int], Path], language: str) -> list[Path]:
-    """case.json, the HTML/PDF report and DICOM SRs of one case (overlays are already written);
-    returns the report files."""
+    """case.json, the HTML/PDF report and, for DICOM inputs, one DICOM SR per series and the
+    outlines as DICOM SEG (``livus.report.dicom_sr.write_series_results``; overlays are already
+    written); returns the report files."""
     from livus.report import render_report
 
     case_dir.mkdir(parents=True, exist_ok=True)
@@ -84,26 +85,10 @@ def write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
     frames = [fa.result for item in items for fa in item.frames]
     mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
     reports = render_report(case, frames, mine, case_dir, language)
-    for item in items:
-        write_dicom_srs(item, case_dir, case.lirads)
+    from livus.report.dicom_sr import write_series_results
+
+    write_series_results([(Path(item.path), [fa.result for fa in item.frames]) for item in items], case_dir, case.lirads)
     return list(reports.values())
-
-
-def write_dicom_srs(item: InputAnalysis, case_dir: Path, lirads: object | None = None) -> None:
-    """A DICOM SR (TID 1500 measurement report) per analysed frame of a DICOM input, with the
-    case's LI-RADS (``lirads``, see ``livus.report.dicom_sr``)."""
-    import pydicom
-
-    from livus.io.readers import sniff_kind
-    from livus.report.dicom_sr import write_measurement_sr
-
-    path = Path(item.path)
-    if sniff_kind(path) != "dicom" or not item.frames:
-        return
-    source = pydicom.dcmread(path, stop_before_pixels=True)
-    for fa in item.frames:
-        write_measurement_sr(source, fa.result, case_dir / f"sr_{path.stem}_{fa.result.frame_index:04d}.dcm",
-                             lirads=lirads)
 
 
 def _write_case_job(job: tuple) -> list[Path]:

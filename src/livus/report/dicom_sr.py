@@ -24,6 +24,13 @@ the concept names and values are codes of the local scheme ``99LIVUS`` (the mean
 the ACR name and version). A reader treats them as software-assigned (the series description
 says decision support) and confirms them.
 
+One SR per analysed series (:func:`write_series_results`): every analysed image or frame of the
+series in one document, with DICOM SEGs of the outlines (:mod:`livus.report.dicom_seg`) for
+single-frame images; each lesion group then references its SEG segment (TID
+1410 "Referenced Segmentation Frame", the tracking UID shared with the segment) instead of a
+polyline. The Device Observer UID is the installation's (:func:`device_observer_uid`), the same
+on every run.
+
 Coordinates: livus uses pixel centres (the centre of the top-left pixel is (0, 0)); DICOM
 SCOORD puts the top-left corner of the top-left pixel at (0, 0), so 0.5 is added to each
 coordinate.
@@ -31,6 +38,9 @@ coordinate.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +71,39 @@ IMAGE_QUALITY_VALUES = {
 }
 LIVUS_SCHEME = "99LIVUS"  # local coding scheme of the quality verdicts and assessability reasons
 SR_SERIES_NUMBER = 900
+DEVICE_UID_FILE = "device-observer-uid"
+DATA_DIR_ENV = "LIVUS_DATA_DIR"
+
+
+def installation_dir() -> Path:
+    """Where the installation's identity lives: ``$LIVUS_DATA_DIR`` (the service's data
+    directory) when set, else ``$XDG_DATA_HOME/livus`` (``~/.local/share/livus``)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "livus"
+
+
+def device_observer_uid(folder: Path | None = None) -> str:
+    """The installation's Device Observer UID, made once and kept in ``folder /
+    device-observer-uid`` (``folder`` defaults to :func:`installation_dir`); concurrent first
+    calls agree on one UID."""
+    path = Path(folder or installation_dir()) / DEVICE_UID_FILE
+    try:
+        return str(hd.UID(path.read_text(encoding="ascii").strip()))
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".uid-")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(str(hd.UID()) + "\n")
+        try:
+            os.link(tmp, path)  # atomic: the first writer wins
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    return str(hd.UID(path.read_text(encoding="ascii").strip()))
 
 
 def _scoord(points_px: np.ndarray) -> np.ndarray:
@@ -149,9 +192,12 @@ def lesion_measurement_group(
     source: hd.sr.SourceImageForRegion,
     algorithm: hd.sr.AlgorithmIdentification,
     quality: list[hd.sr.QualitativeEvaluation] | None = None,
+    segment: Any = None,
+    label: str | None = None,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     """TID 1410 group of one lesion (outline, long/short axis, malignancy probability, and the
-    frame's ``quality`` evaluations)."""
+    frame's ``quality`` evaluations). The outline is its SEG segment when ``segment`` is given
+    (``(SEG data set, livus.report.dicom_seg.SegmentRef)``), else a polyline/ellipse region."""
     if result.pixel_spacing_mm is not None and lesion.long_axis_mm is not None and lesion.short_axis_mm is not None:
         long_value, short_value, unit = lesion.long_axis_mm, lesion.short_axis_mm, codes.UCUM.Millimeter
     else:
@@ -162,9 +208,20 @@ def lesion_measurement_group(
     ]
     if lesion.malignancy is not None:
         measurements.append(_measurement("malignancy", lesion.malignancy, PROBABILITY_UNIT, algorithm))
+    if segment is not None:
+        seg, ref = segment
+        tracking = hd.sr.TrackingIdentifier(uid=ref.tracking_uid, identifier=ref.tracking_id)
+        where: dict[str, Any] = {"referenced_segment": hd.sr.ReferencedSegmentationFrame(
+            sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, frame_number=ref.frame_number,
+            segment_number=ref.segment_number, source_image=hd.sr.SourceImageForSegmentation(
+                source.ReferencedSOPSequence[0].ReferencedSOPClassUID,
+                source.ReferencedSOPSequence[0].ReferencedSOPInstanceUID))}
+    else:
+        tracking = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=label or f"lesion {number}")
+        where = {"referenced_region": _region(lesion, source)}
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"lesion {number}"),
-        referenced_region=_region(lesion, source),
+        tracking_identifier=tracking,
+        **where,
         finding_type=codes.SCT.Lesion,
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
         algorithm_id=algorithm,
@@ -173,40 +230,71 @@ def lesion_measurement_group(
     )
 
 
-def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, lirads: Any = None) -> hd.sr.ComprehensiveSR:
-    """The SR document (not yet written) for ``result`` found on ``source_dataset``, with the
-    case's ``lirads`` (``LiradsResult``, optional) in every group."""
-    model = result.model or {}
+def _frame_groups(
+    number: int, source_ds: pydicom.Dataset, result: FrameResult, algorithm: hd.sr.AlgorithmIdentification,
+    lirads: Any, segmentation: Any, label_suffix: str,
+) -> list[Any]:
+    """Measurement groups of one analysed image/frame: a group per lesion, or one "no lesion" /
+    "not assessed" group (TID 1501) that names the image."""
+    source = _source_image(source_ds, result.frame_index)
+    assessability = result_assessability(result)
+    quality = quality_evaluations(result, assessability) + lirads_evaluations(lirads)
+    groups: list[Any] = []
+    if assessability.usable:
+        for k, lesion in enumerate(result.lesions):
+            segment = segmentation.lesions.get((number, k)) if segmentation is not None else None
+            groups.append(lesion_measurement_group(lesion, k + 1, result, source, algorithm, quality,
+                                                   segment=segment, label=f"lesion {k + 1}{label_suffix}"))
+    if not groups:  # TID 1500 needs one group (TID 1501): the negative finding, or "not assessed"
+        assessed = assessability.usable
+        finding = [hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESION_FINDING)] if assessed else []
+        n_frames = int(getattr(source_ds, "NumberOfFrames", 1) or 1)
+        groups = [hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=hd.UID(), identifier=("no lesion" if assessed else "not assessed") + label_suffix),
+            algorithm_id=algorithm,
+            qualitative_evaluations=finding + quality,
+            source_images=[hd.sr.SourceImageForMeasurementGroup(
+                source_ds.SOPClassUID, source_ds.SOPInstanceUID,
+                [result.frame_index + 1] if n_frames > 1 else None)],
+        )]
+    return groups
+
+
+def build_series_sr(sources: list[pydicom.Dataset], results: list[FrameResult], lirads: Any = None,
+                    segmentation: Any = None, device_uid: str | None = None) -> hd.sr.ComprehensiveSR:
+    """One SR document of a series: ``results[i]`` was found on ``sources[i]`` (the same data set
+    repeated for the frames of a multi-frame image); ``segmentation``
+    (:class:`livus.report.dicom_seg.SeriesSegmentation`) when the outlines are in a SEG; the
+    case's ``lirads`` in every group; ``device_uid`` defaults to the installation's."""
+    model = results[0].model or {}
     name, version = str(model.get("name", "livus")), str(model.get("version", "0"))
     algorithm = hd.sr.AlgorithmIdentification(name=name, version=version)
-    source = _source_image(source_dataset, result.frame_index)
     observation_context = hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Device,
             observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-                uid=hd.UID(), name="livus", model_name=f"{name} {version}"
+                uid=device_uid or device_observer_uid(), name="livus", model_name=f"{name} {version}"
             ),
         )
     )
-    assessability = result_assessability(result)
-    quality = quality_evaluations(result, assessability) + lirads_evaluations(lirads)
-    groups = [lesion_measurement_group(lesion, number, result, source, algorithm, quality)
-              for number, lesion in enumerate(result.lesions, start=1)] if assessability.usable else []
-    if not groups:  # TID 1500 needs one group (TID 1501): the negative finding, or "not assessed"
-        assessed = assessability.usable
-        finding = [hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESION_FINDING)] if assessed else []
-        groups = [hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="no lesion" if assessed else "not assessed"),
-            algorithm_id=algorithm,
-            qualitative_evaluations=finding + quality,
-        )]
+    groups: list[Any] = []
+    several = len(results) > 1
+    for i, (ds, result) in enumerate(zip(sources, results)):
+        suffix = ""
+        if several:
+            suffix = f" (frame {result.frame_index + 1})" if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 else f" (image {i + 1})"
+        groups += _frame_groups(i, ds, result, algorithm, lirads, segmentation, suffix)
     report = hd.sr.MeasurementReport(
         observation_context=observation_context,
         procedure_reported=codes.SCT.DiagnosticUltrasonography,
         imaging_measurements=groups,
     )
-    return hd.sr.ComprehensiveSR(
-        evidence=[source_dataset],
+    evidence = list(OrderedDict((str(ds.SOPInstanceUID), ds) for ds in sources).values())
+    if segmentation is not None:
+        evidence += segmentation.datasets
+    sr = hd.sr.ComprehensiveSR(
+        evidence=evidence,
         content=report,
         series_instance_uid=hd.UID(),
         series_number=SR_SERIES_NUMBER,
@@ -216,6 +304,27 @@ def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, l
         is_complete=True,
         series_description="livus lesion measurements (decision support, not a diagnosis)",
     )
+    if segmentation is not None:
+        _segment_references_without_frames(sr, {str(ds.SOPInstanceUID) for ds in segmentation.datasets})
+    return sr
+
+
+def _segment_references_without_frames(sr: pydicom.Dataset, seg_uids: set[str]) -> None:
+    """A reference to a SEG names the segment, not also the frame (PS3.3 C.10.5: Referenced
+    Segment Number shall not be present with Referenced Frame Number; each livus SEG has one
+    frame per segment, so the segment is enough)."""
+    for item in _walk(sr.ContentSequence):
+        if item.get("ValueType") == "IMAGE" and "ReferencedSOPSequence" in item:
+            ref = item.ReferencedSOPSequence[0]
+            if str(ref.ReferencedSOPInstanceUID) in seg_uids and "ReferencedSegmentNumber" in ref:
+                ref.pop("ReferencedFrameNumber", None)
+
+
+def build_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, lirads: Any = None,
+                         device_uid: str | None = None) -> hd.sr.ComprehensiveSR:
+    """The SR document (not yet written) for ``result`` found on ``source_dataset``, with the
+    case's ``lirads`` (``LiradsResult``, optional) in every group."""
+    return build_series_sr([source_dataset], [result], lirads, device_uid=device_uid)
 
 
 def write_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, path: Path, lirads: Any = None) -> Path:
@@ -225,6 +334,39 @@ def write_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, p
     path.parent.mkdir(parents=True, exist_ok=True)
     build_measurement_sr(source_dataset, result, lirads).save_as(path, enforce_file_format=True)
     return path
+
+
+def write_series_results(inputs: list[tuple[Path, list[FrameResult]]], out_dir: Path, lirads: Any = None,
+                         device_uid: str | None = None) -> list[Path]:
+    """For the DICOM inputs among ``inputs`` (path, its analysed frames' results): one SR per
+    series (``sr_<n>.dcm``) and, for series of single-frame images with outlines, one SEG
+    (``seg_<n>.dcm``); returns the files written (SEG before its SR)."""
+    from livus.io.readers import sniff_kind
+    from livus.report.dicom_seg import build_series_segmentation
+
+    series: OrderedDict[str, list[tuple[pydicom.Dataset, FrameResult]]] = OrderedDict()
+    for path, results in inputs:
+        path = Path(path)
+        if not results or sniff_kind(path) != "dicom":
+            continue
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        key = str(ds.get("SeriesInstanceUID", "") or path)
+        series.setdefault(key, []).extend((ds, r) for r in results)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    device_uid = device_uid or device_observer_uid()
+    for n, items in enumerate(series.values(), start=1):
+        sources, results = [ds for ds, _ in items], [r for _, r in items]
+        usable = [result_assessability(r).usable for r in results]
+        seg = build_series_segmentation(sources, results, usable)
+        for m, ds in enumerate(seg.datasets if seg is not None else [], start=1):
+            ds.save_as(out_dir / f"seg_{n:03d}_{m:03d}.dcm", enforce_file_format=True)
+            written.append(out_dir / f"seg_{n:03d}_{m:03d}.dcm")
+        sr = build_series_sr(sources, results, lirads, seg, device_uid)
+        sr.save_as(out_dir / f"sr_{n:03d}.dcm", enforce_file_format=True)
+        written.append(out_dir / f"sr_{n:03d}.dcm")
+    return written
 
 
 def _walk(items: pydicom.Sequence) -> list[pydicom.Dataset]:

@@ -6,7 +6,7 @@ against a DICOMweb server (Orthanc's DICOMweb plugin, dcm4chee, Google/Azure hea
 and sending results back work with either. WADO-RS asks for the stored transfer syntax
 (``transfer-syntax=*``): compressed images come as stored and are decoded by livus. Only image
 objects livus analyses are kept (SR, SEG, presentation states are skipped). Every failure is a
-:class:`livus.service.pacs.PacsError` with the reason (HTTP status, unreachable server, timeout).
+:class:`livus.service.pacs_common.PacsError` with the reason (HTTP status, unreachable server, timeout).
 
 Server and auth come from the service YAML: ``dicomweb_url``, ``dicomweb_username`` /
 ``dicomweb_password`` (HTTP basic) or ``dicomweb_token`` (bearer), ``dicomweb_ca``.
@@ -22,7 +22,7 @@ from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session, create_session_from_user_pass
 from pydicom.dataset import Dataset
 
-from livus.service.pacs import RETRIEVED_STORAGE_CLASSES, PacsError, PacsStudy, check_query
+from livus.service.pacs_common import RETRIEVED_STORAGE_CLASSES, PacsError, PacsStudy, check_query
 
 log = logging.getLogger("livus.dicomweb")
 

@@ -22,76 +22,25 @@ from typing import Any, Callable, Iterator
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
-    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
-    MultiFrameTrueColorSecondaryCaptureImageStorage,
-    SecondaryCaptureImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
-    UltrasoundImageStorage,
-    UltrasoundMultiFrameImageStorage,
 )
-from pynetdicom.status import code_to_category
 
 from livus.io.readers import decodable_transfer_syntaxes
 from livus.service.dicom_listener import STATUS_OK, STATUS_OUT_OF_RESOURCES, queue_studies, store_dataset
+from livus.service.pacs_common import (  # noqa: F401 - PacsError and PacsStudy are part of this module's API
+    PENDING,
+    REJECT_TEXT,
+    RETRIEVED_STORAGE_CLASSES,
+    SUCCESS_OR_WARNING,
+    PacsError,
+    PacsStudy,
+    check_query,
+    status_text,
+)
 
 log = logging.getLogger("livus.pacs")
-
-RETRIEVED_STORAGE_CLASSES = (
-    UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, SecondaryCaptureImageStorage,
-    MultiFrameGrayscaleByteSecondaryCaptureImageStorage, MultiFrameTrueColorSecondaryCaptureImageStorage,
-)
-PENDING = (0xFF00, 0xFF01)
-SUCCESS_OR_WARNING = (0x0000, 0xB000)
-STATUS_TEXT = {  # C-FIND/C-GET/C-MOVE/C-STORE failures (PS3.4 C.4, B.2)
-    0xA700: "out of resources", 0xA701: "out of resources (cannot count matches)",
-    0xA702: "out of resources (cannot do sub-operations)", 0xA801: "move destination unknown",
-    0xA900: "identifier does not match SOP class", 0xAA00: "none of the frames requested were found",
-    0xC000: "unable to process (e.g. cannot convert the images to a transfer syntax livus accepted)",
-    0xFE00: "cancelled", 0x0122: "SOP class not supported", 0x0211: "unrecognised operation",
-}
-REJECT_TEXT = {  # A-ASSOCIATE-RJ (source, diagnostic)
-    (1, 1): "no reason given",
-    (1, 2): "application context not supported",
-    (1, 3): "calling AE title not recognised: add livus to the PACS's known modalities (Orthanc: DicomModalities)",
-    (1, 7): "called AE title not recognised: check pacs_ae_title",
-    (2, 1): "no reason given (ACSE)",
-    (2, 2): "protocol version not supported",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded (too many associations)",
-}
-
-
-class PacsError(RuntimeError):
-    """A PACS operation failed; the message says why (shown to the user)."""
-
-
-@dataclass
-class PacsStudy:
-    study_instance_uid: str
-    patient_id: str
-    patient_name: str
-    study_date: str
-    description: str
-
-    @classmethod
-    def from_identifier(cls, ident: Dataset) -> "PacsStudy":
-        return cls(*(str(ident.get(k, "") or "") for k in
-                     ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "StudyDescription")))
-
-
-def status_text(code: int) -> str:
-    """``0xC000 (failure: unable to process ...)``."""
-    category = code_to_category(code).lower()
-    return f"0x{code:04X} ({category}{': ' + STATUS_TEXT[code] if code in STATUS_TEXT else ''})"
-
-
-def check_query(patient_id: str, study_instance_uid: str) -> None:
-    """Exact matches only: ``PacsError`` for wildcards and backslashes."""
-    if any(ch in (patient_id + study_instance_uid) for ch in "*?\\"):
-        raise PacsError("wildcards and backslashes are not allowed in PACS queries")
-
 
 class PacsClient:
     """DIMSE client of one PACS (``called_ae`` at ``host:port``), as AE ``calling_ae``."""
