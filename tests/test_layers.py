@@ -152,13 +152,6 @@ def test_evaluate_modules_do_not_import_each_other_both_ways():
     assert not pairs, f"evaluate modules importing each other: {pairs}"
 
 
-# Cycles known when this test was written, each to be broken by the work that owns it; a new
-# cycle fails. service.pacs makes a DicomwebPacs (lazy import) and service.dicomweb uses the
-# PACS types of service.pacs (DICOM work, issues 16/18): the shared types belong in a module
-# both import.
-KNOWN_CYCLES = [["livus.service.dicomweb", "livus.service.pacs"]]
-
-
 def test_no_import_cycles_between_livus_modules():
-    cycles = [c for c in _cycles(_import_graph()) if c not in KNOWN_CYCLES]
+    cycles = _cycles(_import_graph())
     assert not cycles, f"import cycles (lazy imports count): {cycles}"
