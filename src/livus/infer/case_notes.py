@@ -52,4 +52,3 @@ def ceus_warnings(item: InputAnalysis, language: str) -> list[str]:
             v["origin"] = text(f"ceus_origin_{v['origin']}", language)
         out.append(f"{Path(item.path).name}: " + text(key, language).format(**v))
     return out
-

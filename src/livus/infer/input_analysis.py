@@ -75,4 +75,3 @@ def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
         out.error = f"{path}: {type(exc).__name__}: {exc}"
     return out
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 LANGUAGES = ("zh", "en")
 
-# B-mode and CEUS feature names of livus.io.dataset.FEATURE_NAMES / CEUS_FEATURE_NAMES.
+# B-mode and CEUS feature names of livus.vocab.FEATURE_NAMES / CEUS_FEATURE_NAMES.
 FEATURE_LABELS: dict[str, dict[str, str]] = {
     "echo_hypo": {"zh": "低回声", "en": "hypoechoic"},
     "echo_iso": {"zh": "等回声", "en": "isoechoic"},
@@ -43,7 +43,7 @@ PRIORITY_LABELS: dict[str, dict[str, str]] = {
     "urgent": {"zh": "紧急", "en": "urgent"},
 }
 
-# Quality gate verdicts (livus.preprocess.quality; ceus_unchecked: livus.infer.pipeline.ceus_verdict).
+# Quality gate verdicts (livus.preprocess.quality; ceus_unchecked: livus.infer.ceus.ceus_verdict).
 QUALITY_LABELS: dict[str, dict[str, str]] = {
     "ok": {"zh": "质量良好", "en": "good quality"},
     "not_ultrasound": {"zh": "非超声图像", "en": "not an ultrasound image"},
