@@ -29,11 +29,6 @@ import numpy as np
 
 from livus.shapes import polygon_mask
 
-# Re-exported for the simulator, which still imports them from here; new code imports the
-# vocabularies from livus.vocab and the shape maths from livus.shapes.
-from livus.shapes import ellipse_from_polygon  # noqa: F401,E402
-from livus.vocab import FEATURE_NAMES  # noqa: F401,E402
-
 DATASET_SCHEMA = "livus.dataset/1"
 
 

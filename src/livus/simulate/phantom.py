@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from livus.io.dataset import FEATURE_NAMES
+from livus.vocab import FEATURE_NAMES
 
 if TYPE_CHECKING:
     from livus.simulate.diffuse import DiffusePattern

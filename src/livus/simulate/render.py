@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from livus.io.dataset import LesionAnnotation, ellipse_from_polygon
+from livus.io.dataset import LesionAnnotation
+from livus.shapes import ellipse_from_polygon
 from livus.simulate.phantom import LesionSpec, PlaneMotion, Scene, evaluate_scene, lesion_features
 from livus.simulate.physics import EchoMaps, ScanGeometry, display, rf_envelope
 
