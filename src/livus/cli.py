@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--folds", type=int, default=None, help="k for cross-validation (0 = train on all)")
     td.add_argument("--resume", action="store_true", help="resume from the run folder's checkpoint")
     td.add_argument("--device", default=None, choices=["cpu", "cuda", "mps"], help="training device (default: config, cpu)")
+    td.add_argument("--ddp", action="store_true", help="one rank of a data-parallel run started by torchrun (gloo on "
+                    "cpu, NCCL on cuda): torchrun --nproc-per-node N -m livus.cli train detector --ddp ...")
     td.set_defaults(func=_cmd_train_detector)
     tc = tsub.add_parser("classifier", help="cross-validate and train the lesion classifier (malignancy + features)")
     tc.add_argument("--data", required=True, help="livus dataset folder with lesion outlines")

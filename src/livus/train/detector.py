@@ -32,6 +32,7 @@ from livus.models.decode import Detection, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector, count_parameters, load_detector, save_detector
 from livus.preprocess.geometry import Letterbox
 from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, concat_caches, load_cache, save_cache
+from livus.train.distributed import DistContext, is_main, main_first, wrap_model
 from livus.train.splits import stratified_kfold
 from livus.train.trainer import CsvLog, HardExampleSampler, load_training_state, predict, save_training_state, train_one_epoch
 from livus.types import FrameResult, Lesion
@@ -108,11 +109,13 @@ def param_groups(model: LesionDetector, lr: float, encoder_lr_scale: float) -> l
 def train_run(
     cfg: LivusConfig, train_cache: ModelSpaceCache, val_cache: ModelSpaceCache | None, val_records: list[ImageRecord],
     run_dir: Path, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None,
-    init_path: Path | None = None,
+    init_path: Path | None = None, dist: DistContext | None = None,
 ) -> tuple[LesionDetector, Metrics | None]:
     """Train one model; validate every ``eval_every`` epochs (and at the end) when a validation
     set is given. Writes ``log.csv``, ``state.pt``, ``detector.pt`` and ``metrics.json``.
-    ``init_path``: a detector.pt of the same architecture to start from (else ImageNet/random)."""
+    ``init_path``: a detector.pt of the same architecture to start from (else ImageNet/random).
+    ``dist``: one rank of a data-parallel run (``livus.train.distributed``); only rank 0
+    validates and writes files (the other ranks return no metrics)."""
     t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(t.seed)
@@ -140,6 +143,7 @@ def train_run(
         sched.load_state_dict(st["scheduler"])
         sampler.load_state_dict(st["sampler"])
         start_epoch = int(st["epoch"])
+    net = model if dist is None else wrap_model(model, dist)
     metrics: Metrics | None = None
     weights = _loss_weights(cfg)
     t0 = time.time()
@@ -147,7 +151,7 @@ def train_run(
         dataset.epoch = epoch
         idx = sampler.epoch_indices()
         bar = None
-        if progress:
+        if progress and is_main(dist):
             from tqdm import tqdm
 
             bar = tqdm(total=len(idx), desc=f"{run_dir.name} epoch {epoch + 1}/{t.epochs}", unit="img", mininterval=10)
@@ -158,13 +162,15 @@ def train_run(
                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
         te = time.time()
-        parts, seen_idx, seen_loss = train_one_epoch(model, dataset, idx, opt, sched, weights, t.batch_size, _tick, device)
+        parts, seen_idx, seen_loss = train_one_epoch(net, dataset, idx, opt, sched, weights, t.batch_size, _tick, device, dist)
         if bar is not None:
             bar.close()
         sampler.update(seen_idx, seen_loss)
         row: dict[str, Any] = {"epoch": epoch + 1, "epoch_s": round(time.time() - te, 1), "lr": opt.param_groups[0]["lr"]}
         row.update({f"loss_{k}": round(v, 4) for k, v in parts.items()})
         last = epoch + 1 == t.epochs
+        if not is_main(dist):
+            continue
         if val_cache is not None and len(val_cache) and (last or (epoch + 1) % max(t.eval_every, 1) == 0):
             metrics = validate(model, val_cache, val_records)
             row.update({k: round(v, 4) for k, v in metrics.headline().items()})
@@ -172,6 +178,8 @@ def train_run(
         log.write(row)
         save_training_state(state_path, model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                             sampler=sampler.state_dict(), epoch=epoch + 1)
+    if not is_main(dist):
+        return model.cpu().eval(), None
     if metrics is None and val_cache is not None and len(val_cache):
         metrics = validate(model, val_cache, val_records)  # resumed after the last epoch
     train_s = time.time() - t0
@@ -224,31 +232,35 @@ def init_checkpoint(cfg: LivusConfig, part: str) -> Path | None:
 
 
 def train_detector(
-    data_dir: Path, cfg: LivusConfig, out_dir: Path, folds: int | None = None, resume: bool = False, progress: bool = True
+    data_dir: Path, cfg: LivusConfig, out_dir: Path, folds: int | None = None, resume: bool = False, progress: bool = True,
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
     """k-fold CV (``folds`` ≥ 2; default ``cfg.train.folds``) or, with ``folds = 0``, one model
-    on all images. Returns the summary written to ``cv.json`` (or ``all/metrics``)."""
+    on all images. Returns the summary written to ``cv.json`` (or ``all/metrics``). ``dist``:
+    one rank of a data-parallel run; rank 0 writes the files and returns the summary."""
     torch.set_num_threads(max(1, cfg.train.num_threads))
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir / "config.yaml")
+    if is_main(dist):
+        save_config(cfg, out_dir / "config.yaml")
     ds = load_dataset(data_dir)
     records = ds.images
     if cfg.train.max_train_images:
         records = records[: cfg.train.max_train_images]
-    cache = get_cache(cfg, data_dir, out_dir, records)
+    cache = main_first(dist, lambda: get_cache(cfg, data_dir, out_dir, records))
     extra: ModelSpaceCache | None = None  # simulated images: training splits only, never validation
     if cfg.train.use_simulated:
         if not cfg.train.simulated_dir:
             raise ValueError("train.use_simulated needs train.simulated_dir")
         sim_dir = Path(cfg.train.simulated_dir)
-        extra = get_cache(cfg, sim_dir, out_dir, load_dataset(sim_dir).images, name="simulated")
+        extra = main_first(dist, lambda: get_cache(cfg, sim_dir, out_dir, load_dataset(sim_dir).images, name="simulated"))
     with_extra = (lambda c: concat_caches(c, extra)) if extra is not None else (lambda c: c)  # noqa: E731
     k = cfg.train.folds if folds is None else folds
     training_data = str(ds.info.get("name") or data_dir.name) + (" + simulated" if cfg.train.use_simulated else "")
     meta = {"version": f"{MODEL_VERSION_PREFIX}-{time.strftime('%Y%m%d')}", "training_data": training_data,
             "input_size_px": cfg.detector.input_size_px, "config": "see run folder config.yaml"}
     if k == 0:
-        model, _ = train_run(cfg, with_extra(cache), None, [], out_dir / "all", resume, progress, meta, init_checkpoint(cfg, "all"))
+        model, _ = train_run(cfg, with_extra(cache), None, [], out_dir / "all", resume, progress, meta, init_checkpoint(cfg, "all"),
+                             dist)
         return {"folds": 0, "model": str(out_dir / "all" / "detector.pt")}
     splits = stratified_kfold(cache.classes, k, cfg.train.seed)
     per_fold: list[dict[str, float]] = []
@@ -262,11 +274,15 @@ def train_detector(
             continue
         val_recs = [records[i] for i in va]
         _, metrics = train_run(cfg, with_extra(cache.subset(tr)), cache.subset(va), val_recs, fold_dir, resume, progress,
-                               dict(meta, fold=f, folds=k), init_checkpoint(cfg, f"fold{f}"))
+                               dict(meta, fold=f, folds=k), init_checkpoint(cfg, f"fold{f}"), dist)
+        if not is_main(dist):
+            continue
         assert metrics is not None
         per_fold.append(metrics.headline())
         (fold_dir / "headline.json").write_text(json.dumps(per_fold[-1], indent=1))
         (fold_dir / "state.pt").unlink(missing_ok=True)
+    if not is_main(dist):
+        return {"folds": k, "rank": dist.rank}
     keys = list(per_fold[0])
     summary = {"folds": k, "per_fold": per_fold, "mean": {kk: _nanmean([p[kk] for p in per_fold]) for kk in keys},
                "use_cbam": cfg.detector.use_cbam, "input_size_px": cfg.detector.input_size_px, "epochs": cfg.train.epochs}
@@ -290,7 +306,18 @@ def train_detector_cli(args: argparse.Namespace) -> int:
     if getattr(args, "device", None):
         cfg.train.device = args.device
     out = Path(args.out)
-    summary = train_detector(Path(args.data), cfg, out, args.folds, args.resume)
+    if getattr(args, "ddp", False):  # one rank of `torchrun ... livus train detector --ddp`
+        from livus.train.distributed import close, init_from_env
+
+        dist = init_from_env(cfg.train.device)
+        try:
+            summary = train_detector(Path(args.data), cfg, out, args.folds, args.resume, dist=dist)
+        finally:
+            close()
+        if not dist.is_main:
+            return 0
+    else:
+        summary = train_detector(Path(args.data), cfg, out, args.folds, args.resume)
     if summary.get("folds"):
         print(format_cv_table(summary))
     else:

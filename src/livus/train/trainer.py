@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from livus.models.losses import detector_loss
+
+if TYPE_CHECKING:
+    from livus.train.distributed import DistContext
 
 
 class HardExampleSampler:
@@ -66,9 +69,15 @@ def train_one_epoch(
     batch_size: int,
     progress: Callable[[int, float], None] | None = None,
     device: str | torch.device = "cpu",
+    dist: DistContext | None = None,
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """One pass over ``indices`` (batches in order) on ``device``. Returns mean loss parts (and
-    ``total``), and the per-draw (index, loss) arrays for hard-example mining."""
+    ``total``), and the per-draw (index, loss) arrays for hard-example mining.
+
+    ``dist`` (data-parallel, ``model`` in DDP): every rank gets the same ``indices`` and trains
+    on its share of each batch (see ``DistContext.share``); the returned figures and per-draw
+    losses are those of the whole batches (gathered from all ranks), the same on every rank.
+    Batches smaller than the number of ranks are skipped."""
     model.train()
     sums: dict[str, float] = {}
     n_batches = 0
@@ -77,23 +86,34 @@ def train_one_epoch(
         chunk = indices[start : start + batch_size]
         if len(chunk) < 2:  # batch norm needs 2+ samples
             continue
+        weight = 1.0  # this rank's share of the global batch
+        if dist is not None:
+            if len(chunk) < dist.world:
+                continue
+            chunk, scale = dist.share(chunk)
+            weight = scale / dist.world
         batch = {k: v.to(device, non_blocking=True) for k, v in collate([dataset[int(i)] for i in chunk]).items()}
         out = model(batch["image"])
         total, parts, per_image = detector_loss(out, batch, weights)
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        (total if dist is None else total * scale).backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         parts["total"] = float(total.detach())
         for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
+            sums[k] = sums.get(k, 0.0) + v * weight
         n_batches += 1
         seen_idx.append(batch["index"].cpu().numpy())
         seen_loss.append(per_image.cpu().numpy())
         if progress is not None:
             progress(len(chunk), parts["total"])
+    if dist is not None:
+        sums = dict(zip(sums, dist.sum(np.array(list(sums.values())))))
+        ranks = dist.all_gather((seen_idx, seen_loss))  # per rank: its share of every batch
+        seen_idx = [np.concatenate([r[0][b] for r in ranks]) for b in range(n_batches)]
+        seen_loss = [np.concatenate([r[1][b] for r in ranks]) for b in range(n_batches)]
     means = {k: v / max(n_batches, 1) for k, v in sums.items()}
     return means, np.concatenate(seen_idx) if seen_idx else np.zeros(0, int), np.concatenate(seen_loss) if seen_loss else np.zeros(0)
 
