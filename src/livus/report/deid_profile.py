@@ -8,7 +8,14 @@ standard. This module only folds its combined categories into one action that li
   ``U`` replace the UID by a consistent keyed one, ``K`` keep (attribute not in the table).
 * Dates and date-times in any category except the patient's birth date are SHIFTED per patient
   (the "Retain Longitudinal Temporal Information with Modified Dates" option), so intervals
-  between a patient's studies survive while no real date does.
+  between a patient's studies survive while no real date does. A time of day (TM) whose action
+  allows a dummy value (``D``) keeps its value: dates move by whole days, so the time stays
+  consistent with them (as in shifted date-times), and a Type 1 time such as the SR's
+  ContentTime is never emptied; other times follow the table (removed or emptied).
+* Sequences: ``Z`` only where an empty sequence is valid (the table's pure ``Z`` sequences and
+  :data:`TYPE2_SEQUENCES`); an ``X/Z`` sequence is removed otherwise (an empty Type 1C/3
+  sequence breaks the IOD); ``X/Z/U*`` reference sequences (Referenced / Source Image) are
+  kept with their items de-identified, so the references follow the replaced UIDs.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_se
 TABLE_VERSION = "dicomfields_2026c"
 DATE_VRS = ("DA", "DT")
 PATIENT_BIRTH_DATE = (0x0010, 0x0030)
+# X/Z sequences that are Type 2 in an IOD livus writes or reads (kept empty, not removed):
+# Acquisition Context (Type 2 where used), Referenced Performed Procedure Step (Type 2 in the
+# SR Document Series module, Type 3 elsewhere, so an empty one is valid everywhere)
+TYPE2_SEQUENCES = frozenset({(0x0040, 0x0555), (0x0008, 0x1111)})
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,8 @@ def profile_table() -> ProfileTable:
 
 
 def action_for(group: int, element: int, vr: str) -> str:
-    """The action livus applies to a (non-private) attribute: one of X, Z, D, U, SHIFT, K."""
+    """The action livus applies to a (non-private) attribute: one of X, Z, D, U, SHIFT, K
+    (for a sequence, K means: kept, every item de-identified)."""
     if (group, element) == PATIENT_BIRTH_DATE:
         return "Z"
     category = profile_table().category(group, element)
@@ -66,6 +78,15 @@ def action_for(group: int, element: int, vr: str) -> str:
         return "K"
     if vr in DATE_VRS:
         return "X" if category == "X_TAGS" else "SHIFT"
+    if vr == "TM" and category != "X_TAGS" and "D" in category.split("_"):
+        return "K"  # a time of day that must keep a value (ContentTime): dates move by whole days
+    if vr == "SQ":
+        parts = category.split("_")
+        if category == "X_Z_U_STAR_TAGS" or category == "D_TAGS":
+            return "K"
+        if category == "Z_TAGS" or ("Z" in parts and (group, element) in TYPE2_SEQUENCES):
+            return "Z"
+        return "X"
     if vr == "UI" and ("U" in category.split("_") or category == "X_Z_U_STAR_TAGS"):
         return "U"
     return {

@@ -42,7 +42,8 @@ from pydicom.uid import UID_dictionary
 
 from livus.report.deid_profile import TABLE_VERSION, action_for
 from livus.report.pseudonyms import Pseudonymizer, shift_date
-from livus.report.redact_pixels import RedactParams, burned_in_text_mask
+from livus.report.ocr import OcrUnavailable, TextReader
+from livus.report.redact_pixels import RedactParams, redact_burned_in_text, text_mask_for
 
 KEY_ENV = "LIVUS_DEID_KEY"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -74,6 +75,7 @@ class DeidReport:
     n_images: int = 0
     n_tables: int = 0
     pixel_methods: dict[str, int] = field(default_factory=dict)
+    not_clean: list[str] = field(default_factory=list)  # written although not verified clean
     pseudonyms: list[str] = field(default_factory=list)
     key_source: str = "argument"
     warnings: list[str] = field(default_factory=list)
@@ -87,6 +89,7 @@ class DeidReport:
             f"key: {self.key_source}",
         ]
         lines += [f"skipped {path}: {why}" for path, why in self.skipped]
+        lines += [f"NOT de-identified in the pixels (burned-in text not verified clean): {path}" for path in self.not_clean]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -147,6 +150,9 @@ def register_dataset(ds: Dataset, pz: Pseudonymizer) -> str:
         if value:
             pz.remember(value, pseudo)
             pz.forget_value(value)  # name parts and variants
+    for keyword in ("PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName"):
+        for value in _values(ds[keyword]) if keyword in ds else []:
+            pz.forget_name(str(value))  # parts of any length (Li, Wu), CJK names, as whole words
     for elem in ds.iterall():
         if elem.VR == "SQ" or elem.tag == 0x7FE00010:
             continue
@@ -222,54 +228,110 @@ def _deidentify_elements(ds: Dataset, pz: Pseudonymizer, offset_days: int) -> No
             elem.value = mapped if len(mapped) > 1 else mapped[0]
 
 
-def clean_dicom_pixels(ds: Dataset, params: RedactParams | None = None) -> str | None:
-    """Black out burned-in text in every frame of ``ds`` (decompressing it if needed); returns
-    the method used, or ``None`` when the dataset has no pixels it can clean."""
+@dataclass
+class PixelCleaning:
+    """What the pixel cleaner did to one image or DICOM (never the text it found)."""
+
+    method: str  # e.g. "ocr+overlay-detector"
+    clean: bool  # OCR ran and can read no text (but livus' labels) in the checked images
+    checked: str  # which images the OCR checked, e.g. "2 of 20 frames (max projection, first)"
+    note: str = ""  # why not clean
+
+    def describe(self) -> str:
+        state = "cleaned, verified by OCR" if self.clean else f"NOT verified clean ({self.note or 'unknown'})"
+        return f"burned-in text: {self.method}; {state}; checked {self.checked}"
+
+
+PALETTE_ATTRIBUTES = (
+    "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData", "PaletteColorLookupTableUID",
+)
+
+
+def _dicom_pixels(ds: Dataset) -> tuple[np.ndarray, str, int]:
+    """All frames as (N, H, W) or (N, H, W, 3), their photometric interpretation and bits
+    stored: palette colour becomes 8-bit RGB (``apply_color_lut``), YBR becomes RGB."""
+    from pydicom.pixels import apply_color_lut
+
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()  # colour: YBR → RGB, Photometric Interpretation updated
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    pixels = ds.pixel_array  # YBR_FULL / YBR_FULL_422 come back as RGB
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if photometric.startswith("PALETTE"):
+        rgb = apply_color_lut(pixels, ds)
+        if int(ds.RedPaletteColorLookupTableDescriptor[2]) == 16:  # 16-bit entries → 8 bits (US colour is 8-bit)
+            rgb = rgb >> 8
+        rgb = rgb.astype(np.uint8)
+        return (rgb if n_frames > 1 else rgb[None]), "RGB", 8
+    if photometric.startswith("YBR"):
+        photometric = "RGB"
+    frames = pixels if n_frames > 1 else pixels[None]
+    return np.array(frames), photometric, int(ds.BitsStored)
+
+
+def _display(frame: np.ndarray, photometric: str) -> np.ndarray:
+    """A frame as shown (uint8; MONOCHROME1 inverted), for the text detectors."""
+    out = frame
+    if out.dtype != np.uint8:
+        out = cv2.normalize(out.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return 255 - out if photometric == "MONOCHROME1" else out
+
+
+def clean_dicom_pixels(ds: Dataset, params: RedactParams | None = None,
+                       reader: TextReader | None = None) -> PixelCleaning | None:
+    """Black out burned-in text in every frame of ``ds`` (decompressed; palette and YBR colour
+    written back as RGB with the matching Photometric Interpretation); returns what was done, or
+    ``None`` when the dataset has no pixel data. The OCR reads the max projection over frames
+    (burned-in text is in every frame) and the first frame."""
     if "PixelData" not in ds:
         return None
-    photometric = str(ds.get("PhotometricInterpretation", ""))
-    if photometric.startswith("PALETTE"):
-        return None
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress()
-        photometric = str(ds.get("PhotometricInterpretation", ""))
-    pixels = ds.pixel_array.copy()
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    frames = pixels if n_frames > 1 else pixels[None]
-    if int(ds.get("SamplesPerPixel", 1)) > 1:
-        grey_frames = np.stack([cv2.cvtColor(f.astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames])
-    else:
-        grey_frames = frames
-    static = grey_frames.max(axis=0)  # burned-in text is in every frame
-    if static.dtype != np.uint8:
-        static = cv2.normalize(static.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if photometric == "MONOCHROME1":
-        static = 255 - static
-    mask, method = burned_in_text_mask(static, params)
-    fill = (1 << int(ds.BitsStored)) - 1 if photometric == "MONOCHROME1" else 0
+    frames, photometric, bits_stored = _dicom_pixels(ds)
+    displays = [_display(f, photometric) for f in frames]
+    samples = [displays[0]] if len(displays) == 1 else [np.max(np.stack(displays), axis=0), displays[0]]
+    mask, method, clean, _, note = text_mask_for(samples, params, reader)
+    fill = (1 << bits_stored) - 1 if photometric == "MONOCHROME1" else 0
     frames[:, mask > 0] = fill
-    ds.PixelData = (frames if n_frames > 1 else frames[0]).tobytes()
-    return method
+    n = len(frames)
+    ds.set_pixel_data(frames if n > 1 else frames[0], photometric, bits_stored, generate_instance_uid=False)
+    if n > 1:
+        ds.NumberOfFrames = n
+    for keyword in PALETTE_ATTRIBUTES:
+        if keyword in ds:
+            delattr(ds, keyword)
+    checked = "1 frame" if n == 1 else f"{len(samples)} images of {n} frames (max projection, first frame)"
+    return PixelCleaning(method=method, clean=clean, checked=checked, note=note)
 
 
-def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True) -> tuple[str, str | None]:
-    """De-identify ``ds`` in place; returns ``(pseudonym, pixel method or None)``."""
+def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True, params: RedactParams | None = None,
+                       reader: TextReader | None = None) -> tuple[str, PixelCleaning | None]:
+    """De-identify ``ds`` in place; returns ``(pseudonym, what the pixel cleaner did or None)``.
+
+    BurnedInAnnotation is ``NO`` and the Clean Pixel Data option is declared only when the
+    pixels were cleaned and OCR verified them; otherwise BurnedInAnnotation is ``YES``."""
     key = patient_key(ds)
     pseudo = pz.pseudonym(key)
     offset = pz.date_offset_days(key)
-    method = clean_dicom_pixels(ds) if clean_pixels else None
+    cleaning = clean_dicom_pixels(ds, params, reader) if clean_pixels else None
     _deidentify_elements(ds, pz, offset)
-    ds.PatientName = pseudo
+    ds.PatientName = f"{pseudo}^"  # family name component (a PN without "^" is a retired form)
     ds.PatientID = pseudo
     ds.PatientIdentityRemoved = "YES"
     ds.LongitudinalTemporalInformationModified = "MODIFIED"
-    used = ["basic", "dates"] + (["pixels"] if method == "overlay-detector" else [])
+    clean = cleaning is not None and cleaning.clean
+    used = ["basic", "dates"] + (["pixels"] if clean else [])
+    pixel_line = "burned-in text: no pixel data" if "PixelData" not in ds else (
+        "burned-in text: NOT cleaned" if cleaning is None else
+        f"burned-in text: {cleaning.method}" + (", OCR-verified" if clean else ", NOT verified"))
     ds.DeidentificationMethod = [  # LO, 64 characters per value, several values
         "DICOM PS3.15 Basic Application Level Confidentiality Profile",
         f"action table {TABLE_VERSION} (dicom-anonymizer)",
         "livus keyed pseudonyms and UIDs; dates shifted per patient",
         "private tags removed",
-        f"burned-in text: {method or 'not cleaned'}",
+        pixel_line[:64],
     ]
     codes = []
     for name in used:
@@ -278,8 +340,8 @@ def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True
         item.CodingSchemeDesignator = "DCM"
         codes.append(item)
     ds.DeidentificationMethodCodeSequence = Sequence(codes)
-    if method is not None:
-        ds.BurnedInAnnotation = "NO" if method == "overlay-detector" else "YES"
+    if "PixelData" in ds:
+        ds.BurnedInAnnotation = "NO" if clean else "YES"
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         if "SOPInstanceUID" in ds:
@@ -288,26 +350,27 @@ def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True
                         "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID", "PrivateInformation"):
             if keyword in meta:
                 delattr(meta, keyword)
-    return pseudo, method
+    return pseudo, cleaning
 
 
 # ------------------------------------------------------------------------- images and tables
 
 
-def deidentify_image_file(src: Path, dst: Path, params: RedactParams | None = None) -> str:
-    """Copy an image with burned-in text blacked out (pixels only, no metadata); returns the
-    method used."""
-    image = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+def deidentify_image_file(src: Path, dst: Path, params: RedactParams | None = None,
+                          reader: TextReader | None = None, write_uncertain: bool = False) -> PixelCleaning:
+    """Copy an image with burned-in text blacked out (pixels only, no metadata); returns what
+    was done. The copy is written only when it is clean, or with ``write_uncertain``."""
+    image = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)  # palette PNGs come back as BGR
     if image is None:
         raise ValueError(f"{src}: cannot read image")
-    grey = image if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2GRAY)
-    mask, method = burned_in_text_mask(grey, params)
-    image[mask > 0] = 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if dst.suffix.lower() in (".jpg", ".jpeg") else []
-    if not cv2.imwrite(str(dst), image, params):
-        raise OSError(f"{dst}: cannot write image")
-    return method
+    result = redact_burned_in_text(image, params, reader)
+    cleaning = PixelCleaning(method=result.method, clean=result.clean, checked="1 image", note=result.note)
+    if cleaning.clean or write_uncertain:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        flags = [cv2.IMWRITE_JPEG_QUALITY, 95] if dst.suffix.lower() in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(str(dst), result.image, flags):
+            raise OSError(f"{dst}: cannot write image")
+    return cleaning
 
 
 def _source_values(obj: Any, key: str | None = None) -> list[str]:
@@ -397,17 +460,34 @@ def deidentify_table_file(src: Path, dst: Path, pz: Pseudonymizer) -> None:
 
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
+    if _is_dicom(path):  # first: a DICOM may also be a TIFF (dual-format file)
+        return "dicom"
     if suffix in IMAGE_SUFFIXES:
         return "image"
     if suffix in TABLE_SUFFIXES:
         return "table"
-    if _is_dicom(path):
-        return "dicom"
     return "other"
 
 
-def deidentify_path(src: Path, dst: Path, key: str | None = None, params: RedactParams | None = None) -> DeidReport:
-    """De-identified copy of the file or folder ``src`` into the folder ``dst`` (see module doc)."""
+def _text_reader(params: RedactParams, report: DeidReport) -> TextReader | None:
+    if not params.ocr:
+        report.warnings.append("OCR text detection switched off: no image can be verified clean")
+        return None
+    try:
+        return TextReader(params.ocr_params)
+    except OcrUnavailable as exc:
+        report.warnings.append(f"OCR text detection unavailable ({exc}): no image can be verified clean")
+        return None
+
+
+def deidentify_path(src: Path, dst: Path, key: str | None = None, params: RedactParams | None = None,
+                    write_uncertain: bool = False) -> DeidReport:
+    """De-identified copy of the file or folder ``src`` into the folder ``dst`` (see module doc).
+
+    An image or DICOM whose burned-in text cannot be verified clean is withheld (listed in
+    ``skipped`` with the reason); with ``write_uncertain`` it is written, marked as such
+    (BurnedInAnnotation YES, no Clean Pixel Data option) and listed in ``not_clean``."""
+    params = params or RedactParams()
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
@@ -435,6 +515,8 @@ def deidentify_path(src: Path, dst: Path, key: str | None = None, params: Redact
             except (json.JSONDecodeError, csv.Error, UnicodeDecodeError):
                 pass
 
+    reader = _text_reader(params, report) if any(k in ("dicom", "image") for k in kinds.values()) else None
+    withheld = "withheld: burned-in text could not be verified clean"
     taken: set[Path] = set()
     for f, kind in kinds.items():  # pass 2: write
         rel = pz.scrub_path(PurePath(f.relative_to(base)))
@@ -444,19 +526,26 @@ def deidentify_path(src: Path, dst: Path, key: str | None = None, params: Redact
             n += 1
             out = (dst / rel).with_name(f"{rel.stem}-{n}{rel.suffix}")
         taken.add(out)
+        cleaning: PixelCleaning | None = None
         try:
             if kind == "dicom":
                 ds = pydicom.dcmread(f)
-                _, method = deidentify_dataset(ds, pz)
+                _, cleaning = deidentify_dataset(ds, pz, params=params, reader=reader)
+                if cleaning is not None:
+                    report.pixel_methods[cleaning.method] = report.pixel_methods.get(cleaning.method, 0) + 1
+                if cleaning is not None and not cleaning.clean and not write_uncertain:
+                    report.skipped.append((str(rel), f"{withheld} ({cleaning.note})"))
+                    continue
                 out.parent.mkdir(parents=True, exist_ok=True)
                 ds.save_as(out, enforce_file_format=True)
                 report.n_dicom += 1
-                if method:
-                    report.pixel_methods[method] = report.pixel_methods.get(method, 0) + 1
             elif kind == "image":
-                method = deidentify_image_file(f, out)
+                cleaning = deidentify_image_file(f, out, params, reader, write_uncertain)
+                report.pixel_methods[cleaning.method] = report.pixel_methods.get(cleaning.method, 0) + 1
+                if not cleaning.clean and not write_uncertain:
+                    report.skipped.append((str(rel), f"{withheld} ({cleaning.note})"))
+                    continue
                 report.n_images += 1
-                report.pixel_methods[method] = report.pixel_methods.get(method, 0) + 1
             elif kind == "table":
                 deidentify_table_file(f, out, pz)
                 report.n_tables += 1
@@ -469,7 +558,7 @@ def deidentify_path(src: Path, dst: Path, key: str | None = None, params: Redact
             report.skipped.append((str(rel), f"error: {type(exc).__name__}"))
             continue
         report.written.append(out)
+        if kind in ("dicom", "image") and cleaning is not None and not cleaning.clean:
+            report.not_clean.append(str(rel))
     report.pseudonyms = sorted(pseudonyms)
-    if report.pixel_methods.get("top-band"):
-        report.warnings.append("fan not found in some images: only the top band was blacked out there")
     return report

@@ -19,7 +19,41 @@ from pathlib import PurePath
 
 MAX_DATE_SHIFT_DAYS = 3650  # dates move back by 1 … this many days (per patient)
 MIN_SCRUB_LENGTH = 4  # shorter removed values are not searched in free text (too many false hits)
+MIN_NAME_LETTERS = 2  # parts of the patient's name are searched from this length (Li, Wu, Xu)
 REMOVED = "REMOVED"
+CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# a one-character CJK surname is scrubbed standing alone or before one of these forms of address
+CJK_ADDRESS = ("先生", "女士", "小姐", "老师", "医生", "大夫", "阿姨", "某")
+
+
+def _is_cjk(value: str) -> bool:
+    return bool(value) and re.fullmatch(f"[{CJK}]+", value) is not None
+
+
+def name_pattern(name: str) -> str:
+    """Regex of a name part as a whole word: Latin names not inside a longer word (nor glued by
+    a hyphen to a letter, so "Li" never matches in "LI-RADS"); CJK names of one character only
+    standing alone or before a form of address, longer CJK names anywhere."""
+    escaped = re.escape(name)
+    if _is_cjk(name):
+        if len(name) > 1:
+            return escaped
+        return f"(?<![{CJK}]){escaped}(?:(?![{CJK}])|(?=(?:{'|'.join(CJK_ADDRESS)})))"
+    return f"(?<![^\\W_])(?<![^\\W\\d_]-){escaped}(?![^\\W_])(?!-[^\\W\\d_])"
+
+
+def person_name_parts(value: str) -> list[str]:
+    """Every component of a DICOM person name (alphabetic=ideographic=phonetic groups, each
+    family^given^middle^prefix^suffix) plus the whole of each group in the usual orders."""
+    out: list[str] = []
+    for group in str(value).split("="):
+        parts = [p.strip() for p in group.split("^") if p.strip()]
+        if not parts:
+            continue
+        joined = "".join(parts) if all(_is_cjk(p) for p in parts) else None
+        out += [p for p in parts]
+        out += [v for v in (joined, " ".join(parts), " ".join(reversed(parts)), "_".join(parts), "-".join(parts)) if v]
+    return list(dict.fromkeys(out))
 
 
 def _digest(key: bytes, kind: str, value: str) -> bytes:
@@ -32,6 +66,7 @@ class Pseudonymizer:
 
     key: bytes
     replacements: dict[str, str] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)  # the patients' name parts, matched as whole words
 
     def pseudonym(self, patient_key: str) -> str:
         """``LIVUS-XXXXXXXXXXXX`` for a patient (12 base32 characters of the keyed hash)."""
@@ -73,19 +108,29 @@ class Pseudonymizer:
                     if len(variant) >= MIN_SCRUB_LENGTH:
                         self.replacements.setdefault(variant, REMOVED)
 
+    def forget_name(self, person_name: str) -> None:
+        """Register a patient's name (DICOM PN): its parts of any length (from
+        :data:`MIN_NAME_LETTERS` Latin letters, any CJK name) are scrubbed as whole words."""
+        for part in person_name_parts(person_name):
+            if _is_cjk(part) or sum(ch.isalpha() for ch in part) >= MIN_NAME_LETTERS:
+                self.names.add(part)
+
     def scrub_text(self, text: str, distinct_removed: bool = False) -> str:
         """``text`` with every remembered original value replaced (longest first, case-insensitive
-        for letters). With ``distinct_removed`` a removed value becomes a keyed token
-        (``id-xxxxxxxx``) instead of ``REMOVED``, so that two names never collide."""
-        if not self.replacements or not text:
+        for letters; name parts as whole words). With ``distinct_removed`` a removed value
+        becomes a keyed token (``id-xxxxxxxx``) instead of ``REMOVED``, so that two names never
+        collide."""
+        if not (self.replacements or self.names) or not text:
             return text
-        originals = sorted(self.replacements, key=len, reverse=True)
-        pattern = re.compile("|".join(re.escape(o) for o in originals), re.IGNORECASE)
         lookup = {o.lower(): r for o, r in self.replacements.items()}
+        entries = [(o, re.escape(o)) for o in self.replacements]
+        entries += [(n, name_pattern(n)) for n in self.names if n.lower() not in lookup]
+        entries.sort(key=lambda e: len(e[0]), reverse=True)
+        pattern = re.compile("|".join(p for _, p in entries), re.IGNORECASE)
 
         def replace(match: re.Match[str]) -> str:
             found = match.group(0)
-            new = lookup[found.lower()]
+            new = lookup.get(found.lower(), REMOVED)
             if new == REMOVED and distinct_removed:
                 return "id-" + _digest(self.key, "removed", found.lower()).hex()[:8]
             return new

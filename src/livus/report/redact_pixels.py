@@ -1,27 +1,36 @@
 """Black out burned-in text (names, IDs, dates printed into the pixels) of an exported image.
 
-Uses the preprocessing overlay detector (:func:`livus.preprocess.overlays.detect_overlays`) with
-the detected fan (:func:`livus.preprocess.fan.detect_fan`): every burned-in mark OUTSIDE the fan
-(anything brighter than the black background: scanners print patient name, ID, dates and the
-hospital there) is found, grown horizontally so that a line of text becomes one solid bar, and
-set to 0 in every channel. Marks inside the fan (calipers, measurement labels, livus' own overlay
-labels) are left alone so that the echo data stays intact; text printed over the echo region
-is therefore not removed.
+Two detectors, their masks joined:
 
-Fallback (documented, reported as ``top-band``): when the fan cannot be found reliably (it
-covers almost all or very little of the image), the top band of the image — where scanners
-print patient name, ID and date — is blacked out across the full width instead.
+* the preprocessing overlay detector (:func:`livus.preprocess.overlays.detect_overlays`) with
+  the detected fan (:func:`livus.preprocess.fan.detect_fan`): every mark OUTSIDE the fan
+  (anything brighter than the black background) is found and grown horizontally so that a line
+  of text becomes one solid bar. When the fan cannot be found reliably, the top band of the
+  image (where scanners print name, ID and date) is taken instead (``top-band``);
+* an OCR text detector run on the WHOLE image, fan included (:mod:`livus.report.ocr`): every
+  text line it finds is blacked out, except livus' own result labels (lesion number, detection
+  score, malignancy, size, the Grad-CAM panel title), which are kept only when their text reads
+  as exactly such a label.
+
+The cleaned image is then read again: while the OCR can still read a line (recogniser score and
+character count above :class:`RedactParams` limits) it is blacked out too, for at most
+``max_rounds`` rounds. A result is ``clean`` only when OCR ran and nothing readable is left;
+otherwise the caller must not call the image de-identified (it withholds the file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from livus.preprocess.fan import detect_fan
 from livus.preprocess.overlays import detect_overlays
+from livus.report.i18n import LANGUAGES, text
+from livus.report.ocr import OcrParams, OcrUnavailable, TextBox, TextReader
 
 
 @dataclass
@@ -33,15 +42,26 @@ class RedactParams:
     fan_area_min: float = 0.10  # fan fractions outside [min, max] are not trusted
     fan_area_max: float = 0.92
     top_band_fraction: float = 0.10  # fallback band height
+    ocr: bool = True  # run the OCR text detector over the whole image
+    ocr_grow_px: int = 3  # OCR line boxes are grown by this before blacking out
+    readable_score: float = 0.5  # recogniser score from which a line left over counts as readable
+    readable_min_chars: int = 2  # letters / digits / CJK characters such a line must have
+    line_height_max_px: int = 30  # a detected "line" thicker than this and than
+    line_height_max_fraction: float = 0.05  # this × the short image side is speckle unless readable
+    max_rounds: int = 3  # read-and-black-out rounds after the first before giving up
+    ocr_params: OcrParams = field(default_factory=OcrParams)
 
 
 @dataclass
 class RedactResult:
-    """The cleaned image, the blacked-out mask (uint8 0/1) and the method used."""
+    """The cleaned image, the blacked-out mask (uint8 0/1), the method and whether it is clean."""
 
     image: np.ndarray
     mask: np.ndarray
-    method: str  # "overlay-detector" or "top-band"
+    method: str  # "ocr+overlay-detector", "ocr+top-band", or without "ocr+" when OCR did not run
+    clean: bool  # OCR ran and no readable text is left
+    n_text_lines: int = 0  # OCR text lines blacked out
+    note: str = ""  # why not clean (never the text itself)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -51,7 +71,8 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 def burned_in_text_mask(image: np.ndarray, params: RedactParams | None = None) -> tuple[np.ndarray, str]:
-    """Mask (uint8 0/1, image pixels) of burned-in text to black out, and the method used."""
+    """Mask (uint8 0/1, image pixels) of burned-in marks outside the fan (no OCR), and the
+    method used (``overlay-detector`` or ``top-band``)."""
     params = params or RedactParams()
     grey = _grey(image)
     h, w = grey.shape
@@ -72,9 +93,112 @@ def burned_in_text_mask(image: np.ndarray, params: RedactParams | None = None) -
     return mask, "overlay-detector"
 
 
-def redact_burned_in_text(image: np.ndarray, params: RedactParams | None = None) -> RedactResult:
-    """Copy of ``image`` (grey (H, W) or colour (H, W, C)) with burned-in text set to 0."""
-    mask, method = burned_in_text_mask(image, params)
+def _squeeze(value: str) -> str:
+    return re.sub(r"\s+", "", value)
+
+
+@lru_cache(maxsize=1)
+def _label_patterns() -> tuple[re.Pattern[str], ...]:
+    """Full-match patterns (whitespace removed) of the labels livus draws on its overlays."""
+
+    def alternatives(key: str) -> str:
+        return "|".join(re.escape(_squeeze(text(key, lang))) for lang in LANGUAGES)
+
+    score = r"[01][.,]\d{2}"
+    return tuple(re.compile(p, re.IGNORECASE) for p in (
+        rf"#\d{{1,3}}(?:{alternatives('det')}){score}",
+        rf"(?:{alternatives('malig_short')})(?:{score}|{alternatives('not_assessed_short')})",
+        r"\d{1,4}(?:[.,]\d)?[×xX*]\d{1,4}(?:[.,]\d)?(?:mm|px)",
+        rf"(?:{alternatives('heatmap_panel')})",
+        rf"(?:{alternatives('no_spacing_banner')})",
+    ))
+
+
+def is_livus_label(line: str) -> bool:
+    """Whether an OCR line reads as exactly one of livus' own overlay labels (never identifying)."""
+    squeezed = _squeeze(line)
+    return bool(squeezed) and any(p.fullmatch(squeezed) for p in _label_patterns())
+
+
+def _n_chars(line: str) -> int:
+    return sum(ch.isalnum() for ch in line)  # str.isalnum() is true for CJK characters too
+
+
+def _readable(box: TextBox, params: RedactParams) -> bool:
+    return box.score >= params.readable_score and _n_chars(box.text) >= params.readable_min_chars
+
+
+def _line_height_px(poly: np.ndarray) -> float:
+    sides = np.linalg.norm(poly - np.roll(poly, 1, axis=0), axis=1)
+    return float(min(sides[0] + sides[2], sides[1] + sides[3]) / 2)
+
+
+def _text_like(line: TextBox, params: RedactParams, short_side_px: int) -> bool:
+    """A detected line to black out: readable, or thin enough to be a line of text."""
+    limit = max(params.line_height_max_px, params.line_height_max_fraction * short_side_px)
+    return _readable(line, params) or _line_height_px(line.polygon_px) <= limit
+
+
+def _fill_lines(mask: np.ndarray, lines: list[TextBox], grow_px: int) -> int:
+    n = 0
+    for line in lines:
+        if is_livus_label(line.text):
+            continue
+        poly = line.polygon_px
+        centre = poly.mean(axis=0)
+        # grow the quadrilateral outwards by grow_px (corners move along their diagonals)
+        direction = poly - centre
+        norm = np.linalg.norm(direction, axis=1, keepdims=True)
+        grown = poly + direction / np.maximum(norm, 1e-6) * grow_px * np.sqrt(2.0)
+        cv2.fillPoly(mask, [np.round(grown).astype(np.int32)], 1)
+        n += 1
+    return n
+
+
+def _blackout(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = image.copy()
     out[mask > 0] = 0
-    return RedactResult(image=out, mask=mask, method=method)
+    return out
+
+
+def text_mask_for(samples: list[np.ndarray], params: RedactParams | None = None,
+                  reader: TextReader | None = None) -> tuple[np.ndarray, str, bool, int, str]:
+    """Mask of burned-in text shared by ``samples`` (display images of one size: grey uint8 or
+    colour; e.g. frames of one clip). Returns ``(mask, method, clean, n_text_lines, note)``:
+    ``clean`` when OCR ran and can read nothing (but livus' labels) in any masked sample."""
+    params = params or RedactParams()
+    h, w = samples[0].shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    methods = set()
+    for sample in samples:
+        m, method = burned_in_text_mask(sample, params)
+        mask |= m
+        methods.add(method)
+    base = "top-band" if "top-band" in methods else "overlay-detector"
+    if not params.ocr:
+        return mask, base, False, 0, "OCR text detection was switched off"
+    if reader is None:
+        try:
+            reader = TextReader(params.ocr_params)
+        except OcrUnavailable as exc:
+            return mask, base, False, 0, str(exc)
+    n_lines = 0
+    for sample in samples:  # first round: every detected text line, readable or not
+        lines = [line for line in reader.read(_blackout(sample, mask)) if _text_like(line, params, min(h, w))]
+        n_lines += _fill_lines(mask, lines, params.ocr_grow_px)
+    for _ in range(params.max_rounds):  # then whatever can still be read
+        left = [line for sample in samples for line in reader.read(_blackout(sample, mask))
+                if _readable(line, params) and not is_livus_label(line.text)]
+        if not left:
+            return mask, f"ocr+{base}", True, n_lines, ""
+        n_lines += _fill_lines(mask, left, params.ocr_grow_px + 2)
+    return mask, f"ocr+{base}", False, n_lines, f"text still readable after {params.max_rounds} rounds"
+
+
+def redact_burned_in_text(image: np.ndarray, params: RedactParams | None = None,
+                          reader: TextReader | None = None) -> RedactResult:
+    """Copy of ``image`` (grey (H, W) or colour (H, W, C)) with burned-in text set to 0."""
+    display = image if image.dtype == np.uint8 else _grey(image)
+    mask, method, clean, n_lines, note = text_mask_for([display], params, reader)
+    return RedactResult(image=_blackout(image, mask), mask=mask, method=method, clean=clean,
+                        n_text_lines=n_lines, note=note)
