@@ -209,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         frames, source = clip_frames(Path(args.clip), n, args.width, args.height), args.clip
     else:
         frames, source = synthetic_clip(n, args.width, args.height), "synthetic"
-    ws_url = args.url.replace("http", "ws", 1) + f"/api/live?token={token}"
+    ws_url = args.url.replace("http", "ws", 1) + "/api/live"
     with connect(ws_url, max_size=16 << 20) as ws:
+        ws.send(json.dumps({"token": token}))  # the first message logs in (never a token in the URL)
         ws.send(struct.pack(">I", 0) + frames[0])  # warm-up (loads the model, detects the fan)
         first = json.loads(ws.recv(timeout=60))
         res = play(ws, frames, args.fps, args.max_seconds)

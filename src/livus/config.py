@@ -257,6 +257,8 @@ class ServiceConfig:
     analysis_in_process: bool = False  # analyse in the server's own threads, no worker processes (tests, debugging)
     analysis_max_attempts: int = 3  # a study whose analysis was cut off (crash, restart) this often is marked failed
     trusted_proxies: tuple[str, ...] = ()  # client addresses whose X-Forwarded-For is believed (your reverse proxy)
+    ssl_certfile: str | None = None  # PEM certificate (chain): `livus serve` speaks HTTPS itself (with ssl_keyfile); cookies get Secure
+    ssl_keyfile: str | None = None
     lockout_ip_failures: int = 20  # wrong passwords from one client address (any accounts) that block that address
     dicom_port: int = 0  # C-STORE listener port; 0 = off
     dicom_ae_title: str = "LIVUS"

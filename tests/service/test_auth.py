@@ -1,4 +1,4 @@
-"""Password hashing, lock-out and the login rate limiter as plain functions."""
+"""Password hashing, accounts, the login back-off and the login rate limiter as plain functions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from livus.service import auth
-from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, verify_password
+from livus.service.auth import AuthError, LoginThrottle, RateLimiter, authenticate, create_user, verify_password
 from livus.service.storage import make_engine, make_sessionmaker
 
 
@@ -17,30 +17,44 @@ def test_default_hasher_is_argon2id():
     assert not verify_password("not-a-hash", "x")
 
 
-def test_lockout_and_unlock(tmp_path):
+def test_authenticate_and_accounts(tmp_path):
     sm = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     with sm() as db:
-        user = create_user(db, "ann", "ann-password-1", "physician")
-        assert user.password_hash.startswith("$argon2")
+        user = create_user(db, "ann", "ann-password-1", "physician", department="hepatology")
+        assert user.password_hash.startswith("$argon2") and user.department == "hepatology"
         assert "ann-password-1" not in user.password_hash
-        for _ in range(2):
-            with pytest.raises(AuthError) as e:
-                authenticate(db, "ann", "wrong-password", lockout_failures=3, lockout_minutes=5)
-            assert not e.value.locked
-        with pytest.raises(AuthError) as e:
-            authenticate(db, "ann", "wrong-password", lockout_failures=3, lockout_minutes=5)
-        assert e.value.locked
-        with pytest.raises(AuthError):
-            authenticate(db, "ann", "ann-password-1", lockout_failures=3, lockout_minutes=5)
-        user.locked_until = None
+        for name, password in (("ann", "wrong-password"), ("nobody", "ann-password-1")):
+            with pytest.raises(AuthError):
+                authenticate(db, name, password)
+        assert authenticate(db, "ann", "ann-password-1").username == "ann"
+        user.active = False
         db.commit()
-        assert authenticate(db, "ann", "ann-password-1", 3, 5).username == "ann"
+        with pytest.raises(AuthError):
+            authenticate(db, "ann", "ann-password-1")
         with pytest.raises(ValueError):
             create_user(db, "ann", "ann-password-1", "physician")
         with pytest.raises(ValueError):
             create_user(db, "bob", "ann-password-1", "superuser")
         with pytest.raises(ValueError):
             create_user(db, "b o b", "ann-password-1", "physician")
+
+
+def test_login_throttle_backs_off_per_name_and_address():
+    t = LoginThrottle(account_failures=3, address_failures=100, block_s=60)
+    for _ in range(3):
+        assert not t.blocked("admin", "a", now=0)
+        t.failed("admin", "a", now=0)
+    assert t.blocked("admin", "a", now=1) and not t.blocked("admin", "b", now=1)  # other addresses still log in
+    assert t.locked("admin", now=1) and not t.blocked("admin", "a", now=61)
+    for _ in range(3):
+        t.failed("admin", "a", now=61)
+    assert t.blocked("admin", "a", now=61 + 100) and not t.blocked("admin", "a", now=61 + 121)  # doubled
+    t.unlock("admin")
+    assert not t.blocked("admin", "a", now=62)
+    spray = LoginThrottle(account_failures=100, address_failures=3, block_s=60)
+    for i in range(3):
+        spray.failed(f"u{i}", "x", now=0)
+    assert spray.blocked("anyone", "x", now=1) and not spray.blocked("anyone", "y", now=1)
 
 
 def test_rate_limiter_sliding_window():

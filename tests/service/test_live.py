@@ -91,3 +91,18 @@ def test_live_websocket_refuses_researchers(service, researcher):
         with researcher.websocket_connect("/api/live") as ws:
             ws.receive_text()
     assert exc.value.code == 4403
+
+
+def test_live_token_only_in_the_first_message(service):
+    """Scripts send the bearer token as the first message; a token in the URL is ignored."""
+    token = service.client().post("/api/login", json={"username": "doc", "password": "doctor-pass-123",
+                                                      "want_token": True}).json()["token"]
+    with pytest.raises(WebSocketDisconnect) as exc:
+        with service.client().websocket_connect(f"/api/live?token={token}") as ws:
+            ws.send_text("{}")
+            ws.receive_text()
+    assert exc.value.code == 4401
+    with service.client().websocket_connect("/api/live") as ws:
+        ws.send_text(json.dumps({"token": token}))
+        ws.send_bytes(message(1, ultrasound_like(320, 240)))
+        assert json.loads(ws.receive_text())["seq"] == 1

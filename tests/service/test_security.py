@@ -27,15 +27,50 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(service):
     assert "livus_session" not in c.cookies
 
 
-def test_account_locks_after_repeated_failures(service):
-    c = service.client()
-    for _ in range(service.cfg.lockout_failures):
-        assert c.post("/api/login", json={"username": "doc", "password": "bad-password-x"}).status_code in (401, 423)
-    r = c.post("/api/login", json={"username": "doc", "password": PASSWORDS["doc"]})
-    assert r.status_code == 423  # even the right password is refused while locked
-    admin = service.client("admin")
-    assert admin.post("/api/users/doc/unlock").status_code == 200
-    assert c.post("/api/login", json={"username": "doc", "password": PASSWORDS["doc"]}).status_code == 200
+def _login(c, user: str, password: str, address: str):
+    return c.post("/api/login", json={"username": user, "password": password}, headers={"X-Forwarded-For": address})
+
+
+def test_login_back_off_per_address_never_locks_the_account_out(tmp_path):
+    svc = make_service(tmp_path / "d", trusted_proxies=("testclient",), login_rate_limit=1000)
+    c = svc.client()
+    attacker, owner = "203.0.113.9", "198.51.100.7"
+    known = [_login(c, "admin", "bad-password-x", attacker) for _ in range(svc.cfg.lockout_failures + 2)]
+    unknown = [_login(c, "no-such-user", "bad-password-x", attacker) for _ in range(svc.cfg.lockout_failures + 2)]
+    # the same answers for a real and an unknown name, blocked or not: names cannot be found out
+    assert [(r.status_code, r.json()) for r in known] == [(r.status_code, r.json()) for r in unknown]
+    assert {r.status_code for r in known} == {401}
+    assert _login(c, "admin", PASSWORDS["admin"], attacker).status_code == 401  # the attacker's address waits
+    assert _login(c, "admin", PASSWORDS["admin"], owner).status_code == 200  # the administrator is never locked out
+    admin = svc.client()
+    assert _login(admin, "admin", PASSWORDS["admin"], owner).status_code == 200
+    admin.headers["X-CSRF-Token"] = admin.get("/api/session").json()["csrf_token"]
+    assert next(u for u in admin.get("/api/users").json() if u["username"] == "admin")["locked"] is True
+    assert admin.post("/api/users/admin/unlock").status_code == 200
+    assert _login(c, "admin", PASSWORDS["admin"], attacker).status_code == 200
+    blocked = svc.client("admin").get("/api/audit", params={"action": "login-blocked"}).json()
+    assert blocked and blocked[0]["client"] == attacker
+
+
+def test_password_spraying_blocks_the_address(tmp_path):
+    svc = make_service(tmp_path / "d", trusted_proxies=("testclient",), login_rate_limit=1000, lockout_ip_failures=6)
+    c = svc.client()
+    for i in range(6):
+        assert _login(c, f"user{i}", "guess-123456", "203.0.113.5").status_code == 401
+    assert _login(c, "doc", PASSWORDS["doc"], "203.0.113.5").status_code == 401
+    assert _login(c, "doc", PASSWORDS["doc"], "203.0.113.6").status_code == 200
+
+
+def test_forwarded_for_believed_only_from_trusted_proxies(tmp_path):
+    svc = make_service(tmp_path / "d")  # no trusted proxy: the header is ignored
+    c = svc.client()
+    assert _login(c, "doc", PASSWORDS["doc"], "203.0.113.77").status_code == 200
+    events = svc.client("admin").get("/api/audit", params={"action": "login", "user": "doc"}).json()
+    assert events[-1]["client"] == "testclient"
+    from livus.service.auth import forwarded_client
+
+    assert forwarded_client("10.0.0.2", "1.2.3.4, 5.6.7.8", ("10.0.0.2",)) == "5.6.7.8"  # the proxy's own entry
+    assert forwarded_client("10.0.0.3", "1.2.3.4", ("10.0.0.2",)) == "10.0.0.3"
 
 
 def test_login_rate_limit_per_client(tmp_path):
@@ -261,3 +296,16 @@ def test_security_headers(service, doc):
         assert "default-src 'self'" in h["content-security-policy"]
         assert h["referrer-policy"] == "no-referrer"
     assert doc.get("/api/studies").headers["cache-control"] == "no-store"
+
+
+def test_data_directory_is_private(service, doc):
+    study = upload(doc, [("a.png", png_bytes(ultrasound_like()))])
+    wait_done(service, doc, study["uid"])
+    data_dir = service.state.data_dir
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    assert (data_dir / "livus.db").stat().st_mode & 0o077 == 0
+    study_dir = data_dir / "studies" / study["uid"]
+    files = [p for p in study_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" and "files" in p.parts for p in files) and any(p.suffix == ".pdf" for p in files)
+    for p in files:
+        assert p.stat().st_mode & 0o077 == 0, p  # uploads, overlays, reports: owner only

@@ -15,15 +15,35 @@ if TYPE_CHECKING:  # heavy imports stay inside the commands: `livus --help` must
     from livus.config import ServiceConfig
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def serve(cfg: ServiceConfig) -> None:
-    """Run the web service with uvicorn until interrupted."""
+    """Run the web service with uvicorn until interrupted: HTTPS when ``ssl_certfile`` is set
+    (then cookies are ``Secure``); everything it writes readable by this account only."""
+    import dataclasses
+
     import uvicorn
 
     from livus.service.app import create_app
 
+    os.umask(0o077)  # data directory 0700, files 0600 (patient images, database)
+    tls = bool(cfg.ssl_certfile)
+    if tls and not cfg.ssl_keyfile:
+        raise ValueError("ssl_certfile needs ssl_keyfile")
+    if tls:
+        cfg = dataclasses.replace(cfg, secure_cookies=True)
+    if not tls and cfg.host not in LOOPBACK:
+        print(f"livus: WARNING: plain HTTP on {cfg.host}: passwords and patient images cross the network "
+              "unencrypted. Give --ssl-certfile/--ssl-keyfile, or listen on 127.0.0.1 behind an HTTPS reverse "
+              "proxy (README, 'HTTPS').", file=sys.stderr)
     app = create_app(cfg)
-    print(f"livus: serving on http://{cfg.host}:{cfg.port}  (data: {Path(cfg.data_dir).resolve()})")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", ws_max_size=8 * 1024 * 1024 + 16)
+    scheme = "https" if tls else "http"
+    print(f"livus: serving on {scheme}://{cfg.host}:{cfg.port}  (data: {Path(cfg.data_dir).resolve()})")
+    # proxy headers are read by the app itself, from cfg.trusted_proxies only (uvicorn's default would
+    # believe X-Forwarded-For from any local process)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", ws_max_size=8 * 1024 * 1024 + 16,
+                proxy_headers=False, ssl_certfile=cfg.ssl_certfile, ssl_keyfile=cfg.ssl_keyfile)
 
 
 def _cfg(args: argparse.Namespace) -> ServiceConfig:
@@ -49,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from livus.service.settings import load_service_config
 
     cfg = load_service_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
-                              dicom_port=args.dicom_port)
+                              dicom_port=args.dicom_port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                              analysis_workers=args.workers)
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
     serve(cfg)
     return 0
@@ -147,6 +168,9 @@ def add_subparsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default 8000)")
     s.add_argument("--dicom-port", type=int, default=None, help="DICOM C-STORE listener port (default: off)")
+    s.add_argument("--ssl-certfile", default=None, help="PEM certificate: serve HTTPS (with --ssl-keyfile)")
+    s.add_argument("--ssl-keyfile", default=None, help="PEM private key of the certificate")
+    s.add_argument("--workers", type=int, default=None, help="studies analysed at once, one process each (default: CPU cores)")
     s.set_defaults(func=cmd_serve)
 
     u = sub.add_parser("user", help="service accounts")

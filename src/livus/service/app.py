@@ -29,7 +29,18 @@ from livus.config import ServiceConfig
 from livus.monitor.registry import ModelRegistry, RegistryError
 from livus.service import audit
 from livus.service.analysis import AnalysisWorker, ModelProvider
-from livus.service.auth import AuthError, RateLimiter, authenticate, create_user, end_session, session_for_token, set_password, start_session
+from livus.service.auth import (
+    AuthError,
+    LoginThrottle,
+    RateLimiter,
+    authenticate,
+    create_user,
+    end_session,
+    forwarded_client,
+    session_for_token,
+    set_password,
+    start_session,
+)
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
 from livus.service.privacy import (
     deidentify_image,
@@ -57,13 +68,11 @@ from livus.service.storage import (
     Study,
     StudyFile,
     User,
-    as_utc,
     database_url,
     make_engine,
     make_private,
     private_file,
     make_sessionmaker,
-    utcnow,
 )
 
 log = logging.getLogger("livus.service")
@@ -87,6 +96,7 @@ class ServiceState:
     worker: AnalysisWorker
     monitor: Monitor
     login_limiter: RateLimiter
+    login_throttle: LoginThrottle
     pseudonym_key: bytes
     extras: dict[str, Any] = field(default_factory=dict)  # dicom listener, ...
 
@@ -119,7 +129,9 @@ def build_state(cfg: ServiceConfig) -> ServiceState:
     worker = AnalysisWorker(sm, data_dir, models, cfg.language, on_done=after_study, workers=cfg.analysis_workers,
                             in_process=cfg.analysis_in_process, max_attempts=cfg.analysis_max_attempts)
     return ServiceState(cfg, data_dir, sm, registry, models, worker, monitor,
-                        RateLimiter(cfg.login_rate_limit, cfg.login_rate_window_s), _secret(data_dir / ".pseudonym-key"))
+                        RateLimiter(cfg.login_rate_limit, cfg.login_rate_window_s),
+                        LoginThrottle(cfg.lockout_failures, cfg.lockout_ip_failures, cfg.lockout_minutes * 60),
+                        _secret(data_dir / ".pseudonym-key"))
 
 
 # ----------------------------------------------------------------------------- middleware
@@ -236,10 +248,6 @@ def unique_stem(name: str, taken: set[str]) -> str:
     return name if n == 1 else f"{stem}_{n}{suffix}"
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def inside(base: Path, rel: str) -> Path | None:
     """``base / rel`` if it stays inside ``base`` and exists, else ``None``."""
     if not rel:
@@ -257,8 +265,8 @@ def png_response(img: np.ndarray) -> Response:
     return Response(buf.tobytes(), media_type="image/png")
 
 
-def user_dict(u: User) -> dict[str, Any]:
-    locked = u.locked_until is not None and as_utc(u.locked_until) > utcnow()
+def user_dict(u: User, locked: bool = False) -> dict[str, Any]:
+    """An account as the API shows it; ``locked``: some address is in login back-off for it."""
     return {"username": u.username, "role": u.role, "department": u.department, "language": u.language,
             "active": u.active, "locked": locked}
 
@@ -329,11 +337,16 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
                 listener = DicomListener.from_config(state, cfg)
                 listener.start()
                 state.extras["dicom"] = listener
+            if cfg.send_results != "off":  # SR/SEG back to the PACS (livus.service.results_out)
+                from livus.service.results_out import ResultSender
+
+                state.extras["sender"] = ResultSender(state, cfg).start()
         try:
             yield
         finally:
-            if "dicom" in state.extras:
-                state.extras.pop("dicom").stop()
+            for name in ("sender", "dicom"):
+                if name in state.extras:
+                    state.extras.pop(name).stop()
             state.worker.stop()
 
     app = FastAPI(title="livus", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -373,6 +386,11 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             return auth
         return check
 
+    def client_address(request: Request) -> str:
+        """The client's address (``X-Forwarded-For`` believed only from ``cfg.trusted_proxies``)."""
+        peer = request.client.host if request.client else "unknown"
+        return forwarded_client(peer, request.headers.get("x-forwarded-for"), cfg.trusted_proxies)
+
     anyone = role(*ROLES)
     clinical = role("admin", "physician")
     admin = role("admin")
@@ -403,13 +421,19 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         if not state.login_limiter.allow(ip):
             audit.record(db, None, "login-limited", body.username[:64], "too many attempts", ip)
             raise HTTPException(429, "too many login attempts; wait a minute")
+        name = body.username[:64]
+        refused = HTTPException(401, "wrong user name or password (after repeated failures, logins from this "
+                                     "address wait a while)")  # one answer: it never tells whether a name exists
+        if state.login_throttle.blocked(name, ip):
+            audit.record(db, None, "login-blocked", name, "back-off after failed logins", ip)
+            raise refused
         try:
-            user = authenticate(db, body.username, body.password, cfg.lockout_failures, cfg.lockout_minutes)
+            user = authenticate(db, body.username, body.password)
         except AuthError as exc:
-            audit.record(db, None, "login-failed", body.username[:64], exc.reason, ip)
-            if exc.locked:
-                raise HTTPException(423, "account locked; try again later or ask an administrator") from None
-            raise HTTPException(401, "wrong user name or password") from None
+            state.login_throttle.failed(name, ip)
+            audit.record(db, None, "login-failed", name, exc.reason, ip)
+            raise refused from None
+        state.login_throttle.succeeded(name, ip)
         new = start_session(db, user, cfg.session_hours)
         response.set_cookie(SESSION_COOKIE, new.token, httponly=True, samesite="strict", secure=cfg.secure_cookies,
                             max_age=int(cfg.session_hours * 3600), path="/")
@@ -444,7 +468,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     def change_password(body: PasswordBody, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, bool]:
         user = db.get(User, auth.user.id)
         try:
-            authenticate(db, user.username, body.old_password, cfg.lockout_failures, cfg.lockout_minutes)
+            authenticate(db, user.username, body.old_password)
             set_password(db, user, body.new_password)
         except AuthError:
             raise HTTPException(403, "wrong password") from None
@@ -456,7 +480,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ users
     @app.get("/api/users")
     def list_users(auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> list[dict[str, Any]]:
-        return [user_dict(u) for u in db.scalars(select(User).order_by(User.username))]
+        return [user_dict(u, state.login_throttle.locked(u.username)) for u in db.scalars(select(User).order_by(User.username))]
 
     @app.post("/api/users", status_code=201)
     def add_user(body: NewUserBody, request: Request, auth: Auth = Depends(admin), db: Session = Depends(get_db)) -> dict[str, Any]:
@@ -475,6 +499,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         user.locked_until = None
         user.failed_logins = 0
         db.commit()
+        state.login_throttle.unlock(user.username)
         audit.record(db, auth.user, "user-unlock", user.username, "", client_address(request))
         return user_dict(user)
 
@@ -789,6 +814,9 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     from livus.service.live import register_live
 
     register_live(app, state, lambda db, token: session_for_token(db, token))
+    from livus.service.dicom_routes import register_dicom_routes
+
+    register_dicom_routes(app, state, clinical, get_db, get_study)
     return app
 
 

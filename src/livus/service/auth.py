@@ -94,36 +94,99 @@ def set_password(db: Session, user: User, password: str) -> None:
     db.commit()
 
 
-def authenticate(db: Session, username: str, password: str, lockout_failures: int, lockout_minutes: float) -> User:
-    """The user for a correct name/password, else :class:`AuthError`.
-
-    ``lockout_failures`` consecutive wrong passwords lock the account for ``lockout_minutes``
-    (a correct password does not open a locked account before then).
-    """
+def authenticate(db: Session, username: str, password: str) -> User:
+    """The user for a correct name/password of an active account, else :class:`AuthError`
+    (an unknown name costs the same hashing time as a wrong password). Failed-login back-off
+    is :class:`LoginThrottle`'s job."""
     user = db.scalar(select(User).where(User.username == username)) if len(username) <= 64 else None
     if user is None:
         verify_password(_DUMMY_HASH, password)
         raise AuthError(f"unknown user {username[:64]!r}")
-    now = utcnow()
-    locked_until = as_utc(user.locked_until)
-    if locked_until is not None and locked_until > now:
-        raise AuthError(f"account {username!r} locked until {locked_until.isoformat()}", locked=True)
+    if not verify_password(user.password_hash, password):
+        raise AuthError(f"wrong password for {username!r}")
     if not user.active:
         raise AuthError(f"account {username!r} disabled")
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        locked = user.failed_logins >= lockout_failures
-        if locked:
-            user.locked_until = now + timedelta(minutes=lockout_minutes)
-            user.failed_logins = 0
-        db.commit()
-        raise AuthError(f"wrong password for {username!r}" + (" (account now locked)" if locked else ""), locked)
     if _HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
     db.commit()
     return user
+
+
+class LoginThrottle:
+    """Back-off after failed logins, in memory, keyed so that nobody can lock anyone else out.
+
+    * ``account_failures`` consecutive wrong passwords for one user name FROM ONE CLIENT ADDRESS
+      block that (name, address) pair for ``block_s`` seconds, doubling with each further block
+      (at most 16 ×). The same account still logs in from any other address: an attacker can
+      slow down only their own guesses, never lock the administrator out.
+    * ``address_failures`` wrong passwords from one address (any names: password spraying)
+      block that address for ``block_s``.
+
+    Unknown and known user names are counted alike, and a blocked attempt gets the same answer as
+    a wrong password, so the answers never tell whether a name exists. A success clears the pair.
+    """
+
+    def __init__(self, account_failures: int, address_failures: int, block_s: float) -> None:
+        self.account_failures = max(1, account_failures)
+        self.address_failures = max(1, address_failures)
+        self.block_s = block_s
+        self._pairs: dict[tuple[str, str], list[float]] = {}  # (name, address) → [failures, blocks, until]
+        self._addresses: dict[str, list[float]] = {}  # address → [failures, 0, until]
+        self._lock = threading.Lock()
+
+    def blocked(self, username: str, address: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            pair = self._pairs.get((username, address))
+            addr = self._addresses.get(address)
+            return bool((pair and pair[2] > now) or (addr and addr[2] > now))
+
+    def failed(self, username: str, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            pair = self._pairs.setdefault((username, address), [0, 0, 0.0])
+            pair[0] += 1
+            if pair[0] >= self.account_failures:
+                pair[1] = min(pair[1] + 1, 5)
+                pair[0], pair[2] = 0, now + self.block_s * 2 ** (pair[1] - 1)
+            addr = self._addresses.setdefault(address, [0, 0, 0.0])
+            addr[0] += 1
+            if addr[0] >= self.address_failures:
+                addr[0], addr[2] = 0, now + self.block_s
+            if len(self._pairs) > 100_000:  # forget idle entries
+                self._pairs = {k: v for k, v in self._pairs.items() if v[2] > now}
+                self._addresses = {k: v for k, v in self._addresses.items() if v[2] > now}
+
+    def succeeded(self, username: str, address: str) -> None:
+        with self._lock:
+            self._pairs.pop((username, address), None)
+
+    def unlock(self, username: str) -> None:
+        """Lift every block of ``username`` (administrator)."""
+        with self._lock:
+            for key in [k for k in self._pairs if k[0] == username]:
+                del self._pairs[key]
+
+    def locked(self, username: str, now: float | None = None) -> bool:
+        """Whether some address is blocked from logging in as ``username``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return any(v[2] > now for k, v in self._pairs.items() if k[0] == username)
+
+
+def forwarded_client(peer: str, forwarded_for: str | None, trusted_proxies: tuple[str, ...] | list[str]) -> str:
+    """The client's address: the connection's ``peer`` unless it is one of ``trusted_proxies``;
+    then ``X-Forwarded-For`` read from the right, skipping trusted proxies (the first address
+    a trusted proxy did not add itself could be forged by anyone)."""
+    if not forwarded_for or peer not in trusted_proxies:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop[:64]
+    return peer
 
 
 def token_digest(token: str) -> str:

@@ -1,5 +1,9 @@
 """Live mode: frames stream in over a WebSocket (``/api/live``), results stream back.
 
+Login: the page's session cookie; a script without cookies sends its bearer token as the FIRST
+message, a text message ``{"token": "..."}`` (within ``AUTH_TIMEOUT_S``). A token is never
+accepted in the URL (URLs end up in server and proxy logs).
+
 Protocol: the client sends binary messages ``seq (4 bytes, big-endian) + JPEG/PNG bytes``;
 the server answers each analysed frame with a JSON text message
 ``{"seq", "result", "server_ms", "analyze_ms", "dropped"}`` (``server_ms``: decode +
@@ -36,6 +40,20 @@ log = logging.getLogger("livus.live")
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 LIVE_ROLES = frozenset({"admin", "physician"})  # live frames are not de-identified
 HEADER = struct.Struct(">I")
+AUTH_TIMEOUT_S = 10.0
+
+
+async def token_from_first_message(websocket: WebSocket) -> str | None:
+    """The token of an accepted socket's first message ``{"token": "..."}``, else ``None``."""
+    try:
+        msg = await asyncio.wait_for(websocket.receive(), AUTH_TIMEOUT_S)
+    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
+        return None
+    try:
+        token = json.loads(msg.get("text") or "{}").get("token")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) else None
 
 
 def decode_live_frame(data: bytes, max_side_px: int) -> tuple[int, np.ndarray]:
@@ -128,17 +146,21 @@ def register_live(app: FastAPI, state: Any, session_for_token: Callable) -> None
 
     @app.websocket("/api/live")
     async def live(websocket: WebSocket) -> None:
-        token = websocket.cookies.get("livus_session") or websocket.query_params.get("token")
+        if not same_origin(websocket):  # another site's page
+            await websocket.close(code=4403)
+            return
+        await websocket.accept()  # accepted first, so that a refusal reaches the page with its reason
+        token = websocket.cookies.get("livus_session") or await token_from_first_message(websocket)
         with state.sm() as db:
             rec = session_for_token(db, token)
             user = rec.user if rec else None
-            if user is not None and same_origin(websocket) and user.role in LIVE_ROLES:
+            if user is not None and user.role in LIVE_ROLES:
                 audit.record(db, user, "live", "live-session", "", websocket.client.host if websocket.client else "")
-        if user is None or not same_origin(websocket) or user.role not in LIVE_ROLES:
-            # 4401: no login; 4403: another site's page or a role that may not see identifiable images
-            await websocket.close(code=4401 if user is None else 4403)
+        if user is None or user.role not in LIVE_ROLES:
+            # 4401: no login; 4403: a role that may not see identifiable images
+            await websocket.close(code=4401 if user is None else 4403,
+                                  reason="login required" if user is None else "live mode is for clinical roles")
             return
-        await websocket.accept()
         analyzer, version = await asyncio.to_thread(state.models.analyzer)
         cache = FanCache()
         box = LatestFrame()
