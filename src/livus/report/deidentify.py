@@ -222,7 +222,7 @@ def _deidentify_elements(ds: Dataset, pz: Pseudonymizer, offset_days: int) -> No
         elif action == "K" and elem.VR == "PN" and elem.value:  # a person name the table missed
             elem.value = DUMMY_NAME
         elif action == "K" and elem.VR in TEXT_VR_MAX and isinstance(elem.value, str):
-            elem.value = pz.scrub_text(elem.value)  # free text that may quote a removed value
+            elem.value = pz.scrub_text(elem.value)[: TEXT_VR_MAX[elem.VR]]  # free text may quote a removed value
         elif elem.VR == "UI" and elem.value:
             mapped = [v if (action != "U" and _is_standard_uid(str(v))) else pz.uid(str(v)) for v in _values(elem)]
             elem.value = mapped if len(mapped) > 1 else mapped[0]
