@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from livus.config import LivusConfig, load_config
@@ -265,8 +265,6 @@ class AnalysisWorker:
 
     def pending(self) -> int:
         """Studies queued or running (in the database)."""
-        from sqlalchemy import func
-
         with self.sm() as db:
             return int(db.scalar(select(func.count()).select_from(Study).where(Study.status.in_(("queued", "running")))) or 0)
 
@@ -383,6 +381,9 @@ class AnalysisWorker:
             study = db.get(Study, study_id)
             if study is None:  # deleted meanwhile
                 return
+            for old in (*study.frames, *study.reports):  # a run recorded before (idempotent re-run)
+                db.delete(old)
+            db.flush()
             for rec in out.results:
                 src = str(Path(rec["source"]).resolve()) if rec.get("source") else ""
                 f = by_path.get(src)
