@@ -154,7 +154,7 @@ class AnalyzeConfig:
     lirads_table_path: str | None = None  # YAML LI-RADS table (management, thresholds); None = livus/infer/lirads.yaml
     # CEUS mode for clips: clip time 0 is this many seconds after the contrast injection
     # (frame time after injection = offset + Frame.time_s). None = B-mode (no CEUS features),
-    # unless a DICOM clip's own header gives the time (ContrastBolusStartTime, see pipeline).
+    # unless a DICOM clip's own header gives the time (ContrastBolusStartTime, see livus.infer.ceus).
     ceus_injection_offset_s: float | None = None
 
 
