@@ -238,6 +238,10 @@ def test_orthanc_pushes_jpeg_and_j2k_to_livus_which_sends_sr_and_seg_back(orthan
         assert send and send["status"] == "sent", send
     assert orthanc.modalities_in("ROUND-1").count("SR") >= 1
     assert "SEG" in orthanc.modalities_in("ROUND-1")
+    # pulling that study again: the SR/SEG now beside the image do not fail the C-GET, and are dropped
+    got: list[pydicom.Dataset] = []
+    client = PacsClient("127.0.0.1", orthanc.dicom_port, "ORTHANC", "LIVUS")
+    assert client.get_study(us_study["study_instance_uid"], got.append) == 1 and got[0].Modality == "US"
     with svc.state.sm() as db:
         from livus.service.storage import AuditEvent
 

@@ -30,6 +30,7 @@ from pynetdicom.sop_class import (
 from livus.io.readers import decodable_transfer_syntaxes
 from livus.service.dicom_listener import STATUS_OK, STATUS_OUT_OF_RESOURCES, queue_studies, store_dataset
 from livus.service.pacs_common import (  # noqa: F401 - PacsError and PacsStudy are part of this module's API
+    OTHER_STUDY_CLASSES,
     PENDING,
     REJECT_TEXT,
     RETRIEVED_STORAGE_CLASSES,
@@ -159,11 +160,17 @@ class PacsClient:
             for syntax in decodable_transfer_syntaxes():  # one context each: the PACS picks the stored one
                 ae.add_requested_context(cls, syntax)
             roles.append(build_role(cls, scp_role=True))
+        for other in OTHER_STUDY_CLASSES:  # accepted and dropped (see pacs_common)
+            ae.add_requested_context(other, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+            roles.append(build_role(other, scp_role=True))
+        images = {str(c) for c in RETRIEVED_STORAGE_CLASSES}
         count = 0
 
         def handle_store(event: Any) -> int:
             nonlocal count
             try:
+                if str(event.request.AffectedSOPClassUID) not in images:
+                    return STATUS_OK  # not an image livus analyses (SR, SEG, presentation state ...)
                 ds = event.dataset
                 ds.file_meta = event.file_meta
                 on_dataset(ds)

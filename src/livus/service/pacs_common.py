@@ -20,6 +20,19 @@ RETRIEVED_STORAGE_CLASSES = (
     UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, SecondaryCaptureImageStorage,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage, MultiFrameTrueColorSecondaryCaptureImageStorage,
 )
+# Objects a study on a PACS often holds besides its images (livus's own SR/SEG among them): C-GET
+# accepts them too (a PACS such as Orthanc fails the whole C-GET when one object has no context),
+# and livus drops them.
+OTHER_STUDY_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
+)
 PENDING = (0xFF00, 0xFF01)
 SUCCESS_OR_WARNING = (0x0000, 0xB000)
 STATUS_TEXT = {  # C-FIND/C-GET/C-MOVE/C-STORE failures (PS3.4 C.4, B.2)
