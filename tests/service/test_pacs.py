@@ -300,3 +300,17 @@ def test_pacs_unreachable_is_a_clean_error(tmp_path):
     with TestClient(web.app):
         r = web.client("doc").post("/api/pacs/retrieve", json={"patient_id": "X"})
         assert r.status_code == 502 and "cannot connect" in r.json()["detail"], r.text
+
+
+def test_pull_by_c_move_to_the_listener(orthanc, tmp_path):
+    files = make_us_dicom(tmp_path / "in", 2, "MOVE-1")
+    assert c_store(files, orthanc.dicom_port, "ORTHANC") == [0, 0]
+    svc = make_service(tmp_path / "data", dicom_port=orthanc.livus_port, dicom_calling_ae_titles=("ORTHANC@127.0.0.1",),
+                       pacs_host="127.0.0.1", pacs_port=orthanc.dicom_port, pacs_retrieve="move")
+    with TestClient(svc.app):
+        doc = svc.client("doc")
+        r = doc.post("/api/pacs/retrieve", json={"patient_id": "MOVE-1"})
+        assert r.status_code == 202 and len(r.json()["studies"]) == 1, r.text
+        (study,) = _wait_studies(svc, doc, 1)
+        assert study["uid"] == r.json()["studies"][0] and study["patient_id"] == "MOVE-1" and study["status"] == "done"
+        assert doc.get(f"/api/studies/{study['uid']}").json()["n_frames"] == 2
