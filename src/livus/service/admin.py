@@ -66,12 +66,15 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from livus.service.settings import load_service_config
+    from livus.service.settings import DATA_DIR_ENV, load_service_config
 
     cfg = load_service_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
                               dicom_port=args.dicom_port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                               analysis_workers=args.workers)
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    # the installation's identity (e.g. the DICOM SR Device Observer UID, livus.report.dicom_sr)
+    # lives in the data directory, also for the analysis worker processes
+    os.environ[DATA_DIR_ENV] = str(Path(cfg.data_dir).resolve())
     serve(cfg)
     return 0
 
