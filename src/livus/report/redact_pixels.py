@@ -8,9 +8,10 @@ Two detectors, their masks joined:
   of text becomes one solid bar. When the fan cannot be found reliably, the top band of the
   image (where scanners print name, ID and date) is taken instead (``top-band``);
 * an OCR text detector run on the WHOLE image, fan included (:mod:`livus.report.ocr`): every
-  text line it finds is blacked out, except livus' own result labels (lesion number, detection
-  score, malignancy, size, the Grad-CAM panel title), which are kept only when their text reads
-  as exactly such a label.
+  text line it finds is blacked out, livus' own overlay labels included: their boxes are
+  half-transparent, and scanner text under one (a name, say) stays faintly visible, so no
+  label can be kept without keeping what it covers. The lesion outlines and axes stay; the
+  numbers are in the de-identified ``case.json``.
 
 The cleaned image is then read again: while the OCR can still read a line (recogniser score and
 character count above :class:`RedactParams` limits) it is blacked out too, for at most
@@ -20,16 +21,13 @@ otherwise the caller must not call the image de-identified (it withholds the fil
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from livus.preprocess.fan import detect_fan
 from livus.preprocess.overlays import detect_overlays
-from livus.report.i18n import LANGUAGES, text
 from livus.report.ocr import OcrParams, OcrUnavailable, TextBox, TextReader
 
 
@@ -93,33 +91,6 @@ def burned_in_text_mask(image: np.ndarray, params: RedactParams | None = None) -
     return mask, "overlay-detector"
 
 
-def _squeeze(value: str) -> str:
-    return re.sub(r"\s+", "", value)
-
-
-@lru_cache(maxsize=1)
-def _label_patterns() -> tuple[re.Pattern[str], ...]:
-    """Full-match patterns (whitespace removed) of the labels livus draws on its overlays."""
-
-    def alternatives(key: str) -> str:
-        return "|".join(re.escape(_squeeze(text(key, lang))) for lang in LANGUAGES)
-
-    score = r"[01][.,]\d{2}"
-    return tuple(re.compile(p, re.IGNORECASE) for p in (
-        rf"#\d{{1,3}}(?:{alternatives('det')}){score}",
-        rf"(?:{alternatives('malig_short')})(?:{score}|{alternatives('not_assessed_short')})",
-        r"\d{1,4}(?:[.,]\d)?[×xX*]\d{1,4}(?:[.,]\d)?(?:mm|px)",
-        rf"(?:{alternatives('heatmap_panel')})",
-        rf"(?:{alternatives('no_spacing_banner')})",
-    ))
-
-
-def is_livus_label(line: str) -> bool:
-    """Whether an OCR line reads as exactly one of livus' own overlay labels (never identifying)."""
-    squeezed = _squeeze(line)
-    return bool(squeezed) and any(p.fullmatch(squeezed) for p in _label_patterns())
-
-
 def _n_chars(line: str) -> int:
     return sum(ch.isalnum() for ch in line)  # str.isalnum() is true for CJK characters too
 
@@ -139,20 +110,18 @@ def _text_like(line: TextBox, params: RedactParams, short_side_px: int) -> bool:
     return _readable(line, params) or _line_height_px(line.polygon_px) <= limit
 
 
+def _grown_polygon(poly: np.ndarray, grow_px: float) -> np.ndarray:
+    """The quadrilateral grown outwards by ``grow_px`` (corners move along their diagonals)."""
+    direction = poly - poly.mean(axis=0)
+    norm = np.linalg.norm(direction, axis=1, keepdims=True)
+    return np.round(poly + direction / np.maximum(norm, 1e-6) * grow_px * np.sqrt(2.0)).astype(np.int32)
+
+
 def _fill_lines(mask: np.ndarray, lines: list[TextBox], grow_px: int) -> int:
-    n = 0
+    """Black out ``lines`` in ``mask`` (in place); returns how many."""
     for line in lines:
-        if is_livus_label(line.text):
-            continue
-        poly = line.polygon_px
-        centre = poly.mean(axis=0)
-        # grow the quadrilateral outwards by grow_px (corners move along their diagonals)
-        direction = poly - centre
-        norm = np.linalg.norm(direction, axis=1, keepdims=True)
-        grown = poly + direction / np.maximum(norm, 1e-6) * grow_px * np.sqrt(2.0)
-        cv2.fillPoly(mask, [np.round(grown).astype(np.int32)], 1)
-        n += 1
-    return n
+        cv2.fillPoly(mask, [_grown_polygon(line.polygon_px, grow_px)], 1)
+    return len(lines)
 
 
 def _blackout(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -165,7 +134,7 @@ def text_mask_for(samples: list[np.ndarray], params: RedactParams | None = None,
                   reader: TextReader | None = None) -> tuple[np.ndarray, str, bool, int, str]:
     """Mask of burned-in text shared by ``samples`` (display images of one size: grey uint8 or
     colour; e.g. frames of one clip). Returns ``(mask, method, clean, n_text_lines, note)``:
-    ``clean`` when OCR ran and can read nothing (but livus' labels) in any masked sample."""
+    ``clean`` when OCR ran and can read nothing in any masked sample."""
     params = params or RedactParams()
     h, w = samples[0].shape[:2]
     mask = np.zeros((h, w), np.uint8)
@@ -188,7 +157,7 @@ def text_mask_for(samples: list[np.ndarray], params: RedactParams | None = None,
         n_lines += _fill_lines(mask, lines, params.ocr_grow_px)
     for _ in range(params.max_rounds):  # then whatever can still be read
         left = [line for sample in samples for line in reader.read(_blackout(sample, mask))
-                if _readable(line, params) and not is_livus_label(line.text)]
+                if _readable(line, params)]
         if not left:
             return mask, f"ocr+{base}", True, n_lines, ""
         n_lines += _fill_lines(mask, left, params.ocr_grow_px + 2)
