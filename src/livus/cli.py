@@ -133,7 +133,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not args.deidentify:
         print("livus: error: exports are always de-identified: add --deidentify", file=sys.stderr)
         return 2
-    report = deidentify_path(Path(args.src), Path(args.dst), key=args.key)
+    report = deidentify_path(Path(args.src), Path(args.dst), key=args.key, write_uncertain=args.keep_unverified)
     print(report.summary_text())
     return 0 if report.written else 1
 
@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("src", help="file or folder to export")
     x.add_argument("dst", help="output folder (outside SRC)")
     x.add_argument("--key", default=None, help="site key for pseudonyms (default: $LIVUS_DEID_KEY)")
+    x.add_argument("--keep-unverified", action="store_true",
+                   help="write images whose burned-in text OCR could not verify clean (default: withhold them); "
+                        "they are listed and marked (DICOM BurnedInAnnotation YES, no Clean Pixel Data option)")
     x.set_defaults(func=_cmd_export)
 
     bn = sub.add_parser("bench", help="speed/memory of the per-frame analysis on this machine (torch vs ONNX fp32/int8)")
