@@ -150,8 +150,10 @@ class RayEngine:
         self.stats = {"reused": len(keys) - len(todo), "analysed": 0, "failed": 0}
         started = False
         if todo and not ray.is_initialized():
-            local = {} if self.address else {"num_cpus": self.actors or os.cpu_count() or 1}
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **local)
+            if self.address:  # a running cluster (its own settings), or a Ray client (ray://)
+                ray.init(address=self.address)
+            else:
+                ray.init(num_cpus=self.actors or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
             started = True
         try:
             results = self._run(ray, todo, analyzer, overlay_root, language, fingerprint) if todo else iter(())
