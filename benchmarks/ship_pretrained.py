@@ -101,6 +101,35 @@ def schedules_text(model_path: Path) -> str:
                                    "a CV fold continues the same fold)" if len(parts) > 1 else "")
 
 
+HIGHER_IS_BETTER = {"sens@0.1fp": True, "sens@0.25fp": True, "sens@1fp": True, "sens_lt60": True, "mass_dice": True,
+                    "liver_dice": True, "normal_with_lesion": False}
+
+
+def release_changes(new: dict[str, float], old: dict[str, float]) -> str:
+    """One line per figure both releases report: better or worse, from the two means."""
+    lines = []
+    for k, higher in HIGHER_IS_BETTER.items():
+        if k not in new or k not in old or any(isinstance(v, float) and math.isnan(v) for v in (new[k], old[k])):
+            continue
+        better = (new[k] > old[k]) == higher and new[k] != old[k]
+        lines.append(f"- {k}: {fmt(old[k])} → {fmt(new[k])} ({'better' if better else 'worse' if new[k] != old[k] else 'same'})")
+    return "\n".join(lines)
+
+
+def examples_text(metrics: dict[str, Any]) -> str:
+    """What the shipped models find in the bundled simulated examples (``livus evaluate`` figures)."""
+    n = metrics.get("n_lesions", 0)
+    sens = metrics.get("sensitivity_reported") or 0.0
+    text = (f"On the bundled simulated examples (`livus analyze examples` + `livus evaluate --data examples/labels`): "
+            f"{round(sens * n)} of {n} annotated lesions found at the report threshold, {fmt(metrics.get('fp_per_image_reported'))} "
+            f"false positives per image, liver Dice {fmt(metrics.get('liver_dice'))}.")
+    if sens < 0.5:
+        text += (" The models learnt from AUL photographs of real scanners only; the simulator's images (its speckle, "
+                 "fan and lesion contrast) are a domain they never saw, so these examples show the pipeline, not the "
+                 "detector's accuracy. Training with simulated images (`train.use_simulated`) is the way to cover them.")
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -113,6 +142,8 @@ def main() -> None:
                     help="what the --scratch-report run was (its row label in the card)")
     ap.add_argument("--stage1-report", default=None,
                     help="CV report of the pretrained detector after its first schedule only (a row in the comparison)")
+    ap.add_argument("--examples-metrics", default=None,
+                    help="metrics.json of `livus evaluate --data examples/labels` on the shipped models' analysis of examples/")
     ap.add_argument("--device-label", default="",
                     help="which model the --device-report measured, when not the shipped recipe")
     ap.add_argument("--device-report", default=None)
@@ -234,6 +265,11 @@ def main() -> None:
         table(clf_rows, ("n_test", "auc", "sensitivity", "specificity", "threshold", "ece", "ece_uncalibrated")) + "\n",
         targets(clf["mean"], CLS_TARGETS) + "\n",
     ]
+    if not args.no_ship:
+        parts.insert(2, "## Against the previous release (means of the CV folds; see the caveats below the comparison table)\n"
+                        + release_changes(rep["mean"], sc["mean"]) + "\n")
+    if args.examples_metrics:
+        parts += ["## Bundled examples\n", examples_text(json.loads(Path(args.examples_metrics).read_text())) + "\n"]
     if args.device_report:
         dev = json.loads(Path(args.device_report).read_text())
         parts += ["## Device held out\n", (f"**{args.device_label}** " if args.device_label else "") + dev.get("note", "") + "\n",
