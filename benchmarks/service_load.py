@@ -78,14 +78,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path) -> tuple[str, str, str, object]:
+def start_server(data_dir: Path, **overrides: object) -> tuple[str, str, str, object]:
+    """A server on a free 127.0.0.1 port (uvicorn in a thread) with a ``bench`` physician;
+    ``overrides``: ``ServiceConfig`` fields."""
     import uvicorn
 
     from livus.config import ServiceConfig
     from livus.service.app import create_app
     from livus.service.auth import create_user
 
-    app = create_app(ServiceConfig(data_dir=str(data_dir)))
+    app = create_app(ServiceConfig(data_dir=str(data_dir), **overrides))
     with app.state.livus.sm() as db:
         create_user(db, "bench", "bench-password-1", "physician")
     port = free_port()
