@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--card", default=None, help="where the card goes (default OUT/MODEL_CARD.md)")
     ap.add_argument("--no-ship", action="store_true",
                     help="write only the card (to --card): the models are measured but not shipped")
+    ap.add_argument("--card-only", action="store_true",
+                    help="the models are already in OUT (an earlier run of this script): rewrite only the card")
     args = ap.parse_args()
     rep = json.loads(Path(args.report).read_text())
     clf_run = Path(args.classifier_run)
@@ -166,9 +168,9 @@ def main() -> None:
     meta = {"version": version, "status": "final", "half": True, "training_data": "AUL development part (588 images) + ImageNet weights of EfficientNet-Lite0",
             "cv": {"folds": len(rep["folds"]), "mean": rep["mean"], "per_fold": rep["per_fold"], "image_mean": rep["image_mean"]},
             "score_threshold_note": "calibrated scale; 0.25 FP/image on all folds' held-out candidates"}
-    if args.no_ship:
-        det = load_detector(Path(args.final))
-        det_path = Path(args.final)
+    if args.no_ship or args.card_only:
+        det_path = out / "detector.pt" if args.card_only else Path(args.final)
+        det = load_detector(det_path)
     else:
         det_path = ship_model(Path(args.final), out / "detector.pt", shipped["score_threshold"], meta,
                               tuple(shipped["score_calibration"]))
@@ -311,7 +313,7 @@ def main() -> None:
                         "simulator's domain. The sections below describe the recipe as if shipped so the card can be reused "
                         "when it is.\n")
     card.write_text("\n".join(parts), encoding="utf-8")
-    print(f"written {card}" + ("" if args.no_ship else f", {det_path}, {out / 'classifier.pt'}, {out / 'image_label.json'}"))
+    print(f"written {card}" + ("" if args.no_ship or args.card_only else f", {det_path}, {out / 'classifier.pt'}, {out / 'image_label.json'}"))
 
 
 if __name__ == "__main__":
