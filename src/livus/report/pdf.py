@@ -353,6 +353,7 @@ def build_pdf(c: ReportContent, font_path: Path | None = None) -> FPDF:
 
     _heading(pdf, L["assessment"])
     _key_value_table(pdf, [
+        *([(L["assessability"], c.assessability)] if c.assessability else []),
         (L["risk"], c.risk),
         (L["priority"], c.priority),
         (L["follow_up"], c.follow_up),
