@@ -157,3 +157,29 @@ def test_not_verified_clean_is_withheld_or_marked(tmp_path):
     assert ds.BurnedInAnnotation == "YES"
     assert CLEAN_PIXEL_CODE not in [c.CodeValue for c in ds.DeidentificationMethodCodeSequence]
     assert any("NOT" in line for line in ds.DeidentificationMethod)
+
+
+class _FailingReader:
+    def read(self, image):
+        from livus.report.ocr import OcrUnavailable
+
+        raise OcrUnavailable("OCR failed (test)")
+
+
+class _StubbornReader:
+    """Always reads a line that no blacking out removes."""
+
+    def read(self, image):
+        from livus.report.ocr import TextBox
+
+        return [TextBox(np.array([[0, 0], [30, 0], [30, 10], [0, 10]], np.float32), "SMITH", 0.99)]
+
+
+def test_ocr_failure_or_text_left_is_never_clean():
+    from livus.report.redact_pixels import redact_burned_in_text
+
+    frame = frame_with_phi()
+    failed = redact_burned_in_text(frame, reader=_FailingReader())
+    assert not failed.clean and "OCR failed" in failed.note
+    stubborn = redact_burned_in_text(frame, reader=_StubbornReader())
+    assert not stubborn.clean and "still readable" in stubborn.note

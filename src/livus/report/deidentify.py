@@ -557,6 +557,9 @@ def deidentify_path(src: Path, dst: Path, key: str | None = None, params: Redact
         except (ValueError, OSError) as exc:
             report.skipped.append((str(rel), f"error: {type(exc).__name__}"))
             continue
+        except Exception as exc:  # noqa: BLE001 - a pixel decoder failing withholds the file, never stops the export
+            report.skipped.append((str(rel), f"withheld: pixels could not be cleaned ({type(exc).__name__})"))
+            continue
         report.written.append(out)
         if kind in ("dicom", "image") and cleaning is not None and not cleaning.clean:
             report.not_clean.append(str(rel))

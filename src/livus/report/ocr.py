@@ -17,7 +17,7 @@ import numpy as np
 
 
 class OcrUnavailable(RuntimeError):
-    """The OCR engine cannot be loaded (package or model missing)."""
+    """The OCR engine cannot be loaded (package or model missing) or failed on an image."""
 
 
 @dataclass
@@ -78,7 +78,10 @@ class TextReader:
 
     def read(self, image: np.ndarray) -> list[TextBox]:
         """Every text line found (detector boxes with the recogniser's text and score)."""
-        out = self._engine(self._bgr(image), use_det=True, use_cls=False, use_rec=True)
+        try:
+            out = self._engine(self._bgr(image), use_det=True, use_cls=False, use_rec=True)
+        except Exception as exc:  # noqa: BLE001 - the caller must treat the image as not verified
+            raise OcrUnavailable(f"OCR failed on a {image.shape} image ({type(exc).__name__})") from exc
         boxes = getattr(out, "boxes", None)
         if boxes is None or len(boxes) == 0:
             return []

@@ -151,6 +151,16 @@ def text_mask_for(samples: list[np.ndarray], params: RedactParams | None = None,
             reader = TextReader(params.ocr_params)
         except OcrUnavailable as exc:
             return mask, base, False, 0, str(exc)
+    try:
+        return _ocr_rounds(samples, mask, base, params, reader)
+    except OcrUnavailable as exc:
+        return mask, base, False, 0, str(exc)
+
+
+def _ocr_rounds(samples: list[np.ndarray], mask: np.ndarray, base: str, params: RedactParams,
+                reader: TextReader) -> tuple[np.ndarray, str, bool, int, str]:
+    """Black out every detected text line, then re-read until nothing is readable (in place)."""
+    h, w = mask.shape
     n_lines = 0
     for sample in samples:  # first round: every detected text line, readable or not
         lines = [line for line in reader.read(_blackout(sample, mask)) if _text_like(line, params, min(h, w))]
