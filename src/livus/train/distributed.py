@@ -69,7 +69,7 @@ def init_from_env(device: str) -> DistContext:
     = ``LOCAL_RANK``), gloo otherwise."""
     missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise RuntimeError(f"--ddp: start with torchrun (missing {', '.join(missing)}), e.g. "
+        raise ValueError(f"--ddp: start with torchrun (missing {', '.join(missing)}), e.g. "
                            "torchrun --nproc-per-node 2 -m livus.cli train detector --ddp ...")
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     backend = "nccl" if device == "cuda" else "gloo"

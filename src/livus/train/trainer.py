@@ -86,7 +86,7 @@ def train_one_epoch(
         chunk = indices[start : start + batch_size]
         if len(chunk) < 2:  # batch norm needs 2+ samples
             continue
-        weight = 1.0  # this rank's share of the global batch
+        weight, n_drawn = 1.0, len(chunk)  # this rank's share of the global batch, the batch's size
         if dist is not None:
             if len(chunk) < dist.world:
                 continue
@@ -108,7 +108,7 @@ def train_one_epoch(
         seen_idx.append(batch["index"].cpu().numpy())
         seen_loss.append(per_image.cpu().numpy())
         if progress is not None:
-            progress(len(chunk), parts["total"])
+            progress(n_drawn, parts["total"])
     if dist is not None:
         sums = dict(zip(sums, dist.sum(np.array(list(sums.values())))))
         ranks = dist.all_gather((seen_idx, seen_loss))  # per rank: its share of every batch
