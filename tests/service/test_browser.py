@@ -79,19 +79,29 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url)
+            page.select_option("#lang", "en")  # the login page switches language too
+            page.wait_for_function("document.querySelector('#login-form h2').textContent === 'Log in'")
+            page.select_option("#lang", "zh")
             page.fill("#login-user", "doc")
             page.fill("#login-pass", "wrong-password")
             page.click("#login-submit")
             page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+            assert "用户名或密码错误" in page.locator("#login-error").inner_text()
             page.fill("#login-pass", "doctor-pass-123")
             page.click("#login-submit")
             page.wait_for_selector("#view-studies:not([hidden])")
             page.set_input_files("#upload-files", str(image))
             page.fill("#upload-desc", "browser test")
+            page.fill("#upload-patient", "P-BROWSER-1")
+            page.fill("#upload-name", "ZHANG^SAN")
             page.click("#upload-submit")
             page.wait_for_selector(".lesion-table", timeout=60000)
             page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=60000)
             page.wait_for_selector(".lesion-table")
+            page.wait_for_function("document.querySelector('#upload-status').textContent === '分析完成'")  # the note clears
+            assert "P-BROWSER-1" in page.locator("#study-table").inner_text()
+            assert "ZHANG^SAN" in page.locator("#detail-title").inner_text()
+            assert "特征（置信度）" in page.locator(".lesion-table").first.inner_text()
             assert page.locator(".frame-canvas").count() == 1
             overlay = page.locator("img.overlay")
             if overlay.count():
@@ -106,6 +116,12 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
             page.wait_for_function("document.querySelector('.lesion-table').textContent.includes('Malignancy probability')")
             assert "Studies" in page.locator("#view-studies").inner_text()
             page.screenshot(path=str(artifacts_dir / "service_study_en.png"), full_page=True)
+            page.click("button[data-view='monitor']")  # no confirmed outcome yet: the empty state, no raw JSON
+            page.wait_for_selector("#chart-empty:not([hidden])")
+            assert "No confirmed outcomes yet" in page.locator("#chart-empty").inner_text()
+            assert "{" not in page.locator("#drift-table").inner_text()
+            page.click("button[data-view='studies']")
+            page.wait_for_selector(".lesion-table")
             confirm = page.locator(".lesion-table button")
             if confirm.count():  # the detector found a lesion: the physician confirms its outcome
                 confirm.first.click()
@@ -136,8 +152,9 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
                 for version, scores in (("v1", [0.9] * 15 + [0.2] * 15), ("v2", [0.3] * 15 + [0.2] * 15)):
                     for k, fid in enumerate(add_scored_frames(svc, version, scores)):
                         add_outcome(db, None, fid, 1, k < 15, "pathology")
+            page.click("button[data-view='studies']")
             page.click("button[data-view='monitor']")
-            page.wait_for_selector("#metrics-table tbody tr")
+            page.wait_for_selector("#chart:not([hidden])")
             assert page.locator("#metrics-table tbody tr").count() >= 2  # v1, v2 (+ the version a confirmed lesion came from)
             page.screenshot(path=str(artifacts_dir / "service_monitor.png"), full_page=True)
             assert errors == [], errors

@@ -455,6 +455,13 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
     def session_info(auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
         return {"user": user_dict(auth.user), "csrf_token": auth.session.csrf_token, "alerts": active_alerts(db)}
 
+    @app.get("/api/labels")
+    def labels(auth: Auth = Depends(anyone)) -> dict[str, Any]:
+        """Display names of the lesion features in Chinese and English (the page's lesion table)."""
+        from livus.report.i18n import FEATURE_LABELS
+
+        return {"features": FEATURE_LABELS}
+
     @app.put("/api/me/language")
     def set_language(body: LanguageBody, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
         if body.language not in ("zh", "en"):

@@ -19,11 +19,18 @@ const I18N = {
     centre: "中心 (像素)", confirm: "确认结果", malignant: "恶性", benign: "良性", pathology: "病理", followup: "随访",
     no_lesion: "未检出病灶", warnings: "提示", overlay: "叠加图（含 Grad-CAM 热力图）", original: "原始图像",
     report: "报告", queued: "排队中", running: "分析中", done: "完成", failed: "失败", storing: "保存中",
-    uploading: "正在上传…", uploaded: "已上传，正在分析", login_failed: "用户名或密码错误",
-    locked: "账户已锁定，请稍后再试或联系管理员", too_many: "尝试次数过多，请稍候", confirmed: "已确认",
+    uploading: "正在上传…", uploaded: "已上传，正在分析",
+    too_many: "尝试次数过多，请稍候", confirmed: "已确认",
     risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
     export: "导出结果（JSON；研究人员为去标识化数据）", model_card: "模型说明", routine: "常规", soon: "尽快", urgent: "紧急", pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
     unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
+    patient_name: "患者姓名", identity_hint: "DICOM 文件的患者 ID 与姓名取自文件头；普通图像请填写。",
+    features: "特征（置信度）", malig_short: "恶性", no_features: "—",
+    no_outcomes: "尚无确认结果：在检查页确认病灶的病理或随访结果，或导入 CSV 后，此处显示各版本的敏感度与特异度。",
+    chart_x: "已确认病灶（滑动窗口，最新在右）", chart_y: "比例",
+    department: "科室", drift_none: "尚无足够的近期图像判断输入漂移", drift_stat: "统计量", drift_recent: "近期均值", drift_train: "训练集均值",
+    live_login: "实时模式无法连接：请重新登录", live_role: "实时模式仅限医师和管理员", live_failed: "实时模式无法连接服务器",
+    login_failed_wait: "用户名或密码错误（多次失败后，此地址需等待一段时间）", analysis_finished: "分析完成",
   },
   en: {
     subtitle: "liver ultrasound lesion analysis", nav_studies: "Studies", nav_live: "Live", nav_monitor: "Model monitoring",
@@ -43,16 +50,31 @@ const I18N = {
     pathology: "Pathology", followup: "Follow-up", no_lesion: "No lesion detected", warnings: "Notes",
     overlay: "Overlay (with Grad-CAM heat map)", original: "Original image", report: "Report", queued: "queued",
     running: "analysing", done: "done", failed: "failed", storing: "storing", uploading: "Uploading…",
-    uploaded: "Uploaded, analysing", login_failed: "Wrong user name or password",
-    locked: "Account locked; try later or ask an administrator", too_many: "Too many attempts; please wait",
+    uploaded: "Uploaded, analysing",
+    too_many: "Too many attempts; please wait",
     confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
     reasons: "Reasons", model_version: "Model version", export: "Export results (JSON; de-identified for researchers)", model_card: "Model card", routine: "routine", soon: "soon", urgent: "urgent", pacs: "Retrieve from PACS",
     study_uid: "Study Instance UID", retrieve: "Retrieve and analyse", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
+    patient_name: "Patient name", identity_hint: "DICOM files: patient ID and name come from the file header; plain images: type them.",
+    features: "Features (confidence)", malig_short: "malig.", no_features: "—",
+    no_outcomes: "No confirmed outcomes yet: confirm lesions (pathology or follow-up) on a study or import a CSV, and sensitivity and specificity per version appear here.",
+    chart_x: "confirmed lesions (sliding window, newest right)", chart_y: "proportion",
+    department: "Department", drift_none: "Not enough recent images to judge input drift yet", drift_stat: "Statistic", drift_recent: "Recent mean", drift_train: "Training mean",
+    live_login: "Live mode cannot connect: please log in again", live_role: "Live mode is for physicians and administrators",
+    live_failed: "Live mode cannot reach the server", login_failed_wait: "Wrong user name or password (after repeated failures this address waits a while)",
+    analysis_finished: "Analysis finished",
   },
 };
 
-const S = { user: null, csrf: "", lang: "zh", studyTimer: null, live: null };
+const S = { user: null, csrf: "", lang: initialLanguage(), studyTimer: null, live: null, labels: null, uploadUid: null };
+
+// before login: the language chosen last on this computer, else the browser's
+function initialLanguage() {
+  const saved = window.localStorage && localStorage.getItem("livus-lang");
+  if (saved === "zh" || saved === "en") return saved;
+  return (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
+}
 
 function t(key) { return (I18N[S.lang] || I18N.zh)[key] || key; }
 function $(sel) { return document.querySelector(sel); }
@@ -63,6 +85,8 @@ function el(tag, text, cls) {
   return e;
 }
 function fmt(v, d = 2) { return v === null || v === undefined ? "—" : Number(v).toFixed(d); }
+function locale() { return S.lang === "zh" ? "zh-CN" : "en-GB"; }
+function fmtDate(iso) { return iso ? new Date(iso).toLocaleString(locale(), { dateStyle: "medium", timeStyle: "short" }) : "—"; }
 
 function applyLanguage() {
   document.documentElement.lang = S.lang;
@@ -86,14 +110,16 @@ async function api(path, opts = {}) {
 // ---------------------------------------------------------------- login / session
 function showLogin() {
   S.user = null;
-  $("#nav").hidden = true; $("#who").hidden = true;
+  $("#nav").hidden = true; $("#logout").hidden = true; $("#who-name").textContent = "";
+  applyLanguage();
   showView("login");
 }
 
 async function onLoggedIn(info) {
   S.user = info.user; S.csrf = info.csrf_token; S.lang = info.user.language || "zh";
+  if (!S.labels) S.labels = await api("/api/labels").catch(() => null);
   applyLanguage();
-  $("#nav").hidden = false; $("#who").hidden = false;
+  $("#nav").hidden = false; $("#logout").hidden = false;
   $("#who-name").textContent = `${S.user.username} (${t("role_" + S.user.role)})`;
   document.body.dataset.role = S.user.role;
   showAlerts(info.alerts || []);
@@ -116,7 +142,7 @@ async function login(ev) {
     const s = await api("/api/session");
     await onLoggedIn({ ...info, alerts: s.alerts });
   } catch (e) {
-    $("#login-error").textContent = e.status === 423 ? t("locked") : e.status === 429 ? t("too_many") : t("login_failed");
+    $("#login-error").textContent = e.status === 429 ? t("too_many") : t("login_failed_wait");
   }
 }
 
@@ -137,7 +163,7 @@ async function loadStudies() {
     const tr = el("tr");
     tr.dataset.uid = s.uid;
     tr.className = "clickable";
-    [new Date(s.created_at).toLocaleString(), s.patient_id, s.description, t(s.status), s.n_frames, s.n_lesions]
+    [fmtDate(s.created_at), s.patient_id, s.patient_name, s.description, t(s.status), s.n_frames, s.n_lesions]
       .forEach((v) => tr.appendChild(el("td", v)));
     tr.addEventListener("click", () => openStudy(s.uid));
     tb.appendChild(tr);
@@ -151,11 +177,13 @@ async function upload(ev) {
   const fd = new FormData();
   for (const f of files) fd.append("files", f, f.name);
   fd.append("patient_id", $("#upload-patient").value);
+  fd.append("patient_name", $("#upload-name").value);
   fd.append("description", $("#upload-desc").value);
   $("#upload-status").textContent = t("uploading");
   try {
     const s = await api("/api/studies", { method: "POST", body: fd });
     $("#upload-status").textContent = t("uploaded");
+    S.uploadUid = s.uid;
     $("#upload-files").value = "";
     await loadStudies();
     openStudy(s.uid);
@@ -180,7 +208,7 @@ async function openStudy(uid) {
   box.hidden = false;
   box.dataset.uid = uid;
   box.dataset.status = s.status;
-  $("#detail-title").textContent = `${s.patient_id || ""} ${s.description || ""}`;
+  $("#detail-title").textContent = [s.patient_id, s.patient_name, s.description].filter(Boolean).join(" · ");
   $("#detail-status").textContent = `${t("status")}: ${t(s.status)} ${s.error || ""}`;
   renderCase(s.case);
   const rep = $("#detail-reports");
@@ -194,6 +222,10 @@ async function openStudy(uid) {
   fr.replaceChildren();
   s.frames.forEach((f) => fr.appendChild(renderFrame(f)));
   if (busy(s.status)) pollStudy(uid, s.status);
+  else if (S.uploadUid === uid) {  // the upload's "analysing" note ends with the analysis
+    $("#upload-status").textContent = s.status === "done" ? t("analysis_finished") : t("failed");
+    S.uploadUid = null;
+  }
 }
 
 function busy(status) { return status === "queued" || status === "running" || status === "storing"; }
@@ -245,19 +277,31 @@ function renderFrame(f) {
 
 function mm(v) { return v === null || v === undefined ? t("unknown_mm") : `${fmt(v, 1)} mm`; }
 
+function featureLabel(name) {
+  const l = S.labels && S.labels.features && S.labels.features[name];
+  return (l && (l[S.lang] || l.en)) || name.replace(/_/g, " ");
+}
+
+// the feature findings of a lesion with their confidences, likeliest first (those >= 0.5)
+function featureText(les) {
+  const all = { ...(les.features || {}), ...(les.ceus_features || {}) };
+  const shown = Object.entries(all).filter(([, p]) => p >= 0.5).sort((a, b) => b[1] - a[1]);
+  return shown.length ? shown.map(([k, p]) => `${featureLabel(k)} ${fmt(p)}`).join("; ") : t("no_features");
+}
+
 function lesionTable(f) {
   const r = f.result;
   const table = el("table", null, "lesion-table");
   const head = el("tr");
-  [t("lesion"), t("score"), t("malignancy"), t("long_axis"), t("short_axis"), t("centre"), t("confirm")]
+  [t("lesion"), t("score"), t("malignancy"), t("long_axis"), t("short_axis"), t("features"), t("centre"), t("confirm")]
     .forEach((h) => head.appendChild(el("th", h)));
   table.appendChild(head);
   if (!r.lesions.length) {
-    const tr = el("tr"); const td = el("td", t("no_lesion")); td.colSpan = 7; tr.appendChild(td); table.appendChild(tr);
+    const tr = el("tr"); const td = el("td", t("no_lesion")); td.colSpan = 8; tr.appendChild(td); table.appendChild(tr);
   }
   r.lesions.forEach((les) => {
     const tr = el("tr");
-    [les.id, fmt(les.score), fmt(les.malignancy), mm(les.long_axis_mm), mm(les.short_axis_mm),
+    [`#${les.id}`, fmt(les.score), fmt(les.malignancy), mm(les.long_axis_mm), mm(les.short_axis_mm), featureText(les),
       `${fmt(les.center_px[0], 0)}, ${fmt(les.center_px[1], 0)}`].forEach((v) => tr.appendChild(el("td", v)));
     const td = el("td");
     const done = (f.outcomes || []).find((o) => o.lesion_id === les.id);
@@ -315,7 +359,7 @@ function drawResult(g, r, k) {
       g.stroke();
     }
     g.fillStyle = g.strokeStyle;
-    const label = `#${les.id} ${m === null || m === undefined ? "" : Math.round(m * 100) + "%"}`;
+    const label = `#${les.id} ${m === null || m === undefined ? "" : `${t("malig_short")} ${Math.round(m * 100)}%`}`;
     g.fillText(label, les.bbox_px[0] * k, Math.max(14, les.bbox_px[1] * k - 4));
   });
   g.restore();
@@ -340,6 +384,13 @@ function startLive(setup) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   L.ws = new WebSocket(`${proto}//${location.host}/api/live`);
   L.ws.binaryType = "arraybuffer";
+  L.ws.onclose = (ev) => {  // say why, instead of going silent
+    if (L.stopped) return;
+    L.stopped = true;
+    const msg = ev.code === 4401 ? t("live_login") : ev.code === 4403 ? t("live_role") : t("live_failed");
+    $("#live-stats").textContent = `⚠ ${msg}`;
+    $("#live-stats").classList.add("error");
+  };
   L.ws.onmessage = (m) => {
     const d = JSON.parse(m.data);
     L.inflight = false;
@@ -400,6 +451,7 @@ function rate(stamps) {
 }
 
 function showLiveStats(L) {
+  $("#live-stats").classList.remove("error");
   const sorted = [...L.times].sort((a, b) => a - b);
   const p95 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.95 * sorted.length))] : 0;
   $("#live-stats").textContent = `${t("shown_fps")}: ${rate(L.shown).toFixed(1)}  ${t("fps")}: ${rate(L.served).toFixed(1)}  ` +
@@ -417,15 +469,21 @@ async function loadMonitor() {
     [v, x.n, fmt(x.sensitivity), fmt(x.specificity)].forEach((c) => tr.appendChild(el("td", c)));
     tb.appendChild(tr);
   });
-  $("#drift").textContent = JSON.stringify(m.drift, null, 1);
-  drawChart($("#chart"), m.series, m.thresholds);
+  if (!Object.keys(m.metrics).length) {
+    const tr = el("tr"); const td = el("td", "—"); td.colSpan = 4; tr.appendChild(td); tb.appendChild(tr);
+  }
+  renderDrift(m.drift || {});
+  const empty = !Object.values(m.series || {}).some((pts) => pts.length);
+  $("#chart-empty").hidden = !empty;
+  $("#chart").hidden = empty;
+  if (!empty) drawChart($("#chart"), m.series, m.thresholds);
   const models = await api("/api/models");
   const mt = $("#model-table tbody");
   mt.replaceChildren();
   Object.entries(models).forEach(([name, info]) => {
     info.versions.forEach((v) => {
       const tr = el("tr");
-      [name, v.version, v.registered_at.slice(0, 19), v.active ? "✔" : ""].forEach((c) => tr.appendChild(el("td", c)));
+      [name, v.version, fmtDate(v.registered_at), v.active ? "✔" : ""].forEach((c) => tr.appendChild(el("td", c)));
       const td = el("td");
       if (v.has_card) {
         const a = el("a", t("model_card"));
@@ -451,15 +509,35 @@ async function loadMonitor() {
   });
 }
 
+function renderDrift(d) {
+  const tb = $("#drift-table tbody");
+  tb.replaceChildren();
+  const stats = Object.entries(d.stats || {});
+  if (!stats.length) { const tr = el("tr"); tr.appendChild(el("td", t("drift_none"))); tb.appendChild(tr); }
+  else {
+    const head = el("tr");
+    [t("drift_stat"), t("drift_recent"), t("drift_train"), "SMD"].forEach((h) => head.appendChild(el("th", h)));
+    tb.appendChild(head);
+    stats.forEach(([k, v]) => {
+      const tr = el("tr");
+      [k, v.recent_mean, v.train_mean, v.smd === undefined ? "—" : fmt(v.smd)].forEach((c) => tr.appendChild(el("td", c)));
+      tb.appendChild(tr);
+    });
+  }
+  (d.reasons || []).forEach((r) => { const tr = el("tr"); const td = el("td", `⚠ ${r}`); td.colSpan = 4; tr.appendChild(td); tb.appendChild(tr); });
+}
+
 function drawChart(cv, series, th) {
   const g = cv.getContext("2d");
   const legend = 170;  // legend column right of the plot
-  const W = cv.width - legend, H = cv.height, pad = 35;
+  const W = cv.width - legend, H = cv.height, pad = 50;
   g.clearRect(0, 0, cv.width, H);
   g.strokeStyle = "#888"; g.strokeRect(pad, 10, W - pad - 10, H - pad - 10);
   const y = (v) => 10 + (1 - v) * (H - pad - 20);
   g.fillStyle = "#555"; g.font = "12px sans-serif";
-  [0, 0.5, 1].forEach((v) => g.fillText(v.toFixed(1), 5, y(v) + 4));
+  [0, 0.5, 1].forEach((v) => g.fillText(v.toFixed(1), 24, y(v) + 4));
+  g.fillText(t("chart_x"), pad + 4, H - 8);
+  g.save(); g.translate(12, H / 2 + 30); g.rotate(-Math.PI / 2); g.fillText(t("chart_y"), 0, 0); g.restore();
   const dash = (v, c) => { g.setLineDash([5, 4]); g.strokeStyle = c; g.beginPath(); g.moveTo(pad, y(v)); g.lineTo(W - 10, y(v)); g.stroke(); g.setLineDash([]); };
   dash(th.min_sensitivity, "#d33"); dash(th.min_specificity, "#36c");
   g.fillStyle = "#555";
@@ -501,7 +579,7 @@ async function loadAdmin() {
   ut.replaceChildren();
   users.forEach((u) => {
     const tr = el("tr");
-    [u.username, t("role_" + u.role), u.language, u.locked ? "🔒" : ""].forEach((c) => tr.appendChild(el("td", c)));
+    [u.username, t("role_" + u.role), u.department || "", u.language, u.locked ? "🔒" : ""].forEach((c) => tr.appendChild(el("td", c)));
     ut.appendChild(tr);
   });
   const events = await api("/api/audit?limit=100");
@@ -509,7 +587,7 @@ async function loadAdmin() {
   at.replaceChildren();
   events.forEach((e) => {
     const tr = el("tr");
-    [e.time.slice(0, 19), e.user, e.action, e.target, e.detail].forEach((c) => tr.appendChild(el("td", c)));
+    [fmtDate(e.time), e.user, e.action, e.target, e.detail].forEach((c) => tr.appendChild(el("td", c)));
     at.appendChild(tr);
   });
 }
@@ -517,7 +595,7 @@ async function loadAdmin() {
 async function addUser(ev) {
   ev.preventDefault();
   try {
-    await api("/api/users", { method: "POST", json: { username: $("#new-user").value, password: $("#new-pass").value, role: $("#new-role").value, language: S.lang } });
+    await api("/api/users", { method: "POST", json: { username: $("#new-user").value, password: $("#new-pass").value, role: $("#new-role").value, language: S.lang, department: $("#new-dept").value } });
     $("#user-status").textContent = "✔"; $("#new-pass").value = "";
     loadAdmin();
   } catch (e) { $("#user-status").textContent = e.message; }
@@ -534,13 +612,17 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#logout").addEventListener("click", async () => { try { await api("/api/logout", { method: "POST" }); } finally { showLogin(); } });
   $("#lang").addEventListener("change", async () => {
     S.lang = $("#lang").value; applyLanguage();
+    if (window.localStorage) localStorage.setItem("livus-lang", S.lang);
     $("#upload-status").textContent = "";
+    $("#login-error").textContent = "";
     if (S.user) {
       await api("/api/me/language", { method: "PUT", json: { language: S.lang } });
       $("#who-name").textContent = `${S.user.username} (${t("role_" + S.user.role)})`;
       const detail = $("#study-detail");
       if (!detail.hidden && detail.dataset.uid) openStudy(detail.dataset.uid);  // re-render in the new language
       if (!$("#view-studies").hidden) loadStudies();
+      if (!$("#view-monitor").hidden) loadMonitor();
+      if (!$("#view-admin").hidden) loadAdmin();
     }
   });
   $("#live-file").addEventListener("change", () => {
