@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from livus.io.dataset import polygon_mask
+from livus.shapes import polygon_mask
 from livus.simulate.dataset import simulate_dataset
 from livus.simulate.diffuse import DiffuseSpec, parse_mix, sample_diffuse_spec
 from livus.simulate.profiles import get_profile

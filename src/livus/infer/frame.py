@@ -19,6 +19,7 @@ import numpy as np
 
 from livus.config import LivusConfig
 from livus.infer.assessability import frame_assessability
+from livus.infer.liver_background import result_background
 from livus.preprocess.fan import FanCache
 from livus.preprocess.quality import QualityVerdict
 from livus.types import Assessability, Frame, FrameResult, Lesion
@@ -130,6 +131,7 @@ class FrameAnalyzer:
         result.lesions = lesions
         if liver_model:
             result.liver_polygon_px = lb.points_to_original(np.asarray(liver_model, float)).tolist()
+        result.liver_background = result_background(frame.pixels, result, pre.fan_mask)  # issue 21
         if self.classifier is not None:
             self._classify(frame, result, head_probs)
         else:

@@ -38,6 +38,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
+from livus.shapes import polygon_mask
+
 WORK_SPACING_MM = 0.4
 ASSUMED_DEPTH_MM = 150.0
 MIN_LIVER_AREA_MM2 = 600.0
@@ -206,22 +208,48 @@ def texture_measures(g: np.ndarray, m: np.ndarray, levels: int = 32) -> dict[str
 
 def surface_measures(g: np.ndarray, m: np.ndarray, fan: np.ndarray) -> dict[str, float]:
     """Roughness (mm) of the liver surface where it lies below the fan's top edge; NaN and
-    ``surface_in_view = 0`` when less than ``MIN_SURFACE_MM`` of it is in view."""
+    ``surface_in_view = 0`` when less than ``MIN_SURFACE_MM`` of it is in view.
+
+    The capsule is traced as the best-scoring continuous path (dynamic programming, one row per
+    column, steps of at most 1 px per column) through a ridge image (bright thin lines: minus
+    the vertical second derivative of the grey levels smoothed 1 mm along the line) within
+    ±4 mm of the liver outline's top; its roughness is the RMS distance to a 15 mm running
+    median of the path. A bright liver (steatosis) lowers the capsule's contrast but not its
+    ridge continuity, which a per-column maximum would lose."""
     cols = np.nonzero(m.any(axis=0) & fan.any(axis=0))[0]
-    top_liver = np.array([np.argmax(m[:, c]) for c in cols])
-    top_fan = np.array([np.argmax(fan[:, c]) for c in cols])
+    top_liver = np.argmax(m[:, cols], axis=0)
+    top_fan = np.argmax(fan[:, cols], axis=0)
     seen = cols[top_liver - top_fan > _px(4)]
     if len(seen) * WORK_SPACING_MM < MIN_SURFACE_MM:
         return {"surface_roughness_mm": float("nan"), "surface_in_view": 0.0}
-    sm = cv2.GaussianBlur(g, (0, 0), sigmaX=_px(0.8), sigmaY=_px(0.3))
+    sm = cv2.GaussianBlur(g, (0, 0), sigmaX=_px(1.0), sigmaY=_px(0.4))
+    ridge = -cv2.Sobel(sm, cv2.CV_32F, 0, 2, ksize=3)
     win = int(_px(4))
-    rows = []
-    for c in seen:
-        t = int(np.argmax(m[:, c]))
-        lo, hi = max(t - win, 0), min(t + win + 1, g.shape[0])
-        rows.append(lo + int(np.argmax(sm[lo:hi, c])))
-    rows = np.asarray(rows, float)
-    # smooth trend: a running median over 15 mm, then the RMS of what is left (mm)
+    tops = np.argmax(m[:, seen], axis=0)
+    offsets = np.arange(-win, win + 1)
+    rows_idx = np.clip(tops[None, :] + offsets[:, None], 0, g.shape[0] - 1)  # (n_off, n_cols)
+    score = ridge[rows_idx, seen[None, :]]
+    score = (score - score.mean()) / (score.std() + 1e-6)
+    # Viterbi over columns; the path's row is tops + offset, and may move ±1 row per column
+    abs_rows = rows_idx.astype(np.int64)
+    acc = score[:, 0].copy()
+    back = np.zeros(score.shape, np.int64)
+    for j in range(1, score.shape[1]):
+        prev_rows = abs_rows[:, j - 1]
+        cand = np.full((len(offsets), len(offsets)), -np.inf)
+        step = np.abs(abs_rows[:, j][:, None] - prev_rows[None, :])
+        cand[step <= 1] = 0.0
+        cand = cand + acc[None, :]
+        back[:, j] = np.argmax(cand, axis=1)
+        acc = cand[np.arange(len(offsets)), back[:, j]] + score[:, j]
+        if not np.isfinite(acc).any():  # outline jumps by more than the window: restart the path
+            acc = score[:, j].copy()
+    k = int(np.argmax(acc))
+    path = np.zeros(score.shape[1], np.int64)
+    for j in range(score.shape[1] - 1, -1, -1):
+        path[j] = abs_rows[k, j]
+        k = back[k, j] if j > 0 else k
+    rows = path.astype(float)
     trend = median_filter(rows, size=max(int(_px(15)) | 1, 3), mode="nearest")
     rough = float(np.sqrt(np.mean((rows - trend) ** 2)) * WORK_SPACING_MM)
     return {"surface_roughness_mm": rough, "surface_in_view": 1.0}
@@ -242,6 +270,9 @@ def liver_measures(image: np.ndarray, liver_mask: np.ndarray, fan_mask: np.ndarr
         raise ValueError("liver in view too small")
     med = float(np.median(g[m]))
     parenchyma = m & (g > 0.35 * med) & (g < 2.5 * med)  # without vessel lumens and specular lines
+    rows_ok = parenchyma.sum(axis=1) >= max(5, int(_px(3)))
+    if parenchyma.sum() * WORK_SPACING_MM ** 2 < MIN_LIVER_AREA_MM2 or rows_ok.sum() < 3:
+        raise ValueError("liver in view too small")
     out = {"dark_fraction": float(np.mean(g[m] <= 0.35 * med))}
     out.update(depth_measures(g, parenchyma))
     out.update(texture_measures(g, parenchyma))
@@ -282,7 +313,7 @@ class BackgroundModel:
     def standardise(self, measures: dict[str, float]) -> np.ndarray:
         x = np.array([measures.get(k, np.nan) for k in self.features], float)
         x = np.where(np.isfinite(x), x, self.mean)
-        return (x - self.mean) / self.scale
+        return (x - self.mean) / np.where(self.scale > 0, self.scale, 1.0)
 
     def to_json_dict(self) -> dict[str, Any]:
         def gm(g: GradeModel) -> dict:
@@ -375,9 +406,7 @@ def polygon_to_mask(polygon: list[list[float]] | None, shape: tuple[int, int]) -
     """Filled polygon (image pixels) as a bool mask of ``shape`` (rows, cols); ``None`` if none."""
     if not polygon or len(polygon) < 3:
         return None
-    m = np.zeros(shape, np.uint8)
-    cv2.fillPoly(m, [np.round(np.asarray(polygon, float)).astype(np.int32)], 1)
-    return m > 0
+    return polygon_mask(polygon, shape[1], shape[0]) > 0
 
 
 def result_background(pixels: np.ndarray, result: Any, fan_mask: np.ndarray | None = None,
@@ -394,3 +423,11 @@ def result_background(pixels: np.ndarray, result: Any, fan_mask: np.ndarray | No
     spacing = float(np.mean(result.pixel_spacing_mm)) if result.pixel_spacing_mm else None
     fan = fan_mask > 0 if fan_mask is not None else None
     return frame_background(pixels, liver, fan, spacing, exclude, model)
+
+
+def case_background(results: list[Any]) -> LiverBackground | None:
+    """The examination's background from its frame results (``FrameResult.liver_background``,
+    object or JSON dict); ``None`` when no frame had one computed."""
+    frames = [b if isinstance(b, LiverBackground) else LiverBackground.from_json_dict(b)
+              for r in results if (b := r.liver_background) is not None]
+    return examination_background(frames) if frames else None

@@ -114,6 +114,7 @@ def assess_input_case(case_key: str, items: list[InputAnalysis], patient: Patien
     when lesions were not looked for), the case warnings in ``language`` and LI-RADS."""
     from livus.infer.case import assess_case
     from livus.infer.lirads_case import case_lirads
+    from livus.infer.liver_background import case_background
     from livus.infer.tracking import tracks_from_single_frames
     from livus.report.i18n import text
 
@@ -129,7 +130,8 @@ def assess_input_case(case_key: str, items: list[InputAnalysis], patient: Patien
     frame_assess = [result_assessability(fa.result) for it in items for fa in it.frames]
     assessability = case_assessability(frame_assess)
     if analysed or not assessability.usable:
-        case = assess_case(case_key, tracks, patient, rules, language=language, assessability=assessability)
+        case = assess_case(case_key, tracks, patient, rules, language=language, assessability=assessability,
+                           image_background=case_background([fa.result for it in items for fa in it.frames]))
     else:  # never advise "no finding" when lesions were not looked for
         case = CaseResult(case_id=case_key, tracks=tracks, patient=patient, assessability=assessability)
         case.warnings.append(text("no_detector_case", language))

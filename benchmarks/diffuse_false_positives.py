@@ -1,0 +1,118 @@
+"""Lesions reported on simulated lesion-free livers with diffuse disease, by kind and grade.
+
+Inference only: held-out simulated livers (seed not used for training; steatosis 1-3, fibrosis
+F1-F4, schistosomal network 1-3, fatty liver with fibrosis, and a few normal livers; all six
+scanner profiles, overlays burned in as exported) go through ``FrameAnalyzer`` with the models
+of ``--models`` exactly as ``livus analyze`` would (no pixel spacing given). Prints, per group,
+the share of livers with at least one reported lesion (target of issue 21: <= 5 % at every
+grade), the mean number of lesions, the image label's abnormal share and the image-derived
+liver background found with the detector's own liver outline. Rerun it on new models with
+``--models DIR``. Writes the figures as JSON.
+
+Usage: python benchmarks/diffuse_false_positives.py [--models models] [--per-grade 6] [--normals 6]
+           [--json benchmarks/results/diffuse_false_positives.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 424242  # held out: not a seed any training set of this repository uses
+
+
+def groups(per_grade: int, normals: int) -> list[tuple[str, "object"]]:
+    from livus.simulate.diffuse import DiffuseSpec
+
+    out = [("normal", DiffuseSpec())] * normals
+    out += [(f"steatosis {g}", DiffuseSpec(steatosis_grade=g)) for g in (1, 2, 3) for _ in range(per_grade)]
+    out += [(f"fibrosis F{g}", DiffuseSpec(fibrosis_grade=g)) for g in (1, 2, 3, 4) for _ in range(per_grade)]
+    out += [(f"schistosomal {g}", DiffuseSpec(schistosomal_grade=g)) for g in (1, 2, 3) for _ in range(max(per_grade // 2, 1))]
+    out += [("steatosis+fibrosis", None)] * per_grade  # grades drawn per liver
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=str(ROOT / "models"), help="model folder (detector.pt, classifier.pt, ...)")
+    ap.add_argument("--per-grade", type=int, default=6)
+    ap.add_argument("--normals", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "diffuse_false_positives.json"))
+    args = ap.parse_args()
+
+    from livus.config import LivusConfig
+    from livus.infer.frame import FrameAnalyzer
+    from livus.simulate.diffuse import DiffuseSpec, sample_diffuse_spec
+    from livus.simulate.profiles import PROFILES
+    from livus.simulate.scenes import sample_scene
+    from livus.simulate.still import GeometryCache, overlay_info_for, simulate_still
+    from livus.types import Frame
+
+    analyzer = FrameAnalyzer(LivusConfig(), Path(args.models))
+    if analyzer.detector is None:
+        raise SystemExit(f"no detector model in {args.models}")
+    rng = np.random.default_rng(args.seed)
+    cache = GeometryCache()
+    names = list(PROFILES)
+    rows = []
+    t0 = time.perf_counter()
+    for i, (group, spec) in enumerate(groups(args.per_grade, args.normals)):
+        if spec is None:
+            spec = sample_diffuse_spec(rng, {"mixed": 1.0})
+        prof = PROFILES[names[i % len(names)]]
+        geom = cache.get(prof)
+        info = overlay_info_for(prof, "SIM^PATIENT", f"FP{i:04d}", datetime(2024, 1, 1, 9, 0))
+        scene = sample_scene(rng, geom, "normal", diffuse=spec)
+        sim = simulate_still(rng, geom, info=info, scene=scene)
+        assert not sim.lesions
+        fa = analyzer.analyze(Frame(sim.image, f"diffuse_{i:04d}.png"))
+        r = fa.result
+        bg = r.liver_background  # computed by FrameAnalyzer with the detector's liver outline
+        bg = bg if bg is not None and bg.assessed else None
+        rows.append({"group": group, "profile": prof.name, "spec": spec.to_labels(), "lesions": len(r.lesions),
+                     "max_score": max((les.score for les in r.lesions), default=0.0),
+                     "image_label": r.image_label,
+                     "background": None if bg is None else {"steatosis": bg.steatosis, "fibrosis": bg.fibrosis,
+                                                            "surface": bg.surface}})
+    seconds = time.perf_counter() - t0
+
+    by_group: dict[str, dict] = {}
+    for g in dict.fromkeys(r["group"] for r in rows):
+        sel = [r for r in rows if r["group"] == g]
+        abnormal = [r for r in sel if r["image_label"] and max(r["image_label"], key=r["image_label"].get) != "normal"]
+        bgs = [r["background"] for r in sel if r["background"]]
+        by_group[g] = {
+            "n": len(sel),
+            "with_reported_lesion": sum(r["lesions"] > 0 for r in sel),
+            "share_with_reported_lesion": round(sum(r["lesions"] > 0 for r in sel) / len(sel), 3),
+            "mean_lesions": round(float(np.mean([r["lesions"] for r in sel])), 2),
+            "image_label_abnormal_share": round(len(abnormal) / len(sel), 3) if any(r["image_label"] for r in sel) else None,
+            "background_steatosis": dict(sorted({b["steatosis"]: sum(x["steatosis"] == b["steatosis"] for x in bgs) for b in bgs}.items())),
+            "background_fibrosis": dict(sorted({b["fibrosis"]: sum(x["fibrosis"] == b["fibrosis"] for x in bgs) for b in bgs}.items())),
+        }
+    total = {"n": len(rows), "with_reported_lesion": sum(r["lesions"] > 0 for r in rows)}
+    print(f"models: {args.models} ({analyzer.model_info})  seed {args.seed}, {len(rows)} lesion-free livers, "
+          f"{seconds:.0f} s")
+    print(f"{'group':22s} {'n':>3s} {'with lesion':>12s} {'share':>6s} {'mean':>5s} {'img abn':>8s}  background (detector outline)")
+    for g, d in by_group.items():
+        ia = "—" if d["image_label_abnormal_share"] is None else f"{d['image_label_abnormal_share']:.2f}"
+        print(f"{g:22s} {d['n']:3d} {d['with_reported_lesion']:12d} {d['share_with_reported_lesion']:6.2f} "
+              f"{d['mean_lesions']:5.2f} {ia:>8s}  {d['background_steatosis']} {d['background_fibrosis']}")
+    print(f"{'all':22s} {total['n']:3d} {total['with_reported_lesion']:12d} "
+          f"{total['with_reported_lesion'] / total['n']:6.2f}")
+    out = {"benchmark": "diffuse_false_positives", "models": str(args.models), "model_info": analyzer.model_info,
+           "seed": args.seed, "seconds": round(seconds, 1), "by_group": by_group, "total": total, "images": rows}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()
