@@ -111,9 +111,16 @@ def listener_factory(tmp_path):
         lst.stop()
 
 
-def _audit(state, action="dicom-refused"):
-    with state.sm() as db:
-        return [(e.target, e.detail, e.client) for e in db.query(AuditEvent).filter(AuditEvent.action == action)]
+def _audit(state, action="dicom-refused", at_least: int = 1):
+    """Audit rows of ``action`` (waits up to 5 s for ``at_least``: refusals are written just after
+    the answer goes out)."""
+    deadline = time.monotonic() + 5
+    while True:
+        with state.sm() as db:
+            rows = [(e.target, e.detail, e.client) for e in db.query(AuditEvent).filter(AuditEvent.action == action)]
+        if len(rows) >= at_least or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("syntax", sorted(COMPRESSED_TEST_FILES))
@@ -140,7 +147,7 @@ def test_unknown_calling_ae_and_wrong_called_ae_are_refused_and_audited(listener
     for calling, called in (("EVIL_AE", "LIVUS"), ("SCANNER1", "WRONG"), ("OTHER", "LIVUS")):
         statuses, assoc = send_datasets([ds], lst.port, called_ae=called, calling_ae=calling)
         assert statuses is None and assoc.is_rejected, (calling, called)
-    events = _audit(state)
+    events = _audit(state, at_least=3)
     assert [e[0] for e in events] == ["EVIL_AE", "SCANNER1", "OTHER"]
     assert "calling AE title not allowed" in events[0][1] and "called AE title not recognised" in events[1][1]
     assert events[0][2] == "127.0.0.1"
@@ -165,7 +172,7 @@ def test_association_limit_and_object_size(listener_factory, tmp_path):
     time.sleep(0.3)
     statuses, _ = send_datasets([small, big], lst.port)
     assert statuses == [0, 0xA700]
-    details = [e[1] for e in _audit(state)]
+    details = [e[1] for e in _audit(state, at_least=2)]
     assert any("too many associations (limit 1)" in d for d in details)
     assert any("over the limit of 20000" in d for d in details)
     with state.sm() as db:
@@ -207,3 +214,21 @@ def test_listener_settings_are_checked():
         ListenerOptions(tls_cert="a.pem").check()
     assert ListenerOptions(calling_ae_titles=("A@10.0.0.1",)).calling_allowed("A", "10.0.0.1")
     assert not ListenerOptions(calling_ae_titles=("A@10.0.0.1",)).calling_allowed("A", "10.0.0.2")
+
+
+def test_an_oversized_data_set_is_cut_off_while_it_streams(listener_factory, tmp_path):
+    """A data set far over the limit is not buffered whole: the connection is closed once more
+    than the limit (+1 MiB) has come in one message."""
+    import numpy as np
+
+    lst, state = listener_factory(max_object_bytes=100_000)
+    ds = pydicom.dcmread(make_us_dicom(tmp_path / "in", 1, "HUGE")[0])
+    big = np.random.default_rng(0).integers(0, 255, (2000, 2000), dtype=np.uint8)  # 4 MB of pixels
+    ds.Rows, ds.Columns = big.shape
+    ds.PixelData = big.tobytes()
+    statuses, assoc = send_datasets([ds], lst.port)
+    assert statuses in ([-1], None) or not assoc.is_released  # aborted, no success status
+    time.sleep(0.3)
+    with state.sm() as db:
+        assert db.query(StudyFile).count() == 0
+    assert any("connection closed" in d for _, d, _ in _audit(state))

@@ -283,4 +283,6 @@ def retrieve_client(cfg: Any) -> Any:
         from livus.service.dicomweb import DicomwebPacs
 
         return DicomwebPacs.from_config(cfg)
+    if cfg.pacs_retrieve == "move" and not cfg.dicom_port:
+        raise PacsError("pacs_retrieve: move needs livus's DICOM listener (dicom_port) as the C-MOVE destination")
     return PacsClient.from_config(cfg)
