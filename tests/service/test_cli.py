@@ -66,3 +66,41 @@ def test_serve_starts_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@pytest.mark.slow
+def test_serve_speaks_https_with_secure_cookies(tmp_path):
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl (Debian package 'openssl') not installed: cannot make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LIVUS_DATA_DIR": str(tmp_path / "data"), "LIVUS_PASSWORD": "first-admin-pass"}
+    subprocess.run([sys.executable, "-m", "livus.cli", "user", "add", "chief", "--role", "admin"], env=env, check=True,
+                   timeout=60, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "livus.cli", "serve", "--port", str(port), "--ssl-certfile", str(cert),
+                             "--ssl-keyfile", str(key)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"https://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2, verify=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        r = httpx.post(f"{url}/api/login", json={"username": "chief", "password": "first-admin-pass"}, timeout=10,
+                       verify=False)
+        assert r.status_code == 200
+        assert "secure" in r.headers["set-cookie"].lower() and "strict-transport-security" in r.headers
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # no plain HTTP on the TLS port
+        assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    finally:
+        proc.terminate()
+        proc.wait(20)
