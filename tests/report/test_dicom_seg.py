@@ -126,3 +126,18 @@ def test_device_observer_uid_is_stable_per_installation(tmp_path):
     uid = device_observer_uid(tmp_path)
     assert uid == device_observer_uid(tmp_path) == (tmp_path / "device-observer-uid").read_text().strip()
     assert device_observer_uid(tmp_path / "other") != uid
+
+
+
+def test_device_uid_without_a_writable_folder_is_still_stable(tmp_path, monkeypatch):
+    """A folder the UID cannot be written to (read-only home): SRs are still written, with a UID
+    derived from the host and folder, the same every time."""
+    import os
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(os, "link", refuse)
+    first = device_observer_uid(tmp_path / "ro")
+    assert first == device_observer_uid(tmp_path / "ro") != device_observer_uid(tmp_path / "other")
+    assert not (tmp_path / "ro" / "device-observer-uid").exists()

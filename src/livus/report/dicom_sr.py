@@ -38,7 +38,9 @@ coordinate.
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
@@ -69,6 +71,8 @@ IMAGE_QUALITY_VALUES = {
     "limited": codes.DCM.UsableDoesNotMeetTheQualityControlStandard,
     "not_assessable": codes.DCM.UnusableQualityRendersImageUnusable,
 }
+log = logging.getLogger("livus.report")
+
 LIVUS_SCHEME = "99LIVUS"  # local coding scheme of the quality verdicts and assessability reasons
 SR_SERIES_NUMBER = 900
 DEVICE_UID_FILE = "device-observer-uid"
@@ -92,18 +96,22 @@ def device_observer_uid(folder: Path | None = None) -> str:
         return str(hd.UID(path.read_text(encoding="ascii").strip()))
     except (FileNotFoundError, ValueError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".uid-")
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(str(hd.UID()) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".uid-")
         try:
-            os.link(tmp, path)  # atomic: the first writer wins
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(tmp)
-    return str(hd.UID(path.read_text(encoding="ascii").strip()))
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(str(hd.UID()) + "\n")
+            try:
+                os.link(tmp, path)  # atomic: the first writer wins
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+        return str(hd.UID(path.read_text(encoding="ascii").strip()))
+    except (OSError, ValueError) as exc:  # read-only home, ...: still the same UID on this machine and folder
+        log.warning("cannot keep the device UID in %s (%s); using one derived from the host and folder", path, exc)
+        return str(pydicom.uid.generate_uid(entropy_srcs=[socket.gethostname(), str(path)]))  # a hash: the same each time
 
 
 def _scoord(points_px: np.ndarray) -> np.ndarray:
