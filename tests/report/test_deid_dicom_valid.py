@@ -21,6 +21,7 @@ from report_factories import make_frame, make_result
 from livus.io.dicom_write import write_us_dicom
 from livus.report.deid_profile import TABLE_VERSION
 from livus.report.deidentify import deidentify_path
+from livus.report.dicom_seg import build_image_segmentation
 from livus.report.dicom_sr import write_measurement_sr
 from livus.report.redact_pixels import RedactParams
 
@@ -60,7 +61,9 @@ def export(tmp_path_factory):
     clip_ds.InstitutionCodeSequence = [code]
     clip_ds.save_as(clip, enforce_file_format=True)
     sr = write_measurement_sr(still_ds, make_result(), src / "sr.dcm")
-    sources = {p.name: pydicom.dcmread(p) for p in (still, clip, sr)}
+    seg, _ = build_image_segmentation(still_ds, make_result())
+    seg.save_as(src / "seg.dcm")
+    sources = {p.name: pydicom.dcmread(p) for p in (still, clip, sr, src / "seg.dcm")}
     out = tmp_path_factory.mktemp("out") / "export"
     report = deidentify_path(src, out, key=KEY, **FAST)
     exported = {p.name: pydicom.dcmread(p) for p in out.glob("*.dcm")}
@@ -132,3 +135,13 @@ def test_sr_content_date_shifted_and_time_kept(export):
     assert len(sr.ContentDate) == 8 and sr.ContentDate != source.ContentDate
     assert sr.StudyDate == exported["still.dcm"].StudyDate  # one shift per patient
     assert "ReferencedPerformedProcedureStepSequence" in sr  # Type 2 in the SR: kept, empty
+
+
+def test_segmentation_follows_its_image_and_keeps_its_masks(export):
+    _, _, sources, exported = export
+    seg, still = exported["seg.dcm"], exported["still.dcm"]
+    referenced = {str(e.value) for e in seg.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
+    assert referenced == {still.SOPInstanceUID}
+    assert seg.SeriesInstanceUID != sources["seg.dcm"].SeriesInstanceUID and seg.StudyInstanceUID == still.StudyInstanceUID
+    assert np.array_equal(seg.pixel_array, sources["seg.dcm"].pixel_array)  # label masks untouched
+    assert "BurnedInAnnotation" not in seg

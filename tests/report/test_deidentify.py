@@ -92,7 +92,7 @@ def test_dicom_profile_and_consistent_pseudonyms(export_tree):
         assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod
         assert "113100" in [c.CodeValue for c in ds.DeidentificationMethodCodeSequence]
         assert not any(elem.tag.is_private for elem in ds.iterall())
-        assert ds.get("PatientBirthDate", "") == "" and ds.get("InstitutionName", "") == ""
+        assert ds.get("PatientBirthDate", "") == "" and ds.get("InstitutionName", "") in ("", "ANONYMIZED")
         assert ds.get("AccessionNumber", "") == "" and "ReferringPhysicianName" not in ds or not ds.ReferringPhysicianName
         assert "SequenceOfUltrasoundRegions" in ds  # the pixel spacing is kept
     # dates shifted by one offset per patient (both A files had 20240517)
@@ -152,7 +152,10 @@ def test_profile_actions_and_date_shift():
     assert action_for(0x0010, 0x0030, "DA") == "Z"  # birth date emptied, not shifted
     assert action_for(0x0008, 0x0020, "DA") == "SHIFT"  # Study Date
     assert action_for(0x0020, 0x000D, "UI") == "U"  # Study Instance UID
-    assert action_for(0x0008, 0x0080, "LO") in ("X", "Z")  # Institution Name
+    assert action_for(0x0008, 0x0080, "LO") in ("X", "Z", "D")  # Institution Name (X/Z/D)
+    assert action_for(0x0008, 0x0033, "TM") == "K"  # Content Time (Z/D, Type 1 in the SR): kept
+    assert action_for(0x0008, 0x1140, "SQ") == "K"  # Referenced Image Sequence: kept, UIDs remapped
+    assert action_for(0x0008, 0x1110, "SQ") == "X"  # Referenced Study Sequence (Type 3): removed
     assert action_for(0x0028, 0x0010, "US") == "K"  # Rows
     assert action_for(0x6002, 0x3000, "OW") == "X"  # overlay data (repeating group 60xx)
     assert shift_date("20240517", -10) == "20240507"

@@ -89,14 +89,16 @@ def action_for(group: int, element: int, vr: str) -> str:
         return "X"
     if vr == "UI" and ("U" in category.split("_") or category == "X_Z_U_STAR_TAGS"):
         return "U"
+    # where the table allows a dummy (D), livus uses it: a dummy conforms wherever the attribute
+    # is Type 1 (e.g. Enhanced General Equipment's DeviceSerialNumber in a SEG), empty or removed not
     return {
         "X_TAGS": "X",
         "Z_TAGS": "Z",
         "D_TAGS": "D",
         "U_TAGS": "U",
-        "Z_D_TAGS": "Z",
+        "Z_D_TAGS": "D",
         "X_Z_TAGS": "Z",
-        "X_D_TAGS": "X",
-        "X_Z_D_TAGS": "Z",
+        "X_D_TAGS": "D",
+        "X_Z_D_TAGS": "D",
         "X_Z_U_STAR_TAGS": "Z",
     }[category]

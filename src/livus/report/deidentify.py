@@ -54,6 +54,7 @@ CASE_KEYS = ("case_id",)  # case ids derive from study UIDs / patient ids (unkey
 TEXT_VR_MAX = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "UT": 10240, "UC": 10240, "UR": 10240}
 NUMBER_STRING_VRS = ("IS", "DS")
 BINARY_NUMBER_VRS = ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT")
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 DUMMY_TEXT = "ANONYMIZED"
 DUMMY_NAME = "ANONYMOUS"
 DEID_METHOD_CODES = {
@@ -281,13 +282,18 @@ def _display(frame: np.ndarray, photometric: str) -> np.ndarray:
     return 255 - out if photometric == "MONOCHROME1" else out
 
 
+def is_segmentation(ds: Dataset) -> bool:
+    """A DICOM SEG: its pixels are segment labels drawn by software, never burned-in text."""
+    return str(ds.get("SOPClassUID", "")) == SEGMENTATION_STORAGE or str(ds.get("Modality", "")) == "SEG"
+
+
 def clean_dicom_pixels(ds: Dataset, params: RedactParams | None = None,
                        reader: TextReader | None = None) -> PixelCleaning | None:
     """Black out burned-in text in every frame of ``ds`` (decompressed; palette and YBR colour
     written back as RGB with the matching Photometric Interpretation); returns what was done, or
     ``None`` when the dataset has no pixel data. The OCR reads the max projection over frames
     (burned-in text is in every frame) and the first frame."""
-    if "PixelData" not in ds:
+    if "PixelData" not in ds or is_segmentation(ds):
         return None
     frames, photometric, bits_stored = _dicom_pixels(ds)
     displays = [_display(f, photometric) for f in frames]
@@ -323,7 +329,8 @@ def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True
     ds.LongitudinalTemporalInformationModified = "MODIFIED"
     clean = cleaning is not None and cleaning.clean
     used = ["basic", "dates"] + (["pixels"] if clean else [])
-    pixel_line = "burned-in text: no pixel data" if "PixelData" not in ds else (
+    has_image = "PixelData" in ds and not is_segmentation(ds)
+    pixel_line = "burned-in text: none (no image pixel data)" if not has_image else (
         "burned-in text: NOT cleaned" if cleaning is None else
         f"burned-in text: {cleaning.method}" + (", OCR-verified" if clean else ", NOT verified"))
     ds.DeidentificationMethod = [  # LO, 64 characters per value, several values
@@ -340,7 +347,7 @@ def deidentify_dataset(ds: Dataset, pz: Pseudonymizer, clean_pixels: bool = True
         item.CodingSchemeDesignator = "DCM"
         codes.append(item)
     ds.DeidentificationMethodCodeSequence = Sequence(codes)
-    if "PixelData" in ds:
+    if has_image:
         ds.BurnedInAnnotation = "NO" if clean else "YES"
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
