@@ -128,6 +128,7 @@ class ResultSender:
         """One pass over the analysed studies: send what is due."""
         with self.state.sm() as db:
             uids = db.scalars(select(Study.uid).where(Study.status == "done").order_by(Study.id)).all()
+        self._settled &= set(uids)  # a study analysed again (not "done" meanwhile) is looked at again
         for uid in uids:
             if self._stop.is_set():
                 return
@@ -140,7 +141,8 @@ class ResultSender:
         study_dir = self.state.data_dir / "studies" / uid
         with self._lock:
             objects = result_objects(study_dir)
-            if not objects:
+            if not objects:  # no DICOM input: nothing to send
+                self._settled.add(uid)
                 return None
             names = [str(p.relative_to(study_dir)) for p in objects]
             st = read_state(study_dir)
