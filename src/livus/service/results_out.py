@@ -144,7 +144,8 @@ class ResultSender:
             if not objects:  # no DICOM input: nothing to send
                 self._settled.add(uid)
                 return None
-            names = [str(p.relative_to(study_dir)) for p in objects]
+            # name, size and time of each: a study analysed again has new objects to send
+            names = [f"{p.relative_to(study_dir)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in objects]
             st = read_state(study_dir)
             if st is None or st.get("objects") != names:
                 st = {"status": "pending", "attempts": 0, "objects": names, "error": "", "next_try": 0.0}
