@@ -264,12 +264,15 @@ function renderFrame(f) {
   img.onload = () => { cv.width = img.width; cv.height = img.height; const g = cv.getContext("2d"); g.drawImage(img, 0, 0); drawResult(g, r, 1); };
   img.src = f.image_url;
   imgs.appendChild(cv);
+  wrap.appendChild(imgs);
   if (f.overlay_url) {
+    const link = el("a");
+    link.href = f.overlay_url; link.target = "_blank"; link.rel = "noopener";
     const ov = el("img", null, "overlay");
     ov.alt = t("overlay"); ov.title = t("overlay"); ov.src = f.overlay_url;
-    imgs.appendChild(ov);
+    link.appendChild(ov);
+    wrap.appendChild(link);
   }
-  wrap.appendChild(imgs);
   wrap.appendChild(lesionTable(f));
   if (r.warnings && r.warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${r.warnings.join("; ")}`, "small"));
   return wrap;
@@ -338,7 +341,7 @@ function drawResult(g, r, k) {
   if (!r) return;
   g.save();
   g.lineWidth = Math.max(2, 2 * k);
-  g.font = `${Math.max(14, 16 * k)}px sans-serif`;
+  g.font = `${Math.max(14, 16 * k)}px livus-sc, sans-serif`;
   if (r.fan_polygon_px && r.fan_polygon_px.length > 2) {
     g.strokeStyle = "rgba(80,160,255,0.5)";
     g.beginPath();
@@ -534,7 +537,7 @@ function drawChart(cv, series, th) {
   g.clearRect(0, 0, cv.width, H);
   g.strokeStyle = "#888"; g.strokeRect(pad, 10, W - pad - 10, H - pad - 10);
   const y = (v) => 10 + (1 - v) * (H - pad - 20);
-  g.fillStyle = "#555"; g.font = "12px sans-serif";
+  g.fillStyle = "#555"; g.font = "12px livus-sc, sans-serif";
   [0, 0.5, 1].forEach((v) => g.fillText(v.toFixed(1), 24, y(v) + 4));
   g.fillText(t("chart_x"), pad + 4, H - 8);
   g.save(); g.translate(12, H / 2 + 30); g.rotate(-Math.PI / 2); g.fillText(t("chart_y"), 0, 0); g.restore();
