@@ -156,6 +156,13 @@ def evaluate(rows: list[dict], model: BackgroundModel) -> dict:
                                              for f in range(5) if any(r["fibrosis"] == f for r in rows)},
         "accuracy_by_profile": {},
     }
+    from livus.infer.case import load_case_rules
+
+    p_min = load_case_rules().image_cirrhosis_probability_min
+    out["image_cirrhosis_signal_min_probability"] = p_min
+    out["image_cirrhosis_signal_by_fibrosis_grade"] = {
+        f"F{f}": f"{sum(p.cirrhosis_probability >= p_min for p, r in zip(preds, rows) if r['fibrosis'] == f)}"
+                 f"/{sum(r['fibrosis'] == f for r in rows)}" for f in range(5)}
     for prof in sorted({r["profile"] for r in rows}):
         sel = [(p, r) for p, r in zip(preds, rows) if r["profile"] == prof]
         out["accuracy_by_profile"][prof] = {
@@ -177,6 +184,9 @@ def aul_sanity(root: Path, model: BackgroundModel) -> dict:
     """Predicted background of AUL's normal / benign / malignant livers (no spacing: assumed)."""
     from livus.io.dataset import load_dataset
 
+    from livus.infer.case import load_case_rules
+
+    p_min = load_case_rules().image_cirrhosis_probability_min
     ds = load_dataset(root)
     out: dict[str, dict] = {}
     for rec in ds:
@@ -198,6 +208,7 @@ def aul_sanity(root: Path, model: BackgroundModel) -> dict:
         d["fibrosis"][b.fibrosis] += 1
         d["surface"][b.surface] += 1
         d["cirrhosis_prob"].append(b.cirrhosis_probability)
+        d["signal"] = d.get("signal", 0) + int(b.cirrhosis_probability >= p_min)
     for d in out.values():
         p = d.pop("cirrhosis_prob")
         d["cirrhosis_prob_mean"] = round(float(np.mean(p)), 3)
@@ -238,6 +249,8 @@ def main() -> None:
     print_cm("fibrosis class (F0-1 / F2-3 / F4)", ev["fibrosis_confusion"], FIBROSIS_CLASSES)
     print("\nmean cirrhosis probability by true grade:", ev["cirrhosis_prob_by_fibrosis_grade"])
     print("surface label by true grade:", json.dumps(ev["surface_by_fibrosis_grade"]))
+    print(f"case-rule signal 'image suggests cirrhosis' (p >= {ev['image_cirrhosis_signal_min_probability']}) by true grade:",
+          ev["image_cirrhosis_signal_by_fibrosis_grade"])
     print("accuracy by profile:", json.dumps(ev["accuracy_by_profile"]))
     print("with lesions:", ev["accuracy_with_lesions"], " lesion-free:", ev["accuracy_lesion_free"])
     if args.aul and Path(args.aul).is_dir():
@@ -246,7 +259,8 @@ def main() -> None:
         print("\nAUL (real, no diffuse-disease labels; spacing assumed):")
         for cls, d in sorted(aul.items()):
             print(f"  {cls:10s} n={d['n']:3d} steatosis {d['steatosis']} fibrosis {d['fibrosis']} "
-                  f"cirrhosis p mean {d['cirrhosis_prob_mean']:.3f}, surface {d['surface']}")
+                  f"cirrhosis p mean {d['cirrhosis_prob_mean']:.3f}, 'image suggests cirrhosis' {d['signal']}, "
+                  f"surface {d['surface']}")
     result["seconds"] = round(time.perf_counter() - t0, 1)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -191,10 +191,13 @@ def test_report_wording_and_case_json() -> None:
 
     bg = _cirrhotic()
     zh = background_line(bg, "zh")
-    assert zh.startswith("脂肪肝 中度（置信度 0.60）；肝硬化征象（置信度 0.85）；肝表面呈结节状")
-    assert "非诊断结论" in zh
+    assert zh.startswith("脂肪肝 中度（置信度 0.60）；影像提示肝硬化可能（置信度 0.85）；影像推断")
+    assert "非诊断结论" in zh and "肝表面" not in zh  # the surface label is not printed (see the docs)
     en = background_line(bg, "en")
-    assert en.startswith("steatosis, moderate (confidence 0.60); signs of cirrhosis (confidence 0.85)")
+    assert en.startswith("steatosis, moderate (confidence 0.60); image suggests cirrhosis (confidence 0.85)")
+    # below the cirrhosis threshold: no fibrosis class printed, only "no definite signs"
+    low = background_line(_cirrhotic(0.3), "zh")
+    assert "未见明确肝硬化征象" in low and "纤维化" not in low
     case = assess_case("c", [], PatientBackground(hbv=True), load_case_rules(), language="zh", image_background=bg)
     doc = json.loads(json.dumps(case.to_json_dict(), ensure_ascii=False))
     assert doc["liver_background"]["fibrosis"] == "cirrhosis" and doc["patient"]["hbv"] is True

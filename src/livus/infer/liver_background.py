@@ -46,6 +46,7 @@ MIN_LIVER_AREA_MM2 = 600.0
 MIN_SURFACE_MM = 20.0
 STEATOSIS_CLASSES = ("none", "mild", "moderate", "severe")
 FIBROSIS_CLASSES = ("none", "fibrosis", "cirrhosis")  # F0-F1 / F2-F3 / F4 (simulated METAVIR-like grades)
+CIRRHOSIS_SIGNS_MIN = 0.6  # cirrhosis probability from which reports state "signs of cirrhosis"
 MODEL_FILE = "liver_background.json"
 MODEL_SCHEMA = "livus.liver_background/1"
 FEATURES = (
@@ -93,6 +94,12 @@ class LiverBackground:
         """Probability of the cirrhosis class (the case rules' at-risk signal)."""
         return self.fibrosis_probs.get("cirrhosis") if self.fibrosis_probs else None
 
+    @property
+    def cirrhosis_signs(self) -> bool | None:
+        """Whether reports state signs of cirrhosis (probability >= ``CIRRHOSIS_SIGNS_MIN``)."""
+        p = self.cirrhosis_probability
+        return None if p is None else p >= CIRRHOSIS_SIGNS_MIN
+
     def to_json_dict(self) -> dict[str, Any]:
         def r(v: float | None) -> float | None:
             return None if v is None or not np.isfinite(v) else round(float(v), 4)
@@ -106,6 +113,7 @@ class LiverBackground:
             "fibrosis": self.fibrosis,
             "fibrosis_confidence": r(self.fibrosis_confidence),
             "fibrosis_probs": {k: r(v) for k, v in self.fibrosis_probs.items()},
+            "cirrhosis_signs": self.cirrhosis_signs,
             "surface": self.surface,
             "measures": {k: r(v) for k, v in self.measures.items()},
             "spacing_assumed": self.spacing_assumed,
