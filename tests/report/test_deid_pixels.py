@@ -70,6 +70,7 @@ def exported(tmp_path_factory, reader):
     heat[150:350, 200:400] = 1.0
     overlay = draw_overlay(frame, result, heatmap=cv2.GaussianBlur(heat, (0, 0), 40), language="zh")
     cv2.imwrite(str(src / "overlay_scan_0000.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+    _dicom(src / "grey.dcm", frame)  # MONOCHROME2, as scanners write B-mode
     colour = _dicom(src / "rgb.dcm", frame, frames=2)
     _as_rgb(colour, rgb)
     colour.save_as(src / "rgb.dcm")
@@ -95,11 +96,12 @@ def test_no_phi_readable_in_any_exported_image(exported, reader):
     assert not report.skipped and not report.not_clean, report.summary_text()
     images = [p for p in report.written if p.suffix == ".png"]
     dicoms = [p for p in report.written if p.suffix == ".dcm"]
-    assert len(images) == 2 and len(dicoms) == 3
+    assert len(images) == 2 and len(dicoms) == 4
     for path in images:
         assert readable_phi(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), reader) == set(), path.name
     for path in dicoms:
         ds = pydicom.dcmread(path)
+        assert ds.BurnedInAnnotation == "NO", path.name
         pixels = ds.pixel_array
         for frame in (pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[None]):
             assert readable_phi(frame, reader) == set(), path.name
@@ -107,7 +109,7 @@ def test_no_phi_readable_in_any_exported_image(exported, reader):
 
 def test_colour_and_palette_dicoms_written_as_rgb_and_declared_clean(exported):
     _, report, sources = exported
-    by_name = {p.name: pydicom.dcmread(p) for p in report.written if p.suffix == ".dcm"}
+    by_name = {p.name: pydicom.dcmread(p) for p in report.written if p.suffix == ".dcm" and p.name != "grey.dcm"}
     assert set(by_name) == {"rgb.dcm", "ybr.dcm", "palette.dcm"}
     for name, ds in by_name.items():
         assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3, name

@@ -7,9 +7,15 @@
   instance UIDs replaced consistently, private tags removed, dates shifted per patient (Retain
   Longitudinal Temporal Information with Modified Dates option), PatientName/PatientID set to a
   keyed pseudonym, PatientIdentityRemoved=YES, DeidentificationMethod(+CodeSequence) filled in,
-  and burned-in text blacked out in the pixels (:mod:`livus.report.redact_pixels`; the
-  Clean Pixel Data option is only declared when that ran).
-* PNG/JPEG/BMP/TIFF images: burned-in text blacked out; metadata is not carried over.
+  references between exported objects (Referenced / Source Image, SR and SEG references)
+  following the new UIDs, and burned-in text blacked out in every frame
+  (:mod:`livus.report.redact_pixels`: overlay detector + OCR over the whole image; palette and
+  YBR colour written back as RGB). BurnedInAnnotation NO and the Clean Pixel Data option only
+  when the OCR verified the result; SEG label masks are left as they are (no text claim).
+* PNG/JPEG/BMP/TIFF images: burned-in text blacked out the same way; metadata not carried over.
+* An image or DICOM whose pixels were not verified clean (OCR unavailable or failed, text still
+  readable, pixels not decodable) is WITHHELD with the reason in the report; with
+  ``write_uncertain`` it is written, marked (BurnedInAnnotation YES) and listed as not clean.
 * ``.json``, ``.jsonl``, ``.csv``: source paths, patient ids, case ids, UIDs and every value
   removed from the DICOM headers are replaced by their pseudonyms (``patient_id`` fields get the
   patient's pseudonym, ``case_id`` values and their ``cases/<case_id>`` folders a keyed token).
