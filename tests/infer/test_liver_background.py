@@ -197,7 +197,7 @@ def test_report_wording_and_case_json() -> None:
     assert en.startswith("steatosis, moderate (confidence 0.60); image suggests cirrhosis (confidence 0.85)")
     # below the cirrhosis threshold: no fibrosis class printed, only "no definite signs"
     low = background_line(_cirrhotic(0.3), "zh")
-    assert "未见明确肝硬化征象" in low and "纤维化" not in low
+    assert "未见明确肝硬化征象" in low and "肝纤维化征象" not in low and "不能可靠评估肝纤维化" in low
     case = assess_case("c", [], PatientBackground(hbv=True), load_case_rules(), language="zh", image_background=bg)
     doc = json.loads(json.dumps(case.to_json_dict(), ensure_ascii=False))
     assert doc["liver_background"]["fibrosis"] == "cirrhosis" and doc["patient"]["hbv"] is True

@@ -194,7 +194,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "steatosis_mild": {"zh": "脂肪肝 轻度", "en": "steatosis, mild"},
     "steatosis_moderate": {"zh": "脂肪肝 中度", "en": "steatosis, moderate"},
     "steatosis_severe": {"zh": "脂肪肝 重度", "en": "steatosis, severe"},
-    "fibrosis_no_cirrhosis": {"zh": "未见明确肝硬化征象", "en": "no definite signs of cirrhosis"},
+    "fibrosis_no_cirrhosis": {
+        "zh": "未见明确肝硬化征象（灰阶图像不能可靠评估肝纤维化程度，必要时行弹性成像）",
+        "en": "no definite signs of cirrhosis (B-mode images cannot grade liver fibrosis reliably; elastography if needed)",
+    },
     "fibrosis_cirrhosis": {"zh": "影像提示肝硬化可能", "en": "image suggests cirrhosis"},
     "background_confidence": {"zh": "置信度", "en": "confidence"},
     "background_note": {
