@@ -13,7 +13,7 @@ attenuation), following the usual textbook B-mode descriptions:
   regenerative nodules without a capsule (F4: cells of that network slightly darker than the
   septa around them), an irregular-to-nodular surface, a blunted (rounder) liver edge;
 * schistosomal liver (grades 1-3): a network of thick bright septa outlining polygonal areas of
-  1.5-4 cm ("fish-scale" / network pattern) and periportal thickening.
+  about 1.5-3 cm ("fish-scale" / network pattern) and periportal thickening.
 
 Not drawn: atrophy of the right lobe and caudate enlargement (the simulated views have no
 lobes), splenomegaly. Fields are smooth analytic functions of the phantom frame ``(X, Z)`` in
