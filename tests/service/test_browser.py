@@ -102,6 +102,13 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
             assert "P-BROWSER-1" in page.locator("#study-table").inner_text()
             assert "ZHANG^SAN" in page.locator("#detail-title").inner_text()
             assert "特征（置信度）" in page.locator(".lesion-table").first.inner_text()
+            page.locator("input[data-layer='liver']").first.check()  # layers toggle, the frame zooms and pans
+            page.locator("input[data-layer='axes']").first.uncheck()
+            page.locator(".frame-canvas").first.hover()
+            page.mouse.wheel(0, -400)
+            page.mouse.down()
+            page.mouse.move(300, 600)
+            page.mouse.up()
             assert page.locator(".frame-canvas").count() == 1
             overlay = page.locator("img.overlay")
             if overlay.count():

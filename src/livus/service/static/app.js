@@ -28,6 +28,7 @@ const I18N = {
     features: "特征（置信度）", malig_short: "恶性", no_features: "—",
     no_outcomes: "尚无确认结果：在检查页确认病灶的病理或随访结果，或导入 CSV 后，此处显示各版本的敏感度与特异度。",
     chart_x: "已确认病灶（滑动窗口，最新在右）", chart_y: "比例",
+    zoom_hint: "滚轮缩放，拖动平移，双击复原", layer_outline: "轮廓", layer_axes: "长短径 (mm)", layer_fan: "扇区", layer_liver: "肝脏",
     department: "科室", drift_none: "尚无足够的近期图像判断输入漂移", drift_stat: "统计量", drift_recent: "近期均值", drift_train: "训练集均值",
     live_login: "实时模式无法连接：请重新登录", live_role: "实时模式仅限医师和管理员", live_failed: "实时模式无法连接服务器",
     login_failed_wait: "用户名或密码错误（多次失败后，此地址需等待一段时间）", analysis_finished: "分析完成",
@@ -60,7 +61,8 @@ const I18N = {
     features: "Features (confidence)", malig_short: "malig.", no_features: "—",
     no_outcomes: "No confirmed outcomes yet: confirm lesions (pathology or follow-up) on a study or import a CSV, and sensitivity and specificity per version appear here.",
     chart_x: "confirmed lesions (sliding window, newest right)", chart_y: "proportion",
-    department: "Department", drift_none: "Not enough recent images to judge input drift yet", drift_stat: "Statistic", drift_recent: "Recent mean", drift_train: "Training mean",
+    zoom_hint: "wheel: zoom, drag: pan, double click: reset", layer_outline: "Outline", layer_axes: "Axes (mm)",
+    layer_fan: "Fan", layer_liver: "Liver", department: "Department", drift_none: "Not enough recent images to judge input drift yet", drift_stat: "Statistic", drift_recent: "Recent mean", drift_train: "Training mean",
     live_login: "Live mode cannot connect: please log in again", live_role: "Live mode is for physicians and administrators",
     live_failed: "Live mode cannot reach the server", login_failed_wait: "Wrong user name or password (after repeated failures this address waits a while)",
     analysis_finished: "Analysis finished",
@@ -260,9 +262,21 @@ function renderFrame(f) {
   const imgs = el("div", null, "row");
   const cv = el("canvas", null, "frame-canvas");
   cv.setAttribute("aria-label", t("original"));
+  cv.title = t("zoom_hint");
   const img = new Image();
-  img.onload = () => { cv.width = img.width; cv.height = img.height; const g = cv.getContext("2d"); g.drawImage(img, 0, 0); drawResult(g, r, 1); };
+  const view = { scale: 1, tx: 0, ty: 0, layers: { outline: true, axes: true, fan: true, liver: false } };
+  const redraw = () => {
+    const g = cv.getContext("2d");
+    g.setTransform(1, 0, 0, 1, 0, 0);
+    g.clearRect(0, 0, cv.width, cv.height);
+    g.setTransform(view.scale, 0, 0, view.scale, view.tx, view.ty);
+    g.drawImage(img, 0, 0);
+    drawResult(g, r, 1, view.layers);
+  };
+  img.onload = () => { cv.width = img.width; cv.height = img.height; redraw(); };
   img.src = f.image_url;
+  wrap.appendChild(layerControls(view.layers, redraw));
+  enableZoomPan(cv, view, redraw);
   imgs.appendChild(cv);
   wrap.appendChild(imgs);
   if (f.overlay_url) {
@@ -276,6 +290,46 @@ function renderFrame(f) {
   wrap.appendChild(lesionTable(f));
   if (r.warnings && r.warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${r.warnings.join("; ")}`, "small"));
   return wrap;
+}
+
+// checkboxes that switch the drawn layers of a frame on and off
+function layerControls(layers, redraw) {
+  const bar = el("div", null, "layers");
+  Object.keys(layers).forEach((name) => {
+    const label = el("label", null, "inline");
+    const box = el("input");
+    box.type = "checkbox"; box.checked = layers[name]; box.dataset.layer = name;
+    box.addEventListener("change", () => { layers[name] = box.checked; redraw(); });
+    label.append(box, el("span", t("layer_" + name)));
+    bar.appendChild(label);
+  });
+  return bar;
+}
+
+// mouse wheel zooms around the pointer, dragging pans, a double click resets
+function enableZoomPan(cv, view, redraw) {
+  const toCanvas = (ev) => {
+    const b = cv.getBoundingClientRect();
+    return [((ev.clientX - b.left) * cv.width) / b.width, ((ev.clientY - b.top) * cv.height) / b.height];
+  };
+  cv.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const [x, y] = toCanvas(ev);
+    const k = Math.min(8, Math.max(1, view.scale * (ev.deltaY < 0 ? 1.25 : 0.8))) / view.scale;
+    view.tx = x - k * (x - view.tx); view.ty = y - k * (y - view.ty); view.scale *= k;
+    if (view.scale === 1) { view.tx = 0; view.ty = 0; }
+    redraw();
+  }, { passive: false });
+  let drag = null;
+  cv.addEventListener("mousedown", (ev) => { drag = toCanvas(ev); });
+  window.addEventListener("mouseup", () => { drag = null; });
+  cv.addEventListener("mousemove", (ev) => {
+    if (!drag || view.scale === 1) return;
+    const [x, y] = toCanvas(ev);
+    view.tx += x - drag[0]; view.ty += y - drag[1]; drag = [x, y];
+    redraw();
+  });
+  cv.addEventListener("dblclick", () => { view.scale = 1; view.tx = 0; view.ty = 0; redraw(); });
 }
 
 function mm(v) { return v === null || v === undefined ? t("unknown_mm") : `${fmt(v, 1)} mm`; }
@@ -336,19 +390,24 @@ function outcomeControls(frameId, lesionId) {
 
 async function refreshAlerts() { const s = await api("/api/session"); showAlerts(s.alerts || []); }
 
-// Draw lesions of a result (original-image pixels) onto a 2-D context scaled by `k`.
-function drawResult(g, r, k) {
+// Draw lesions of a result (original-image pixels) onto a 2-D context scaled by `k`; `layers`
+// (default: outline and fan) picks what is drawn: outline, axes (with mm), fan, liver.
+function drawResult(g, r, k, layers = { outline: true, fan: true }) {
   if (!r) return;
   g.save();
   g.lineWidth = Math.max(2, 2 * k);
   g.font = `${Math.max(14, 16 * k)}px livus-sc, sans-serif`;
-  if (r.fan_polygon_px && r.fan_polygon_px.length > 2) {
-    g.strokeStyle = "rgba(80,160,255,0.5)";
+  const outline = (poly, colour) => {
+    g.strokeStyle = colour;
     g.beginPath();
-    r.fan_polygon_px.forEach(([x, y], i) => (i ? g.lineTo(x * k, y * k) : g.moveTo(x * k, y * k)));
+    poly.forEach(([x, y], i) => (i ? g.lineTo(x * k, y * k) : g.moveTo(x * k, y * k)));
     g.closePath(); g.stroke();
-  }
+  };
+  if (layers.fan && r.fan_polygon_px && r.fan_polygon_px.length > 2) outline(r.fan_polygon_px, "rgba(80,160,255,0.5)");
+  if (layers.liver && r.liver_polygon_px && r.liver_polygon_px.length > 2) outline(r.liver_polygon_px, "rgba(60,220,120,0.7)");
   (r.lesions || []).forEach((les) => {
+    if (layers.axes) drawAxes(g, les, k);
+    if (!layers.outline) return;
     const m = les.malignancy;
     g.strokeStyle = m === null || m === undefined ? "#ffd400" : m >= 0.5 ? "#ff3030" : "#30e060";
     if (les.polygon_px && les.polygon_px.length > 2) {
@@ -366,6 +425,20 @@ function drawResult(g, r, k) {
     g.fillText(label, les.bbox_px[0] * k, Math.max(14, les.bbox_px[1] * k - 4));
   });
   g.restore();
+}
+
+// the lesion's long (cyan) and short (magenta) axes with their lengths in mm (px when unknown)
+function drawAxes(g, les, k) {
+  const a = (les.angle_deg * Math.PI) / 180;
+  const [cx, cy] = les.center_px;
+  [[les.long_axis_px, a, "#00e5ff", les.long_axis_mm], [les.short_axis_px, a + Math.PI / 2, "#ff40ff", les.short_axis_mm]]
+    .forEach(([len, ang, colour, lenMm]) => {
+      const dx = (Math.cos(ang) * len) / 2, dy = (Math.sin(ang) * len) / 2;
+      g.strokeStyle = colour; g.fillStyle = colour;
+      g.beginPath(); g.moveTo((cx - dx) * k, (cy - dy) * k); g.lineTo((cx + dx) * k, (cy + dy) * k); g.stroke();
+      const text = lenMm === null || lenMm === undefined ? `${fmt(len, 0)} px` : `${fmt(lenMm, 1)} mm`;
+      g.fillText(text, (cx + dx) * k + 4, (cy + dy) * k);
+    });
 }
 
 // ---------------------------------------------------------------- live mode
