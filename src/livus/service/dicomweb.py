@@ -58,6 +58,9 @@ class DicomwebPacs:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         self.url = url.rstrip("/")
         self._client = DICOMwebClient(self.url, session=session, headers=headers, timeout=timeout_s)
+        # one quick retry (busy server, dropped connection); the API answers a person waiting, and
+        # sending results back has its own retries (livus.service.results_out)
+        self._client.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=250)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "DicomwebPacs":
