@@ -98,3 +98,13 @@ def test_frame_urls_are_random_and_image_views_audited(service, doc, admin):
     assert doc.get(url).status_code == 200
     events = admin.get("/api/audit", params={"action": "view-image"}).json()
     assert events and events[0]["target"] == study["uid"] and events[0]["user"] == "doc"
+
+
+def test_deidentify_result_replaces_names_in_values_never_keys():
+    from livus.service.privacy import deidentify_result
+
+    result = {"source": "score.png", "lesions": [{"score": 0.9}], "warnings": ["score.png: frame 3 frozen", "score low"]}
+    out = deidentify_result(result, b"k" * 32, ["score.png"])
+    assert out["lesions"] == [{"score": 0.9}]  # a file named like a key does not break the result
+    assert out["source"].startswith("file-") and "score" not in out["source"]
+    assert all("score.png" not in w for w in out["warnings"]) and out["warnings"][0].startswith("file-")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
 import cv2
@@ -40,15 +39,28 @@ def deidentify_study(study: dict[str, Any], key: bytes) -> dict[str, Any]:
     return out
 
 
+def _replace_in_values(obj: Any, pairs: list[tuple[str, str]]) -> Any:
+    """``obj`` (JSON data) with each ``old`` replaced by ``new`` inside string VALUES (keys kept)."""
+    if isinstance(obj, str):
+        for old, new in pairs:
+            obj = obj.replace(old, new)
+        return obj
+    if isinstance(obj, list):
+        return [_replace_in_values(v, pairs) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _replace_in_values(v, pairs) for k, v in obj.items()}
+    return obj
+
+
 def deidentify_result(result: dict[str, Any], key: bytes, names: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """A frame result for a researcher: its source file name, and every other mention of the
-    study's file ``names`` or their stems (warnings quote them), replaced by pseudonyms."""
-    text = json.dumps(result, ensure_ascii=False)
+    study's file ``names`` or their stems (of 3 characters or more) in its texts (warnings quote
+    them), replaced by pseudonyms."""
+    pairs = []
     for name in sorted({n for n in names if n}, key=len, reverse=True):
         stem = name.rsplit(".", 1)[0]
-        for value in (name, stem) if len(stem) >= 3 else (name,):
-            text = text.replace(json.dumps(value, ensure_ascii=False)[1:-1], pseudonym(key, name, "file"))
-    out = json.loads(text)
+        pairs += [(value, pseudonym(key, name, "file")) for value in ((name, stem) if len(stem) >= 3 else (name,))]
+    out = _replace_in_values(result, pairs)
     out["source"] = pseudonym(key, str(result.get("source", "")), "file")
     return out
 
