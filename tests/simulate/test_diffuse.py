@@ -96,3 +96,17 @@ def test_default_dataset_has_no_diffuse_labels(tmp_path) -> None:
     ann = simulate_dataset(tmp_path / "d", n=2, profile="vistara_l6", seed=2)
     doc = json.loads(ann.read_text())
     assert all("diffuse" not in im["extra"] for im in doc["images"])
+
+
+def test_cli_diffuse_and_bad_mix(tmp_path, capsys) -> None:
+    from livus.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["simulate", "--n", "2", "--profile", "sonora_l9", "--seed", "4", "--out", str(out),
+                 "--diffuse", "steatosis:2", "--no-lesions"]) == 0
+    doc = json.loads((out / "annotations.json").read_text())
+    assert [im["extra"]["diffuse"]["steatosis"] for im in doc["images"]] == ["moderate", "moderate"]
+    assert doc["info"]["diffuse_mix"] == {"steatosis:2": 1.0} and doc["info"]["lesion_free"] is True
+    assert main(["simulate", "--n", "1", "--out", str(tmp_path / "bad"), "--diffuse", "gallstones"]) == 2
+    assert "unknown kind 'gallstones'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # nothing written for a bad mix
