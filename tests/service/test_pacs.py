@@ -314,3 +314,17 @@ def test_pull_by_c_move_to_the_listener(orthanc, tmp_path):
         (study,) = _wait_studies(svc, doc, 1)
         assert study["uid"] == r.json()["studies"][0] and study["patient_id"] == "MOVE-1" and study["status"] == "done"
         assert doc.get(f"/api/studies/{study['uid']}").json()["n_frames"] == 2
+
+
+def test_a_silent_pacs_times_out_with_a_clear_error():
+    """A server that takes the connection and never answers: a PacsError after the timeout."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(PacsError, match="no answer within 1 s"):
+            PacsClient("127.0.0.1", port, timeout_s=1.0).find_studies(patient_id="X")
+        assert time.monotonic() - started < 10

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -75,6 +76,7 @@ class PacsClient:
         if self.tls_ca:
             ctx = ssl.create_default_context(cafile=self.tls_ca)
             tls = (ctx, self.host)
+        started = time.monotonic()
         try:
             assoc = ae.associate(self.host, self.port, ae_title=self.called_ae, tls_args=tls, **kwargs)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -89,6 +91,8 @@ class PacsClient:
             socket.create_connection((self.host, self.port), timeout=min(self.timeout_s, 5.0)).close()
         except OSError as exc:
             raise PacsError(f"cannot associate with PACS {self.name}: cannot connect ({exc.strerror or exc})") from None
+        if time.monotonic() - started >= 0.9 * self.timeout_s:  # pynetdicom aborts when its timer runs out
+            raise PacsError(f"PACS {self.name} gave no answer within {self.timeout_s:g} s (pacs_timeout_s)")
         if assoc.is_aborted:
             raise PacsError(f"PACS {self.name} aborted the association (wrong port, TLS mismatch or not a DICOM server?)")
         raise PacsError(f"cannot associate with PACS {self.name}: no answer within {self.timeout_s:g} s "
