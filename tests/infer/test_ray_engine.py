@@ -18,7 +18,7 @@ from livus.infer.ray_engine import InputWorker, RayEngine, import_ray
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'livus[cluster]')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a running cluster
     yield ray
     ray.shutdown()
 

@@ -96,12 +96,16 @@ def read_shards(shard_dir: Path, fingerprint: str) -> dict[tuple[str, bool], Ent
 class InputWorker:
     """What one Ray actor does: the models loaded once, then chunks of inputs analysed with
     ``process_input`` (overlays written under ``overlay_root``), each chunk saved as one shard
-    in ``shard_dir``. Plain class: :class:`RayEngine` makes it a Ray actor."""
+    in ``shard_dir``. Relative paths are taken from ``cwd`` (the driver's working directory,
+    when this node has it), so sources read as in the local engine. Plain class:
+    :class:`RayEngine` makes it a Ray actor."""
 
     def __init__(self, cfg: LivusConfig, model_dir: Path, overlay_root: Path | None, language: str,
-                 shard_dir: Path, fingerprint: str) -> None:
+                 shard_dir: Path, fingerprint: str, cwd: str | None = None) -> None:
         from livus.infer.frame import FrameAnalyzer
 
+        if cwd and Path(cwd).is_dir():
+            os.chdir(cwd)  # this actor's own process
         self.analyzer = FrameAnalyzer(cfg, model_dir)
         self.overlay_root, self.language = overlay_root, language
         self.shard_dir, self.fingerprint = Path(shard_dir), fingerprint
@@ -125,7 +129,8 @@ class RayEngine:
     yielded in input order (as soon as the inputs before it are done).
 
     ``address``: a running cluster (``ray://host:10001``, ``host:6379`` or ``"auto"``); None
-    starts a local Ray with ``actors`` CPUs unless Ray is already initialised in this process.
+    starts a new local Ray with ``actors`` CPUs (never a running one) unless Ray is already
+    initialised in this process.
     ``actors``: number of actors (None: one per CPU of the cluster). ``chunk_inputs``: inputs per
     task and shard (None: about four chunks per actor, at most 32 inputs). ``worker_cls``: the
     actor's class (tests pass a subclass of :class:`InputWorker`)."""
@@ -153,7 +158,8 @@ class RayEngine:
             if self.address:  # a running cluster (its own settings), or a Ray client (ray://)
                 ray.init(address=self.address)
             else:
-                ray.init(num_cpus=self.actors or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+                ray.init(address="local", num_cpus=self.actors or os.cpu_count() or 1, include_dashboard=False,
+                         log_to_driver=False)
             started = True
         try:
             results = self._run(ray, todo, analyzer, overlay_root, language, fingerprint) if todo else iter(())
@@ -173,8 +179,8 @@ class RayEngine:
         queue = deque(todo[i:i + size] for i in range(0, len(todo), size))
         actor_cls = ray.remote(num_cpus=1, max_restarts=self.max_restarts,
                                max_task_retries=self.max_task_retries)(self.worker_cls)
-        idle = [actor_cls.remote(analyzer.cfg, analyzer.model_dir, overlay_root, language, self.shard_dir, fingerprint)
-                for _ in range(n_actors)]
+        idle = [actor_cls.remote(analyzer.cfg, analyzer.model_dir, overlay_root, language, self.shard_dir, fingerprint,
+                                 os.getcwd()) for _ in range(n_actors)]
         pending: dict[Any, tuple[Any, list[tuple[str, bool]]]] = {}
         while queue or pending:
             while idle and queue:
