@@ -32,6 +32,8 @@ const I18N = {
     department: "科室", drift_none: "尚无足够的近期图像判断输入漂移", drift_stat: "统计量", drift_recent: "近期均值", drift_train: "训练集均值",
     live_login: "实时模式无法连接：请重新登录", live_role: "实时模式仅限医师和管理员", live_failed: "实时模式无法连接服务器",
     login_failed_wait: "用户名或密码错误（多次失败后，此地址需等待一段时间）", analysis_finished: "分析完成",
+    dicom_sr: "DICOM 结构化报告 (SR)", dicom_seg: "DICOM 分割 (SEG)", send_sent: "已发送至 PACS", send_pending: "等待发送至 PACS",
+    send_retrying: "发送至 PACS 失败，将自动重试", send_failed: "发送至 PACS 失败", send_again: "重新发送至 PACS",
   },
   en: {
     subtitle: "liver ultrasound lesion analysis", nav_studies: "Studies", nav_live: "Live", nav_monitor: "Model monitoring",
@@ -66,6 +68,8 @@ const I18N = {
     live_login: "Live mode cannot connect: please log in again", live_role: "Live mode is for physicians and administrators",
     live_failed: "Live mode cannot reach the server", login_failed_wait: "Wrong user name or password (after repeated failures this address waits a while)",
     analysis_finished: "Analysis finished",
+    dicom_sr: "DICOM SR", dicom_seg: "DICOM SEG", send_sent: "Sent to the PACS", send_pending: "Waiting to be sent to the PACS",
+    send_retrying: "Sending to the PACS failed, will retry", send_failed: "Sending to the PACS failed", send_again: "Send to the PACS again",
   },
 };
 
@@ -220,6 +224,7 @@ async function openStudy(uid) {
     a.href = r.url; a.target = "_blank"; a.rel = "noopener";
     rep.appendChild(a); rep.appendChild(document.createTextNode(" "));
   });
+  if (S.user.role !== "researcher" && s.status === "done") renderDicom(uid, rep);
   const fr = $("#detail-frames");
   fr.replaceChildren();
   s.frames.forEach((f) => fr.appendChild(renderFrame(f)));
@@ -228,6 +233,31 @@ async function openStudy(uid) {
     $("#upload-status").textContent = s.status === "done" ? t("analysis_finished") : t("failed");
     S.uploadUid = null;
   }
+}
+
+// DICOM SR/SEG of the study and the state of sending them back to the PACS (/api/studies/{uid}/dicom)
+async function renderDicom(uid, box) {
+  let d;
+  try { d = await api(`/api/studies/${encodeURIComponent(uid)}/dicom`); } catch (e) { return; }
+  d.objects.forEach((o) => {
+    const a = el("a", `${t("dicom_" + o.kind)} ${o.name}`);
+    a.href = o.url;
+    box.appendChild(a); box.appendChild(document.createTextNode(" "));
+  });
+  if (!d.send) return;
+  const p = el("p", `${t("send_" + d.send.status)}${d.send.error ? ": " + d.send.error : ""}`);
+  p.className = "dicom-send";
+  if (d.send.status !== "sent") {
+    const b = el("button", t("send_again"));
+    b.type = "button";
+    b.onclick = async () => {
+      b.disabled = true;
+      try { await api(`/api/studies/${encodeURIComponent(uid)}/dicom/send`, { method: "POST" }); } catch (e) { /* shown below */ }
+      openStudy(uid);
+    };
+    p.appendChild(document.createTextNode(" ")); p.appendChild(b);
+  }
+  box.appendChild(p);
 }
 
 function busy(status) { return status === "queued" || status === "running" || status === "storing"; }

@@ -1,0 +1,64 @@
+"""The study page in Chromium shows a DICOM study's SR and SEG downloads and the state of sending
+them back to the PACS (a failed send with its reason and a "send again" button)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import make_service
+from .dicom_helpers import free_port
+from .test_browser import chromium  # noqa: F401 - fixture (skips without chromium/playwright)
+
+EXAMPLE_DICOM = Path(__file__).resolve().parents[2] / "examples" / "dicom" / "small_lesion.dcm"
+
+
+@pytest.fixture()
+def dicom_server(tmp_path):
+    import uvicorn
+
+    unreachable = f"http://127.0.0.1:{free_port()}/dicom-web"
+    svc = make_service(tmp_path / "data", send_results="dicomweb", dicomweb_url=unreachable, send_retries=1)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", svc
+    srv.should_exit = True
+    thread.join(15)
+
+
+def test_page_shows_dicom_results_and_failed_send(chromium, dicom_server, tmp_path):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    url, _svc = dicom_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, bypass_csp=True)  # lets wait_for_function evaluate
+            page.goto(url)
+            page.fill("#login-user", "doc")
+            page.fill("#login-pass", "doctor-pass-123")
+            page.click("#login-submit")
+            page.wait_for_selector("#view-studies:not([hidden])")
+            page.set_input_files("#upload-files", str(EXAMPLE_DICOM))
+            page.click("#upload-submit")
+            page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=120000)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not page.locator(".dicom-send button").count():
+                page.wait_for_timeout(1000)
+                page.evaluate("openStudy(document.querySelector('#study-detail').dataset.uid)")  # what a reload does
+            text = page.locator("#detail-reports").inner_text()
+            assert "DICOM 分割 (SEG)" in text and "DICOM 结构化报告 (SR)" in text, text
+            assert "发送至 PACS 失败" in text and "cannot connect" in text, text
+            seg = page.locator("#detail-reports a", has_text="SEG").get_attribute("href")
+            assert page.request.get(url + seg).headers["content-type"] == "application/dicom"
+            page.screenshot(path=str(tmp_path / "dicom_page.png"), full_page=True)
+        finally:
+            browser.close()
