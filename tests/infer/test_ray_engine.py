@@ -96,3 +96,17 @@ def test_a_clear_error_without_ray(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     with pytest.raises(RuntimeError, match=r"livus\[cluster\]"):
         import_ray()
+
+
+def test_shards_are_reused_only_whole_under_the_same_fingerprint(tmp_path):
+    from livus.infer.input_analysis import InputAnalysis
+    from livus.infer.ray_engine import read_shards, write_shard
+
+    ok = ("a.png", False, InputAnalysis(path="a.png", case_key="a"), {})
+    failed = ("b.png", False, InputAnalysis(path="b.png", error="b.png: unreadable"), {})
+    write_shard(tmp_path / "one.pkl", "fp-1", [ok, failed])
+    (tmp_path / "cut.pkl").write_bytes(b"\x80\x05 a shard cut off")  # never renamed into place, but say it was
+    done = read_shards(tmp_path, "fp-1")
+    assert list(done) == [("a.png", False)] and done[("a.png", False)][2].case_key == "a"  # the failed input: again
+    assert read_shards(tmp_path, "fp-2") == {}  # another model/config/language: analysed again
+    assert not list(tmp_path.glob(".*.tmp"))
