@@ -30,7 +30,7 @@ def background_line(bg: Any, language: str) -> str | None:
 
     parts = [with_conf(text(f"steatosis_{steatosis}", language), _get(bg, "steatosis_probs"), steatosis)]
     # only the cirrhosis sign is printed: the fibrosis class (F2-F3) and the surface label stay in
-    # case.json; on AUL they read "fibrosis" / "nodular" on 63 and 34 of 80 normal livers
+    # case.json; on AUL they read "fibrosis" / "nodular" on 42 and 46 of 80 normal livers
     # (docs/liver_background.md), too often to print as findings
     if _get(bg, "cirrhosis_signs"):
         parts.append(with_conf(text("fibrosis_cirrhosis", language), _get(bg, "fibrosis_probs"), "cirrhosis"))
