@@ -131,7 +131,7 @@ class RayEngine:
     ``address``: a running cluster (``ray://host:10001``, ``host:6379`` or ``"auto"``); None
     starts a new local Ray with ``actors`` CPUs (never a running one) unless Ray is already
     initialised in this process.
-    ``actors``: number of actors (None: one per CPU of the cluster). ``chunk_inputs``: inputs per
+    ``actors``: number of actors (None, or more than the cluster's CPUs: one per CPU). ``chunk_inputs``: inputs per
     task and shard (None: about four chunks per actor, at most 32 inputs). ``worker_cls``: the
     actor's class (tests pass a subclass of :class:`InputWorker`)."""
 
@@ -174,7 +174,8 @@ class RayEngine:
         gives error entries."""
         from livus.infer.input_analysis import InputAnalysis
 
-        n_actors = max(1, min(len(todo), self.actors or int(ray.cluster_resources().get("CPU", 1))))
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # more actors than CPUs would wait for ever
+        n_actors = max(1, min(len(todo), self.actors or cpus, cpus))
         size = self.chunk_inputs or max(1, min(32, math.ceil(len(todo) / (4 * n_actors))))
         queue = deque(todo[i:i + size] for i in range(0, len(todo), size))
         actor_cls = ray.remote(num_cpus=1, max_restarts=self.max_restarts,
