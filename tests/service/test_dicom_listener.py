@@ -146,7 +146,9 @@ def test_unknown_calling_ae_and_wrong_called_ae_are_refused_and_audited(listener
     ds = pydicom.dcmread(make_us_dicom(tmp_path / "in", 1, "P-1")[0])
     for calling, called in (("EVIL_AE", "LIVUS"), ("SCANNER1", "WRONG"), ("OTHER", "LIVUS")):
         statuses, assoc = send_datasets([ds], lst.port, called_ae=called, calling_ae=calling)
-        assert statuses is None and assoc.is_rejected, (calling, called)
+        # refused (the audit rows below say why); a loaded machine may see the server's close before
+        # the A-ASSOCIATE-RJ and report an abort instead: never an established association
+        assert statuses is None and not assoc.is_established and (assoc.is_rejected or assoc.is_aborted), (calling, called)
     events = _audit(state, at_least=3)
     assert [e[0] for e in events] == ["EVIL_AE", "SCANNER1", "OTHER"]
     assert "calling AE title not allowed" in events[0][1] and "called AE title not recognised" in events[1][1]
