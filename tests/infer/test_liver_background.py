@@ -248,3 +248,16 @@ def test_degenerate_inputs_are_not_assessed_never_an_error() -> None:
     row = np.zeros_like(liver)
     row[150, :] = True
     assert not frame_background(img, row, img > 0, SPACING).assessed
+
+
+def test_a_few_row_fan_does_not_blow_up_the_working_image() -> None:
+    """A dark contrast frame's fan search may find a few rows only: the working scale stays bounded
+    (it once made a 20000-pixel image and minutes per frame)."""
+    from livus.infer.liver_background import SCALE_RANGE, work_scale
+
+    fan = np.zeros((240, 320), bool)
+    fan[100:106, 50:270] = True
+    s, assumed = work_scale((240, 320), fan, None)
+    assert assumed and s <= 2 * work_scale((240, 320), None, None)[0]  # at most the half-height depth
+    assert work_scale((240, 320), np.ones((10, 10), bool), None)[0] == work_scale((240, 320), None, None)[0]  # wrong shape ignored
+    assert work_scale((240, 320), None, 1e-4)[0] == SCALE_RANGE[1]

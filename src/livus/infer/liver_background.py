@@ -131,13 +131,19 @@ class LiverBackground:
 # ---------------------------------------------------------------- measures (pure functions)
 
 
+SCALE_RANGE = (1 / 16, 4.0)  # original px → work px; beyond it the spacing or the fan is implausible
+
+
 def work_scale(shape: tuple[int, int], fan_mask: np.ndarray | None, spacing_mm: float | None) -> tuple[float, bool]:
     """Resampling factor (original px → work px) and whether the spacing was assumed."""
     if spacing_mm and spacing_mm > 0:
-        return spacing_mm / WORK_SPACING_MM, False
-    rows = np.nonzero(fan_mask.any(axis=1))[0] if fan_mask is not None and fan_mask.any() else np.arange(shape[0])
-    height_px = max(int(rows[-1] - rows[0] + 1), 1)
-    return (ASSUMED_DEPTH_MM / height_px) / WORK_SPACING_MM, True
+        return float(np.clip(spacing_mm / WORK_SPACING_MM, *SCALE_RANGE)), False
+    usable = fan_mask is not None and fan_mask.shape == tuple(shape) and fan_mask.any()
+    rows = np.nonzero(fan_mask.any(axis=1))[0] if usable else np.arange(shape[0])
+    # a "fan" shorter than half the frame (a dark contrast frame, a failed fan search) is not the
+    # imaging depth: without this a few-row fan made a 20000-pixel working image
+    height_px = max(int(rows[-1] - rows[0] + 1), shape[0] // 2, 1)
+    return float(np.clip((ASSUMED_DEPTH_MM / height_px) / WORK_SPACING_MM, *SCALE_RANGE)), True
 
 
 def _resample(img: np.ndarray, mask: np.ndarray, fan: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
