@@ -260,4 +260,4 @@ def test_a_few_row_fan_does_not_blow_up_the_working_image() -> None:
     s, assumed = work_scale((240, 320), fan, None)
     assert assumed and s <= 2 * work_scale((240, 320), None, None)[0]  # at most the half-height depth
     assert work_scale((240, 320), np.ones((10, 10), bool), None)[0] == work_scale((240, 320), None, None)[0]  # wrong shape ignored
-    assert work_scale((240, 320), None, 1e-4)[0] == SCALE_RANGE[1]
+    assert work_scale((240, 320), None, 100.0)[0] == SCALE_RANGE[1] and work_scale((240, 320), None, 1e-4)[0] == SCALE_RANGE[0]
