@@ -147,9 +147,13 @@ class AnalyzeConfig:
     workers: int = 1
     threads: int = 2  # torch/ONNX threads per worker
     # fp32 | int8: which ONNX model to prefer (PyTorch is the fallback). fp32 by default: static
-    # int8 cost the shipped detector 1.4 points of sensitivity at 0.25 FP/image (limit: 1).
+    # int8 cost the shipped detector 1.8 points of sensitivity at 0.25 FP/image in 5-fold CV
+    # (limit: 1; benchmarks/results/int8_cv.json).
     precision: str = "fp32"
     language: str = "zh"  # zh | en
+    # image-derived liver background (steatosis grade, cirrhosis signs) per analysed frame; about
+    # 40 ms of CPU per frame (livus.infer.liver_background): turn off where frame rate matters more
+    liver_background: bool = True
     case_rules_path: str | None = None  # YAML rules table; None = the one shipped with livus
     lirads_table_path: str | None = None  # YAML LI-RADS table (management, thresholds); None = livus/infer/lirads.yaml
     # CEUS mode for clips: clip time 0 is this many seconds after the contrast injection

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_pipeline import _fan_image, tiny_model_dir  # noqa: F401 - shared fixture
 
 from livus.infer.case import assess_case, load_case_rules
 from livus.infer.liver_background import (
@@ -261,3 +262,18 @@ def test_a_few_row_fan_does_not_blow_up_the_working_image() -> None:
     assert assumed and s <= 2 * work_scale((240, 320), None, None)[0]  # at most the half-height depth
     assert work_scale((240, 320), np.ones((10, 10), bool), None)[0] == work_scale((240, 320), None, None)[0]  # wrong shape ignored
     assert work_scale((240, 320), None, 100.0)[0] == SCALE_RANGE[1] and work_scale((240, 320), None, 1e-4)[0] == SCALE_RANGE[0]
+
+
+def test_the_background_can_be_switched_off(tiny_model_dir) -> None:  # noqa: F811 - pytest fixture
+    """``analyze.liver_background: false`` (frame rate before the background): no background computed."""
+    from livus.config import LivusConfig
+    from livus.infer.frame import FrameAnalyzer
+    from livus.types import Frame
+
+    img = _fan_image()
+    cfg = LivusConfig()
+    on = FrameAnalyzer(cfg, tiny_model_dir).analyze(Frame(img, source="a.png")).result
+    cfg.analyze.liver_background = False
+    off = FrameAnalyzer(cfg, tiny_model_dir).analyze(Frame(img, source="a.png")).result
+    assert off.liver_background is None
+    assert on.liver_background is not None or not on.assessability.usable

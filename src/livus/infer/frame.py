@@ -131,7 +131,8 @@ class FrameAnalyzer:
         result.lesions = lesions
         if liver_model:
             result.liver_polygon_px = lb.points_to_original(np.asarray(liver_model, float)).tolist()
-        result.liver_background = result_background(frame.pixels, result, pre.fan_mask)  # issue 21
+        if self.cfg.analyze.liver_background:
+            result.liver_background = result_background(frame.pixels, result, pre.fan_mask)  # issue 21
         if self.classifier is not None:
             self._classify(frame, result, head_probs)
         else:
