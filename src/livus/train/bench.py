@@ -454,6 +454,7 @@ def target_checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
     out = {}
     for k, (v, op, lim) in checks.items():
+        v = math.nan if v is None else v  # not measured (e.g. a worker process failed)
         ok = (v <= lim) if op == "<=" else (v >= lim)
         out[k] = {"measured": v, "target": f"{op} {lim:g}", "met": bool(ok) if not math.isnan(v) else None}
     return out
