@@ -5,16 +5,13 @@ on a clip. Screenshots go to the test artefacts folder. Skips cleanly without ch
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from .conftest import make_service, png_bytes, ultrasound_like
+from .conftest import make_service, png_bytes, serving, ultrasound_like
 from .system_packages import ensure_debian_package
 
 pytestmark = pytest.mark.slow
@@ -33,27 +30,11 @@ def chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server(tmp_path):
-    import uvicorn
-
     svc = make_service(tmp_path / "data")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", svc
-    srv.should_exit = True
-    thread.join(15)
+    with serving(svc.app) as url:
+        yield url, svc
 
 
 def _clip(path: Path, n: int = 40) -> Path:

@@ -3,13 +3,12 @@ them back to the PACS (a failed send with its reason and a "send again" button).
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import make_service
+from .conftest import make_service, serving
 from .dicom_helpers import free_port
 from .test_browser import chromium  # noqa: F401 - fixture (skips without chromium/playwright)
 
@@ -18,20 +17,10 @@ EXAMPLE_DICOM = Path(__file__).resolve().parents[2] / "examples" / "dicom" / "sm
 
 @pytest.fixture()
 def dicom_server(tmp_path):
-    import uvicorn
-
     unreachable = f"http://127.0.0.1:{free_port()}/dicom-web"
     svc = make_service(tmp_path / "data", send_results="dicomweb", dicomweb_url=unreachable, send_retries=1)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", svc
-    srv.should_exit = True
-    thread.join(15)
+    with serving(svc.app) as url:
+        yield url, svc
 
 
 def test_page_shows_dicom_results_and_failed_send(chromium, dicom_server, tmp_path):  # noqa: F811
@@ -50,7 +39,7 @@ def test_page_shows_dicom_results_and_failed_send(chromium, dicom_server, tmp_pa
             page.set_input_files("#upload-files", str(EXAMPLE_DICOM))
             page.click("#upload-submit")
             page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=120000)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # the first failed send comes after its retry; slow on a loaded CI machine
             while time.monotonic() < deadline and not page.locator(".dicom-send button").count():
                 page.wait_for_timeout(1000)
                 page.evaluate("openStudy(document.querySelector('#study-detail').dataset.uid)")  # what a reload does
