@@ -3,7 +3,8 @@
 Patient name/ID, the free-text description and uploaded file names are replaced by stable
 pseudonyms (keyed HMAC, the key stays in the data directory). Images lose everything outside
 the scan fan (where scanners burn in names, dates and IDs), and text burned in inside the fan
-is blacked out with the report package's detector (``livus.report.redact_pixels``).
+is blacked out with the report package's OCR and detector (``livus.report.redact_pixels``);
+an image the OCR cannot verify clean is served all black.
 """
 
 from __future__ import annotations
@@ -78,23 +79,29 @@ def mask_outside_fan(image: np.ndarray, fan_polygon_px: list[list[float]] | None
 
 
 def keep_mask(image: np.ndarray, fan_polygon_px: list[list[float]] | None) -> np.ndarray:
-    """Pixels (uint8 0/1, image size) a researcher may see: inside the fan, minus burned-in
-    text found by :func:`livus.report.redact_pixels.burned_in_text_mask` (grey or BGR image)."""
+    """Pixels (uint8 0/1, image size) a researcher may see: inside the fan, minus burned-in text
+    found by :func:`livus.report.redact_pixels.redact_burned_in_text` (OCR over the fan included,
+    grey or BGR image). When the OCR cannot run or still reads text, nothing is shown (all 0):
+    an image is never served as de-identified unless it was verified clean."""
     keep = mask_outside_fan(np.ones(image.shape[:2], np.uint8), fan_polygon_px)
     try:
-        from livus.report.redact_pixels import burned_in_text_mask
+        from livus.report.ocr import TextReader
+        from livus.report.redact_pixels import redact_burned_in_text
 
         grey = image if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2GRAY)
-        mask, _method = burned_in_text_mask(grey * keep, None)
-        keep[np.asarray(mask) > 0] = 0
-    except Exception:  # noqa: BLE001 - the fan mask alone is already applied
-        pass
+        red = redact_burned_in_text(grey * keep, reader=TextReader())
+    except Exception:  # noqa: BLE001 - no verified cleaning: show nothing
+        return np.zeros_like(keep)
+    if not red.clean:
+        return np.zeros_like(keep)
+    keep[np.asarray(red.mask) > 0] = 0
     return keep
 
 
 def deidentify_image(image: np.ndarray, fan_polygon_px: list[list[float]] | None) -> np.ndarray:
     """Image for a researcher: only the pixels of :func:`keep_mask`, the rest black."""
-    return image * (keep_mask(image, fan_polygon_px)[..., None] if image.ndim == 3 else keep_mask(image, fan_polygon_px))
+    keep = keep_mask(image, fan_polygon_px)
+    return image * (keep[..., None] if image.ndim == 3 else keep)
 
 
 def deidentify_panels(overlay: np.ndarray, keep: np.ndarray) -> np.ndarray:
