@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from livus.config import load_config
 from livus.models.detector import count_parameters, load_detector
 from livus.models.image_label import FUSION_FEATURES, IMAGE_CLASSES, ImageLabelFusion
 from livus.train.detector import ship_model
@@ -92,8 +93,6 @@ def schedules_text(model_path: Path) -> str:
         cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
         epochs = lr = "?"
         if cfg.is_file():
-            from livus.config import load_config
-
             t = load_config(cfg).train
             epochs, lr = str(t.epochs), f"{t.lr:g}"
         parts.append(f"{epochs} epochs at peak lr {lr}")

@@ -145,6 +145,18 @@ def _wait_studies(svc, client, n: int, timeout_s: float = 120) -> list[dict]:
     return studies
 
 
+
+def _wait_send(client, uid: str, status: str, timeout_s: float) -> dict | None:
+    """The study's send state once it reaches ``status`` (or the last one seen at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    send = None
+    while time.monotonic() < deadline:
+        send = client.get(f"/api/studies/{uid}/dicom").json()["send"]
+        if send and send["status"] == status:
+            break
+        time.sleep(0.3)
+    return send
+
 def test_pull_from_orthanc_and_analyse(orthanc, tmp_path):
     files = make_us_dicom(tmp_path / "pacs-in", 2, "PACS-7")
     make_us_dicom(tmp_path / "other", 1, "OTHER-1")  # not stored: must not come back
@@ -229,12 +241,7 @@ def test_orthanc_pushes_jpeg_and_j2k_to_livus_which_sends_sr_and_seg_back(orthan
         assert sr_bytes.status_code == 200 and sr_bytes.headers["content-type"] == "application/dicom"
         assert svc.client("res").get(f"/api/studies/{us_study['uid']}/dicom").status_code in (403, 404)
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            send = doc.get(f"/api/studies/{us_study['uid']}/dicom").json()["send"]
-            if send and send["status"] == "sent":
-                break
-            time.sleep(0.5)
+        send = _wait_send(doc, us_study["uid"], "sent", 60)
         assert send and send["status"] == "sent", send
     assert orthanc.modalities_in("ROUND-1").count("SR") >= 1
     assert "SEG" in orthanc.modalities_in("ROUND-1")
@@ -264,12 +271,7 @@ def test_failed_send_is_retried_shown_and_sent_by_dicomweb_later(orthanc, tmp_pa
         assert c_store(files, svc.state.extras["dicom"].port, "LIVUS") == [0]
         doc = svc.client("doc")
         (study,) = _wait_studies(svc, doc, 1)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            send = doc.get(f"/api/studies/{study['uid']}/dicom").json()["send"]
-            if send and send["status"] == "failed":
-                break
-            time.sleep(0.3)
+        send = _wait_send(doc, study["uid"], "failed", 30)
         assert send["status"] == "failed" and send["attempts"] == 2 and "HTTP 401" in send["error"], send
         r = doc.post(f"/api/studies/{study['uid']}/dicom/send")
         assert r.status_code == 502 and "HTTP 401" in r.json()["detail"]

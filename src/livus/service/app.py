@@ -43,12 +43,10 @@ from livus.service.auth import (
 )
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
 from livus.service.privacy import (
-    deidentify_image,
     deidentify_panels,
     deidentify_result,
     deidentify_study,
     keep_mask,
-    mask_outside_fan,
 )
 from livus.service.uploads import (
     FileProbe,
@@ -689,12 +687,26 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             raise HTTPException(404, "image not available")
         return frames[-1].pixels
 
+    def researcher_keep_mask(fr: Any, study: Any, pixels: np.ndarray) -> np.ndarray:
+        """:func:`keep_mask` of a frame (OCR: seconds), computed once and kept beside the study
+        (``deid/<frame uid>.png``, 0/1) so the image and the overlay views share it."""
+        cache = state.data_dir / "studies" / study.uid / "deid" / f"{fr.uid}.png"
+        if cache.is_file():
+            keep = cv2.imread(str(cache), cv2.IMREAD_GRAYSCALE)
+            if keep is not None and keep.shape == pixels.shape[:2]:
+                return keep
+        keep = keep_mask(pixels, fr.result.get("fan_polygon_px"))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(cache), keep)
+        return keep
+
     @app.get("/api/frames/{frame_uid}/image.png")
     def frame_image(frame_uid: str, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
         fr, study = get_frame(db, frame_uid, auth)
         img = load_frame_pixels(fr, db)
         if is_researcher(auth):
-            img = deidentify_image(img, fr.result.get("fan_polygon_px"))
+            keep = researcher_keep_mask(fr, study, img)
+            img = img * (keep[..., None] if img.ndim == 3 else keep)
         audit.record(db, auth.user, "view-image", study.uid, f"frame {fr.uid} #{fr.frame_index}", client_address(request))
         return png_response(img)
 
@@ -711,9 +723,9 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         if img is None:
             raise HTTPException(404, "no overlay")
         try:  # the mask comes from the original image: livus' own labels inside the fan stay
-            keep = keep_mask(load_frame_pixels(fr, db), fr.result.get("fan_polygon_px"))
-        except HTTPException:  # original gone: the fan alone, nothing else is assumed safe
-            keep = mask_outside_fan(np.ones((fr.height_px, fr.width_px), np.uint8), fr.result.get("fan_polygon_px"))
+            keep = researcher_keep_mask(fr, study, load_frame_pixels(fr, db))
+        except HTTPException:  # original gone: its text cannot be verified, so nothing is shown
+            keep = np.zeros((fr.height_px, fr.width_px), np.uint8)
         return png_response(deidentify_panels(img, keep))
 
     # ------------------------------------------------------------------ models, monitoring
