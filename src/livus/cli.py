@@ -90,6 +90,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         diffuse=parse_mix(args.diffuse) if args.diffuse is not None else None,
         lesion_free=args.no_lesions,
+        lesion_free_share=args.lesion_free_share,
     )
     print(f"simulated dataset written to {path}")
     return 0
@@ -206,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="diffuse liver disease in the stills, labelled per image: 'default' or weights such as "
                         "'steatosis=0.3,fibrosis=0.4,fibrosis:4=0.1,schistosomal=0.1,mixed=0.1,none=0.1'")
     s.add_argument("--no-lesions", action="store_true", help="stills without focal lesions (e.g. hard negatives)")
+    s.add_argument("--lesion-free-share", type=float, default=0.0, metavar="F",
+                   help="share (0-1) of the stills drawn without focal lesions, the rest with the usual class mix")
     s.set_defaults(func=_cmd_simulate)
 
     se = sub.add_parser("simulate-examples", help="regenerate the bundled examples/ folder")

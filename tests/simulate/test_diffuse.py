@@ -110,3 +110,15 @@ def test_cli_diffuse_and_bad_mix(tmp_path, capsys) -> None:
     assert main(["simulate", "--n", "1", "--out", str(tmp_path / "bad"), "--diffuse", "gallstones"]) == 2
     assert "unknown kind 'gallstones'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # nothing written for a bad mix
+
+
+def test_lesion_free_share_mixes_hard_negatives_and_lesions(tmp_path) -> None:
+    ann = simulate_dataset(tmp_path / "d", n=12, profile="vistara_l6", seed=5, diffuse=parse_mix("fibrosis:2=1"),
+                           lesion_free_share=0.5)
+    doc = json.loads(ann.read_text())
+    classes = [im["image_class"] for im in doc["images"]]
+    assert 0 < classes.count("normal") < len(classes)  # both kinds, all in fibrotic livers
+    assert all(im["extra"]["diffuse"]["fibrosis_grade"] == 2 for im in doc["images"])
+    assert doc["info"]["lesion_free_share"] == 0.5
+    with pytest.raises(ValueError, match="lesion_free_share"):
+        simulate_dataset(tmp_path / "bad", n=1, lesion_free_share=1.5)

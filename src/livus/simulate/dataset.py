@@ -109,13 +109,19 @@ def _clip_setup(rng: np.random.Generator, patients: list[Patient], cache: Geomet
 
 def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False, dicom: bool = False,
                      profile: str | None = None, seed: int = 0, clip_frames: int = 20,
-                     diffuse: dict[str, float] | None = None, lesion_free: bool = False) -> Path:
+                     diffuse: dict[str, float] | None = None, lesion_free: bool = False,
+                     lesion_free_share: float = 0.0) -> Path:
     """Simulate ``n`` labelled stills (+ B-mode clips, CEUS clips and DICOM files on request)
     into the dataset folder ``out``; returns the path of ``annotations.json``.
 
     ``diffuse``: a mix of diffuse liver disease (:func:`livus.simulate.diffuse.parse_mix`) for the
     stills, labelled in each image's ``extra["diffuse"]``; ``lesion_free``: stills without focal
-    lesions. Without either the output is that of earlier versions for the same seed."""
+    lesions; ``lesion_free_share`` (0-1): that share of the stills drawn lesion-free, the others
+    with the usual class mix (hard negatives beside positives in the same diseased livers).
+    Without any of them the output is that of earlier versions for the same seed."""
+    if not 0.0 <= lesion_free_share <= 1.0:
+        raise ValueError(f"lesion_free_share must be within 0-1, got {lesion_free_share}")
+    lesion_free = lesion_free or lesion_free_share >= 1.0
     out = Path(out)
     rng = np.random.default_rng(seed)
     cache = GeometryCache()
@@ -127,11 +133,12 @@ def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False,
         when = pat.next_time(rng)
         geom = cache.get(pat.profile, None, _u_offset(rng))
         info = overlay_info_for(pat.profile, pat.name, pat.patient_id, when)
-        if diffuse is None and not lesion_free:
+        if diffuse is None and not lesion_free and not lesion_free_share:
             sim = simulate_still(rng, geom, info=info)
         else:
             spec = sample_diffuse_spec(rng, diffuse) if diffuse is not None else None
-            scene = sample_scene(rng, geom, "normal" if lesion_free else None, diffuse=spec)
+            free = lesion_free or (lesion_free_share > 0 and rng.random() < lesion_free_share)
+            scene = sample_scene(rng, geom, "normal" if free else None, diffuse=spec)
             sim = simulate_still(rng, geom, info=info, scene=scene)
         writer.add(sim, f"images/img_{i + 1:05d}", pat, when)
         if dicom and len(stills) < 5:
@@ -156,6 +163,7 @@ def simulate_dataset(out: Path, n: int, clips: bool = False, ceus: bool = False,
     info_doc = {"generator": "livus.simulate", "seed": seed, "profile": profile, "n_stills": n,
                 **({"diffuse_mix": diffuse} if diffuse is not None else {}),
                 **({"lesion_free": True} if lesion_free else {}),
+                **({"lesion_free_share": lesion_free_share} if 0 < lesion_free_share < 1 else {}),
                 "profiles": sorted({r.device for r in writer.records if r.device})}
     return save_dataset(out, writer.records, info_doc)
 
