@@ -254,6 +254,12 @@ def rule_reasons(holding: list[CaseRule], language: str) -> list[str]:
     return lines
 
 
+def lesions_line(tracks: list[LesionTrack], language: str) -> str:
+    """The last reason line: every lesion with its size and malignancy (or "no lesion")."""
+    lesions = "; ".join(_describe(t, language) for t in tracks) or text("no_lesion_short", language)
+    return text("lesions_line", language).format(lesions=lesions)
+
+
 def not_assessable_reason(assessability: Assessability, language: str) -> str:
     """The one reason line of a case that is not assessable, with the frames' reasons."""
     why = ("；" if language == "zh" else "; ").join(assessability_reason(r, language) for r in assessability.reasons)
@@ -302,7 +308,5 @@ def assess_case(
     result.priority = decisive.priority
     result.follow_up_months = decisive.follow_up_months
     result.rules = [decisive.id] + [r.id for r in holding[1:] if r.finding]
-    result.reasons = rule_reasons(holding, language)
-    lesions = "; ".join(_describe(t, language) for t in tracks) or text("no_lesion_short", language)
-    result.reasons.append(text("lesions_line", language).format(lesions=lesions))
+    result.reasons = rule_reasons(holding, language) + [lesions_line(tracks, language)]
     return result

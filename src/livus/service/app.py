@@ -41,6 +41,13 @@ from livus.service.auth import (
     set_password,
     start_session,
 )
+from livus.service.case_view import (
+    case_view,
+    frame_warnings,
+    page_labels,
+    result_assessability_json,
+    study_assessability,
+)
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
 from livus.service.privacy import (
     deidentify_panels,
@@ -128,7 +135,7 @@ def build_state(cfg: ServiceConfig) -> ServiceState:
                             in_process=cfg.analysis_in_process, max_attempts=cfg.analysis_max_attempts)
     return ServiceState(cfg, data_dir, sm, registry, models, worker, monitor,
                         RateLimiter(cfg.login_rate_limit, cfg.login_rate_window_s),
-                        LoginThrottle(cfg.lockout_failures, cfg.lockout_ip_failures, cfg.lockout_minutes * 60),
+                        LoginThrottle(sm, cfg.lockout_failures, cfg.lockout_ip_failures, cfg.lockout_minutes * 60),
                         _secret(data_dir / ".pseudonym-key"))
 
 
@@ -455,10 +462,11 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
 
     @app.get("/api/labels")
     def labels(auth: Auth = Depends(anyone)) -> dict[str, Any]:
-        """Display names of the lesion features in Chinese and English (the page's lesion table)."""
+        """Display names in Chinese and English: lesion features (the page's lesion table), the
+        page's texts from the report's tables and the assessability reasons."""
         from livus.report.i18n import FEATURE_LABELS
 
-        return {"features": FEATURE_LABELS}
+        return {"features": FEATURE_LABELS, **page_labels()}
 
     @app.put("/api/me/language")
     def set_language(body: LanguageBody, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> dict[str, Any]:
@@ -542,6 +550,16 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             raise HTTPException(404, "no such frame")
         return row[0], row[1]
 
+    def case_views(case_json: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each case of a study worded in both page languages (:mod:`livus.service.case_view`),
+        with the department's rules and LI-RADS tables."""
+        from livus.infer.case import load_case_rules
+        from livus.infer.lirads_table import cached_lirads_table
+
+        analyze_cfg = state.models.analysis_cfg().analyze
+        rules, table = load_case_rules(analyze_cfg.case_rules_path), cached_lirads_table(analyze_cfg.lirads_table_path)
+        return [case_view(c, rules, table) for c in case_json.get("cases") or []]
+
     def file_names(s: Study) -> list[str]:
         return [f.original_name for f in s.files]
 
@@ -555,7 +573,8 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         studies = db.scalars(stmt).all()
         counts = dict(db.execute(select(FrameRecord.study_id, func.count()).group_by(FrameRecord.study_id)).all())
         lesions = dict(db.execute(select(FrameRecord.study_id, func.sum(FrameRecord.n_lesions)).group_by(FrameRecord.study_id)).all())
-        return [study_summary(s, auth, counts.get(s.id, 0), int(lesions.get(s.id) or 0)) for s in studies]
+        return [{**study_summary(s, auth, counts.get(s.id, 0), int(lesions.get(s.id) or 0)),
+                 "assessability": study_assessability(s.case_json)} for s in studies]
 
     @app.post("/api/studies", status_code=202)
     def upload(request: Request, files: list[UploadFile] = File(...), description: str = Form("", max_length=500),
@@ -615,6 +634,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             "id": fr.id, "frame_index": fr.frame_index, "width_px": fr.width_px, "height_px": fr.height_px,
             "file": (result.get("source") if is_researcher(auth) else (f.original_name if f else "")),
             "model_name": fr.model_name, "model_version": fr.model_version, "result": result,
+            "assessability": result_assessability_json(result), "warnings_text": frame_warnings(result),
             "image_url": f"/api/frames/{fr.uid}/image.png",
             "overlay_url": f"/api/frames/{fr.uid}/overlay.png" if fr.overlay_path else None,
             "outcomes": [{"lesion_id": o.lesion_id, "malignant": o.malignant, "method": o.method} for o in outcomes],
@@ -640,6 +660,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         d["files"] = [{"name": (f"file-{i + 1}" if is_researcher(auth) else f.original_name), "size_bytes": f.size_bytes,
                        "error": "" if is_researcher(auth) else f.error} for i, f in enumerate(s.files)]
         d["case"] = None if is_researcher(auth) else s.case_json
+        d["case_views"] = None if is_researcher(auth) or not s.case_json else case_views(s.case_json)
         d["reports"] = [] if is_researcher(auth) else [
             {"kind": r.kind, "url": f"/api/studies/{s.uid}/report.{r.kind}"} for r in s.reports]
         audit.record(db, auth.user, "view", s.uid, "study", client_address(request))

@@ -82,7 +82,9 @@ function initialLanguage() {
   return (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
 }
 
-function t(key) { return (I18N[S.lang] || I18N.zh)[key] || key; }
+// the page's own texts, else those the server shares from the report's tables (/api/labels)
+function t(key) { return (I18N[S.lang] || I18N.zh)[key] || pick(S.labels && S.labels.strings && S.labels.strings[key]) || key; }
+function pick(entry) { return entry ? entry[S.lang] || entry.en : null; }
 function $(sel) { return document.querySelector(sel); }
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -171,6 +173,9 @@ async function loadStudies() {
     tr.className = "clickable";
     [fmtDate(s.created_at), s.patient_id, s.patient_name, s.description, t(s.status), s.n_frames, s.n_lesions]
       .forEach((v) => tr.appendChild(el("td", v)));
+    const td = el("td", null, "assess-cell");
+    (s.assessability || []).forEach((a) => td.appendChild(assessBadge(a, true)));
+    tr.appendChild(td);
     tr.addEventListener("click", () => openStudy(s.uid));
     tb.appendChild(tr);
   });
@@ -216,7 +221,8 @@ async function openStudy(uid) {
   box.dataset.status = s.status;
   $("#detail-title").textContent = [s.patient_id, s.patient_name, s.description].filter(Boolean).join(" · ");
   $("#detail-status").textContent = `${t("status")}: ${t(s.status)} ${s.error || ""}`;
-  renderCase(s.case);
+  const views = s.case_views || [];
+  renderCase(s.case, views);
   const rep = $("#detail-reports");
   rep.replaceChildren();
   s.reports.forEach((r) => {
@@ -227,7 +233,9 @@ async function openStudy(uid) {
   if (S.user.role !== "researcher" && s.status === "done") renderDicom(uid, rep);
   const fr = $("#detail-frames");
   fr.replaceChildren();
-  s.frames.forEach((f) => fr.appendChild(renderFrame(f)));
+  // a case that is not assessable shows no lesion table on any frame (nothing was assessed)
+  const caseNotAssessable = views.length > 0 && views.every((v) => v.assessability && v.assessability.status === "not_assessable");
+  s.frames.forEach((f) => fr.appendChild(renderFrame(f, caseNotAssessable)));
   if (busy(s.status)) pollStudy(uid, s.status);
   else if (S.uploadUid === uid) {  // the upload's "analysing" note ends with the analysis
     $("#upload-status").textContent = s.status === "done" ? t("analysis_finished") : t("failed");
@@ -272,23 +280,81 @@ function pollStudy(uid, status) {
   }, 1000);
 }
 
-function renderCase(caseJson) {
+function reasonLabel(key) { return pick(S.labels && S.labels.reasons && S.labels.reasons[key]) || key.replace(/_/g, " "); }
+
+// the assessability of a frame or case as a badge: status, and (limited / not assessable) its reasons
+function assessBadge(a, withReasons) {
+  const reasons = (a.reasons || []).map(reasonLabel).join(S.lang === "zh" ? "；" : "; ");
+  const text = t("status_" + a.status) + (withReasons && reasons ? (S.lang === "zh" ? `（${reasons}）` : ` (${reasons})`) : "");
+  const b = el("span", text, `badge assess-${a.status}`);
+  b.dataset.status = a.status;
+  if (reasons) b.title = reasons;
+  return b;
+}
+
+// each case: assessability, then (assessable or limited) risk, priority and follow-up with the
+// reasons, or (not assessable) only the reason; the case's LI-RADS; all in the viewer's language
+function renderCase(caseJson, views) {
   const box = $("#detail-case");
   box.replaceChildren();
   const cases = (caseJson && caseJson.cases) || [];
-  cases.forEach((c) => {
-    const p = el("p");
-    p.textContent = `${t("risk")}: ${fmt(c.risk)}  ${t("priority")}: ${c.priority ? t(c.priority) : "—"}  ${t("follow_up")}: ${c.follow_up_months ?? "—"}`;
-    box.appendChild(p);
-    if (c.reasons && c.reasons.length) box.appendChild(el("p", `${t("reasons")}: ${c.reasons.join("; ")}`, "small"));
+  cases.forEach((c, i) => {
+    const v = views[i] || { assessability: c.assessability, text: {} };
+    const words = v.text[S.lang] || { reasons: c.reasons || [], warnings: c.warnings || [], lirads: null };
+    const wrap = el("div", null, "case");
+    if (v.assessability) {
+      const p = el("p", `${t("assessability")}: `, "assessability");
+      p.appendChild(assessBadge(v.assessability, true));
+      wrap.appendChild(p);
+    }
+    const notAssessable = v.assessability && v.assessability.status === "not_assessable";
+    if (notAssessable) {  // no risk, priority or follow-up: only why, and what to do
+      wrap.appendChild(el("p", words.reasons.join("; ") || t("not_assessable_advice"), "not-assessable"));
+    } else {
+      wrap.appendChild(el("p", `${t("risk")}: ${fmt(c.risk)}  ${t("priority")}: ${c.priority ? t(c.priority) : "—"}  ${t("follow_up")}: ${c.follow_up_months ?? "—"}`, "case-advice"));
+      if (words.reasons.length) wrap.appendChild(el("p", `${t("reasons")}: ${words.reasons.join("; ")}`, "small case-reasons"));
+    }
+    if (words.warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${words.warnings.join("; ")}`, "small case-warnings"));
+    if (words.lirads) wrap.appendChild(renderLirads(words.lirads));
+    box.appendChild(wrap);
   });
 }
 
-function renderFrame(f) {
+// the case's LI-RADS (US and/or CEUS), worded by the server in this language: per system its ACR
+// name and version, the category (or why there is none) as a badge, the rows behind it, the note
+function renderLirads(l) {
+  const sec = el("div", null, "lirads");
+  sec.appendChild(el("h3", t("lirads")));
+  l.systems.forEach((s) => {
+    const head = el("p", null, "lirads-system");
+    head.dataset.system = s.system;
+    head.appendChild(el("strong", s.title));
+    head.appendChild(document.createTextNode(" "));
+    const badge = el("span", s.summary, `badge lirads-${s.status}${s.low_confidence ? " low-confidence" : ""}`);
+    badge.dataset.category = s.category || "";
+    head.appendChild(badge);
+    sec.appendChild(head);
+    if (s.rows.length) {
+      const table = el("table", null, "lirads-table");
+      s.rows.forEach(([label, value]) => {
+        const tr = el("tr");
+        tr.append(el("th", label), el("td", value));
+        table.appendChild(tr);
+      });
+      sec.appendChild(table);
+    }
+  });
+  sec.appendChild(el("p", `⚠ ${l.note}`, "small lirads-note"));
+  return sec;
+}
+
+function renderFrame(f, caseNotAssessable) {
   const wrap = el("div", null, "frame");
   wrap.dataset.frameId = f.id;
   const r = f.result;
-  wrap.appendChild(el("h3", `${f.file} #${f.frame_index}  — ${t("model_version")}: ${f.model_name} ${f.model_version}`));
+  const h = el("h3", `${f.file} #${f.frame_index}  — ${t("model_version")}: ${f.model_name} ${f.model_version} `);
+  if (f.assessability) h.appendChild(assessBadge(f.assessability, true));
+  wrap.appendChild(h);
   const imgs = el("div", null, "row");
   const cv = el("canvas", null, "frame-canvas");
   cv.setAttribute("aria-label", t("original"));
@@ -317,8 +383,10 @@ function renderFrame(f) {
     link.appendChild(ov);
     wrap.appendChild(link);
   }
-  wrap.appendChild(lesionTable(f));
-  if (r.warnings && r.warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${r.warnings.join("; ")}`, "small"));
+  const notAssessed = caseNotAssessable || (f.assessability && f.assessability.status === "not_assessable");
+  wrap.appendChild(notAssessed ? el("p", t("no_lesion_not_assessable"), "not-assessable") : lesionTable(f));
+  const warnings = (f.warnings_text && f.warnings_text[S.lang]) || r.warnings || [];
+  if (warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${warnings.join("; ")}`, "small"));
   return wrap;
 }
 
