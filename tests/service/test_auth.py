@@ -39,8 +39,9 @@ def test_authenticate_and_accounts(tmp_path):
             create_user(db, "b o b", "ann-password-1", "physician")
 
 
-def test_login_throttle_backs_off_per_name_and_address():
-    t = LoginThrottle(account_failures=3, address_failures=100, block_s=60)
+def test_login_throttle_backs_off_per_name_and_address(tmp_path):
+    sm = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    t = LoginThrottle(sm, account_failures=3, address_failures=100, block_s=60)
     for _ in range(3):
         assert not t.blocked("admin", "a", now=0)
         t.failed("admin", "a", now=0)
@@ -51,7 +52,10 @@ def test_login_throttle_backs_off_per_name_and_address():
     assert t.blocked("admin", "a", now=61 + 100) and not t.blocked("admin", "a", now=61 + 121)  # doubled
     t.unlock("admin")
     assert not t.blocked("admin", "a", now=62)
-    spray = LoginThrottle(account_failures=100, address_failures=3, block_s=60)
+    for _ in range(6 * 3):  # the wait doubles up to 16 x, no further
+        t.failed("admin", "a", now=10_000)
+    assert t.blocked("admin", "a", now=10_000 + 16 * 60 - 1) and not t.blocked("admin", "a", now=10_000 + 16 * 60 + 1)
+    spray = LoginThrottle(sm, account_failures=100, address_failures=3, block_s=60)
     for i in range(3):
         spray.failed(f"u{i}", "x", now=0)
     assert spray.blocked("anyone", "x", now=1) and not spray.blocked("anyone", "y", now=1)

@@ -52,6 +52,26 @@ def test_login_back_off_per_address_never_locks_the_account_out(tmp_path):
     assert blocked and blocked[0]["client"] == attacker
 
 
+def test_login_back_off_survives_a_restart_and_is_shared(tmp_path):
+    """The back-off lives in the database: a restarted service (a new app on the same data
+    directory), like a second worker process beside the first, keeps refusing the address."""
+    from fastapi.testclient import TestClient
+
+    from livus.service.app import create_app
+
+    svc = make_service(tmp_path / "d", trusted_proxies=("testclient",), login_rate_limit=1000)
+    attacker, owner = "203.0.113.9", "198.51.100.7"
+    first = svc.client()
+    for _ in range(svc.cfg.lockout_failures):
+        assert _login(first, "doc", "bad-password-x", attacker).status_code == 401
+    assert _login(first, "doc", PASSWORDS["doc"], attacker).status_code == 401
+    restarted = TestClient(create_app(svc.cfg))
+    assert _login(restarted, "doc", PASSWORDS["doc"], attacker).status_code == 401  # still waiting
+    assert _login(restarted, "doc", PASSWORDS["doc"], owner).status_code == 200  # never locked out elsewhere
+    assert svc.client("admin").post("/api/users/doc/unlock").status_code == 200  # lifted by the other process
+    assert _login(restarted, "doc", PASSWORDS["doc"], attacker).status_code == 200
+
+
 def test_password_spraying_blocks_the_address(tmp_path):
     svc = make_service(tmp_path / "d", trusted_proxies=("testclient",), login_rate_limit=1000, lockout_ip_failures=6)
     c = svc.client()

@@ -15,13 +15,16 @@ import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
 
-from livus.service.storage import ROLES, LoginSession, User, as_utc, utcnow
+from livus.service.storage import ROLES, LoginBackoff, LoginSession, User, as_utc, utcnow
 
 USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 MIN_PASSWORD_LENGTH = 10
@@ -115,7 +118,9 @@ def authenticate(db: Session, username: str, password: str) -> User:
 
 
 class LoginThrottle:
-    """Back-off after failed logins, in memory, keyed so that nobody can lock anyone else out.
+    """Back-off after failed logins, kept in the database (table ``login_backoff``): shared by
+    every process of the service and kept over restarts. Keyed so that nobody can lock anyone
+    else out:
 
     * ``account_failures`` consecutive wrong passwords for one user name FROM ONE CLIENT ADDRESS
       block that (name, address) pair for ``block_s`` seconds, doubling with each further block
@@ -126,54 +131,84 @@ class LoginThrottle:
 
     Unknown and known user names are counted alike, and a blocked attempt gets the same answer as
     a wrong password, so the answers never tell whether a name exists. A success clears the pair.
+    Times are POSIX seconds (wall clock, so that they mean the same after a restart); rows idle
+    for :attr:`FORGET_S` and not blocked are forgotten.
     """
 
-    def __init__(self, account_failures: int, address_failures: int, block_s: float) -> None:
+    FORGET_S = 86400.0  # an idle failure count older than this starts again from 0
+    MAX_DOUBLINGS = 4  # the wait grows to block_s × 2**4 at most
+
+    def __init__(self, sm: sessionmaker, account_failures: int, address_failures: int, block_s: float) -> None:
+        self.sm = sm
         self.account_failures = max(1, account_failures)
         self.address_failures = max(1, address_failures)
         self.block_s = block_s
-        self._pairs: dict[tuple[str, str], list[float]] = {}  # (name, address) → [failures, blocks, until]
-        self._addresses: dict[str, list[float]] = {}  # address → [failures, 0, until]
-        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(scope: str, username: str, address: str) -> Any:
+        return and_(LoginBackoff.scope == scope, LoginBackoff.username == username[:64],
+                    LoginBackoff.address == address[:64])
 
     def blocked(self, username: str, address: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            pair = self._pairs.get((username, address))
-            addr = self._addresses.get(address)
-            return bool((pair and pair[2] > now) or (addr and addr[2] > now))
+        now = time.time() if now is None else now
+        with self.sm() as db:
+            found = db.scalar(select(func.count()).select_from(LoginBackoff).where(
+                or_(self._key("account", username, address), self._key("address", "", address)),
+                LoginBackoff.blocked_until_s > now))
+        return bool(found)
+
+    def _count(self, db: Session, scope: str, username: str, address: str, threshold: int, now: float) -> None:
+        """One more failure on a row (created when missing; the UPDATE takes the row's write lock,
+        so concurrent processes count every failure); at ``threshold`` the row is blocked."""
+        key = {"scope": scope, "username": username[:64], "address": address[:64]}
+        dialect = db.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite_insert if dialect == "sqlite" else pg_insert
+            db.execute(insert(LoginBackoff).values(**key, failures=0, blocks=0, blocked_until_s=0.0, updated_s=now)
+                       .on_conflict_do_nothing())
+        elif db.get(LoginBackoff, key) is None:
+            db.add(LoginBackoff(**key, failures=0, blocks=0, blocked_until_s=0.0, updated_s=now))
+            db.flush()
+        where = self._key(scope, username, address)
+        db.execute(update(LoginBackoff).where(where).values(failures=LoginBackoff.failures + 1, updated_s=now))
+        row = db.scalars(select(LoginBackoff).where(where).execution_options(populate_existing=True)).one()
+        if row.failures >= threshold:
+            row.failures = 0
+            if scope == "account":
+                row.blocks = min(row.blocks + 1, self.MAX_DOUBLINGS + 1)
+                row.blocked_until_s = now + self.block_s * 2 ** (row.blocks - 1)
+            else:
+                row.blocked_until_s = now + self.block_s
 
     def failed(self, username: str, address: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            pair = self._pairs.setdefault((username, address), [0, 0, 0.0])
-            pair[0] += 1
-            if pair[0] >= self.account_failures:
-                pair[1] = min(pair[1] + 1, 5)
-                pair[0], pair[2] = 0, now + self.block_s * 2 ** (pair[1] - 1)
-            addr = self._addresses.setdefault(address, [0, 0, 0.0])
-            addr[0] += 1
-            if addr[0] >= self.address_failures:
-                addr[0], addr[2] = 0, now + self.block_s
-            if len(self._pairs) > 100_000:  # forget idle entries
-                self._pairs = {k: v for k, v in self._pairs.items() if v[2] > now}
-                self._addresses = {k: v for k, v in self._addresses.items() if v[2] > now}
+        now = time.time() if now is None else now
+        with self.sm() as db:
+            self._count(db, "account", username, address, self.account_failures, now)
+            self._count(db, "address", "", address, self.address_failures, now)
+            db.execute(delete(LoginBackoff).where(LoginBackoff.updated_s < now - self.FORGET_S,
+                                                  LoginBackoff.blocked_until_s < now))
+            db.commit()
 
     def succeeded(self, username: str, address: str) -> None:
-        with self._lock:
-            self._pairs.pop((username, address), None)
+        with self.sm() as db:
+            db.execute(delete(LoginBackoff).where(self._key("account", username, address)))
+            db.commit()
 
     def unlock(self, username: str) -> None:
         """Lift every block of ``username`` (administrator)."""
-        with self._lock:
-            for key in [k for k in self._pairs if k[0] == username]:
-                del self._pairs[key]
+        with self.sm() as db:
+            db.execute(delete(LoginBackoff).where(LoginBackoff.scope == "account",
+                                                  LoginBackoff.username == username[:64]))
+            db.commit()
 
     def locked(self, username: str, now: float | None = None) -> bool:
         """Whether some address is blocked from logging in as ``username``."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            return any(v[2] > now for k, v in self._pairs.items() if k[0] == username)
+        now = time.time() if now is None else now
+        with self.sm() as db:
+            found = db.scalar(select(func.count()).select_from(LoginBackoff).where(
+                LoginBackoff.scope == "account", LoginBackoff.username == username[:64],
+                LoginBackoff.blocked_until_s > now))
+        return bool(found)
 
 
 def forwarded_client(peer: str, forwarded_for: str | None, trusted_proxies: tuple[str, ...] | list[str]) -> str:

@@ -31,6 +31,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from livus.service.migrate import upgrade_database
+
 ROLES = ("admin", "physician", "researcher")
 STUDY_STATES = ("storing", "receiving", "queued", "running", "done", "failed")
 
@@ -204,6 +206,21 @@ class AuditEvent(Base):
     client: Mapped[str] = mapped_column(SafeString(64), default="")
 
 
+class LoginBackoff(Base):
+    """Failed-login back-off (:class:`livus.service.auth.LoginThrottle`), shared by every
+    process of the service and kept over restarts: one row per (user name, client address)
+    (``scope`` ``account``) and one per client address (``scope`` ``address``, user name '')."""
+
+    __tablename__ = "login_backoff"
+    scope: Mapped[str] = mapped_column(SafeString(8), primary_key=True)  # account | address
+    username: Mapped[str] = mapped_column(SafeString(64), primary_key=True)  # as typed at login ('' for address rows)
+    address: Mapped[str] = mapped_column(SafeString(64), primary_key=True)  # client address
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # wrong passwords since the last block or success
+    blocks: Mapped[int] = mapped_column(Integer, default=0)  # blocks so far (each doubles the wait)
+    blocked_until_s: Mapped[float] = mapped_column(Float, default=0.0)  # POSIX time (s, UTC); 0 = not blocked
+    updated_s: Mapped[float] = mapped_column(Float, default=0.0, index=True)  # POSIX time of the last failure
+
+
 def private_file(path: Path) -> Path:
     """Create ``path`` (empty) readable by the owner only (0600); returns it."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
@@ -240,44 +257,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objec
     cur.close()
 
 
-# Columns added after the first release: (table, column, SQL type and default). A database made
-# by an older livus gets them at start (``add_missing_columns``); new ones go to the end.
-ADDED_COLUMNS = (
-    ("users", "department", "VARCHAR(64) NOT NULL DEFAULT ''"),
-    ("studies", "department", "VARCHAR(64) NOT NULL DEFAULT ''"),
-    ("studies", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("frames", "uid", "VARCHAR(32)"),
-)
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add :data:`ADDED_COLUMNS` that an existing database lacks (and random ``frames.uid``
-    values to its old rows); returns the ``table.column`` names added."""
-    from sqlalchemy import inspect, text, update
-
-    insp = inspect(engine)
-    added = []
-    with engine.begin() as conn:
-        for table, column, sql_type in ADDED_COLUMNS:
-            if table in insp.get_table_names() and column not in {c["name"] for c in insp.get_columns(table)}:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))  # names are constants
-                added.append(f"{table}.{column}")
-        if "frames.uid" in added:
-            for (fid,) in conn.execute(select(FrameRecord.id)).all():
-                conn.execute(update(FrameRecord).where(FrameRecord.id == fid).values(uid=new_uid()))
-    return added
-
-
 def make_engine(url: str) -> Engine:
-    """Engine for ``url`` with tables created or brought up to date (SQLite: WAL, foreign
-    keys, busy timeout)."""
+    """Engine for ``url`` with the schema brought to the newest migration (a new database
+    created, an old one upgraded: :mod:`livus.service.migrate`); SQLite: WAL, foreign keys,
+    busy timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
-    add_missing_columns(engine)
+    upgrade_database(engine)
     return engine
 
 
