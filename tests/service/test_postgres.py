@@ -71,12 +71,14 @@ def postgres_url():
 
 @pytest.fixture()
 def pg_service(postgres_url, tmp_path):
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
 
     from livus.service.storage import Base
 
     engine = create_engine(postgres_url)
-    Base.metadata.drop_all(engine)  # each test starts from empty tables
+    Base.metadata.drop_all(engine)  # each test starts from an empty database (migrated again at start)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     svc = make_service(tmp_path / "data", database_url=postgres_url)
     with TestClient(svc.app):
