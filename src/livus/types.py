@@ -293,6 +293,9 @@ class LesionTrack:
     # CEUS clips only: probabilities of livus.models.ceus (arterial_phase_hyperenhancement,
     # washout_none/late/early, capsule_enhancement); empty for B-mode clips and stills
     ceus_features: dict[str, float] = field(default_factory=dict)
+    # CEUS clips only: rim APHE and marked washout measured on the time-intensity curves
+    # (livus.infer.ceus_tic.MeasuredFeature.to_json_dict by feature name, measured or not and why)
+    ceus_measures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         d = {
@@ -306,6 +309,8 @@ class LesionTrack:
         }
         if self.ceus_features:
             d["ceus_features"] = {k: round(float(v), 4) for k, v in self.ceus_features.items()}
+        if self.ceus_measures:
+            d["ceus_measures"] = self.ceus_measures
         return d
 
 

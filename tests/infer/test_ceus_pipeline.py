@@ -26,6 +26,7 @@ from livus.infer.input_analysis import analyze_input
 from livus.infer.pipeline import analyze_paths
 
 CEUS_KEYS = {"arterial_phase_hyperenhancement", "washout_none", "washout_late", "washout_early", "capsule_enhancement"}
+MEASURED_KEYS = ("rim_arterial_phase_hyperenhancement", "washout_marked")  # livus.infer.ceus_tic
 FPS = 0.05  # one frame every 20 s
 
 
@@ -77,10 +78,14 @@ def test_ceus_clip_fills_ceus_features_of_each_track(ceus_clip, ceus_model_dir):
     assert [fa.frame.time_s for fa in res.frames][:3] == pytest.approx([0.0, 20.0, 40.0], abs=0.05)
     assert res.tracks, "the untrained detector's peaks give lesion tracks"
     for t in res.tracks:
-        assert set(t.ceus_features) == CEUS_KEYS
+        # the model's features, plus rim APHE / marked washout where the time-intensity curves allow it
+        assert set(t.ceus_features) - CEUS_KEYS <= set(MEASURED_KEYS) and CEUS_KEYS <= set(t.ceus_features)
         assert all(0.0 <= p <= 1.0 for p in t.ceus_features.values())
         assert sum(t.ceus_features[f"washout_{c}"] for c in ("none", "late", "early")) == pytest.approx(1.0, abs=1e-4)
-        assert set(t.to_json_dict()["ceus_features"]) == CEUS_KEYS
+        assert set(t.to_json_dict()["ceus_features"]) == set(t.ceus_features)
+        assert set(t.ceus_measures) == set(MEASURED_KEYS) and t.to_json_dict()["ceus_measures"] == t.ceus_measures
+        for k, m in t.ceus_measures.items():
+            assert m["measured"] == (k in t.ceus_features) and (m["measured"] or m["reason"])
     keys = [k for k, _ in res.ceus_notes]
     assert keys[0] == "ceus_mode" and "ceus_capsule_experimental" in keys
     assert "ceus_phase_missing" not in keys  # 0–180 s covers the arterial and the late phase

@@ -5,7 +5,10 @@ When the time after the injection is known (a DICOM clip's ``ContrastBolusStartT
 acquisition time, else ``AnalyzeConfig.ceus_injection_offset_s`` / ``livus analyze
 --ceus-offset``; ``ceus_injection_offset``), each lesion track of the clip gets the CEUS feature
 probabilities of ``models/ceus.pt`` (``add_ceus_features``) while the clip's pixels are still in
-memory. Stills and clips without that time are analysed as B-mode.
+memory, and rim APHE and marked washout measured on its time-intensity curves
+(:mod:`livus.infer.ceus_tic`; probabilities in ``ceus_features`` when measurable, the measures
+and the reasons for what was not in ``ceus_measures``). Stills and clips without that time are
+analysed as B-mode.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from livus.preprocess.quality import QualityVerdict
 from livus.types import Frame, LesionTrack
 
 if TYPE_CHECKING:
+    from livus.infer.ceus_tic import MeasuredFeature
+    from livus.infer.lirads import LiradsParams
     from livus.infer.frame import FrameAnalysis, FrameAnalyzer
 
 
@@ -102,11 +107,31 @@ def held_track(frames: list[Frame], track: LesionTrack, times_s: list[float]) ->
         for f, t in zip(frames, times_s)])
 
 
+def rim_and_washout_for_track(frames: list[Frame], track: LesionTrack, seconds_after_injection: list[float],
+                              params: LiradsParams | None = None) -> dict[str, MeasuredFeature]:
+    """Rim APHE and marked washout of a tracked lesion measured on its time-intensity curves
+    (:func:`livus.infer.ceus_tic.measure_rim_and_washout`): ``frames`` matched to the track's
+    observations by ``frame_index`` (box from the lesion's ellipse, outline from its polygon,
+    original pixels), ``seconds_after_injection`` per frame."""
+    from livus.infer.ceus_tic import measure_rim_and_washout
+    from livus.models.classifier import lesion_box_xyxy
+
+    obs = dict(track.observations)
+    lesions = [obs.get(f.frame_index) for f in frames]
+    return measure_rim_and_washout([f.pixels for f in frames], seconds_after_injection,
+                                   [None if les is None else lesion_box_xyxy(les) for les in lesions],
+                                   [les.polygon_px if les is not None and len(les.polygon_px) >= 3 else None
+                                    for les in lesions], params)
+
+
 def add_ceus_features(frames: list[FrameAnalysis], tracks: list[LesionTrack], analyzer: FrameAnalyzer,
                       offset_s: float, origin: str = "config", hold_boxes: bool = True
                       ) -> list[tuple[str, dict[str, object]]]:
     """Fill ``track.ceus_features`` of each lesion track of a CEUS clip (``ceus_features_for_track``
-    of :mod:`livus.models.ceus` on the clip's analysed frames, whose pixels must still be there).
+    of :mod:`livus.models.ceus` on the clip's analysed frames, whose pixels must still be there,
+    plus the measured rim APHE / marked washout probabilities of :func:`rim_and_washout_for_track`
+    with the thresholds of the LI-RADS table ``analyze.lirads_table_path``) and
+    ``track.ceus_measures``.
 
     ``offset_s``: seconds after injection at clip time 0 (frame time after injection =
     ``offset_s + Frame.time_s``); ``origin``: where it came from (``dicom`` / ``config``);
@@ -129,12 +154,18 @@ def add_ceus_features(frames: list[FrameAnalysis], tracks: list[LesionTrack], an
         model = analyzer.ceus_model()
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         return notes + [("ceus_no_model", {"error": f"{type(exc).__name__}: {exc}"})]
+    from livus.infer.ceus_tic import measured_probabilities
+    from livus.infer.lirads_table import cached_lirads_table
     from livus.models.ceus import ceus_features_for_track
 
+    params = cached_lirads_table(analyzer.cfg.analyze.lirads_table_path).params
     for t in tracks:
         try:
-            t.ceus_features = ceus_features_for_track(usable, held_track(usable, t, times) if hold_boxes else t,
-                                                      model, times)
+            read = held_track(usable, t, times) if hold_boxes else t
+            t.ceus_features = ceus_features_for_track(usable, read, model, times)
+            measured = rim_and_washout_for_track(usable, read, times, params)
+            t.ceus_features.update(measured_probabilities(measured))
+            t.ceus_measures = {k: m.to_json_dict() for k, m in measured.items()}
         except ValueError:  # no frame of the track among the usable ones
             notes.append(("ceus_track_unusable", {"track": t.track_id}))
         except Exception as exc:  # noqa: BLE001 - one lesion must not stop the clip

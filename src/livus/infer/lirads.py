@@ -23,10 +23,12 @@ What livus can and cannot see:
 * Sizes are the observation's long axis in mm; without pixel spacing the 10 mm threshold cannot
   be applied (no category, the reason is given; :func:`us_category`, :func:`ceus_category`).
 * The CEUS heads (:mod:`livus.models.ceus`) give APHE, washout none / late / early and capsule.
-  They do not tell rim from non-rim APHE nor mild from marked washout: without an input for
-  them (``rim_arterial_phase_hyperenhancement``, ``washout_marked`` probabilities) APHE is taken
-  as non-rim and washout as mild, and the result says so (``assumptions``). Capsule is not a
-  CEUS LI-RADS feature and is not used.
+  Rim vs non-rim APHE and marked vs mild washout are measured on the lesion's time-intensity
+  curves (:mod:`livus.infer.ceus_tic`: ``rim_arterial_phase_hyperenhancement`` and
+  ``washout_marked`` probabilities, thresholds in :class:`LiradsParams`). Where the clip does not
+  allow it (lesion too small for a core and a ring, no arterial or washout frame) there is no
+  probability: APHE is then taken as non-rim and washout as mild, and the result says so
+  (``assumptions``). Capsule is not a CEUS LI-RADS feature and is not used.
 * A feature probability ``p`` is called present at ``p >= 0.5`` (washout: the most probable
   class) and is *confident* when the called value has a probability of at least
   :attr:`LiradsParams.confident_probability`. A category is *low confidence* when calling a
@@ -64,7 +66,7 @@ CEUS_SEVERITY = ("LR-TIV", "LR-M", "LR-5", "LR-4", "LR-3", "LR-2", "LR-1")
 SIZE_BINS = ("<10", "10-19", ">=20")  # mm
 
 APHE = "arterial_phase_hyperenhancement"
-RIM_APHE = "rim_arterial_phase_hyperenhancement"  # no livus head gives it; an input may
+RIM_APHE = "rim_arterial_phase_hyperenhancement"  # measured by livus.infer.ceus_tic (or an input)
 MARKED_WASHOUT = "washout_marked"  # likewise
 WASHOUT = "washout"
 
@@ -98,6 +100,20 @@ class LiradsParams:
     shadow_c: float = 0.15  # ... above this: C
     limited_share_b: float = 0.0  # share of usable frames of limited assessability above this: B
     limited_share_c: float = 0.999  # ... at or above this (all of them): C
+    # CEUS rim APHE and marked washout measured on the time-intensity curves (livus.infer.ceus_tic;
+    # grey levels / 255 of the contrast display, times in s after injection)
+    tic_baseline_end_s: float = 8.0  # frames before this: the black level (contrast not arrived)
+    rim_min_radius_px: float = 10.0  # lesion equivalent radius below this: too small for core + ring, not measured
+    arterial_start_s: float = 10.0  # arterial phase window of the rim reading
+    arterial_end_s: float = 45.0
+    rim_min_contrast: float = 0.15  # (periphery - core) / (periphery - black) at the arterial peak: rim from this
+    rim_min_hyper: float = 0.1  # (periphery - liver) / (liver - black): the periphery hyperenhances from this
+    rim_scale: float = 0.05  # logistic scale of the rim margin → probability
+    marked_min_radius_px: float = 5.0  # smaller lesions read as their blurred edge (biased to 'not marked'): not measured
+    marked_start_s: float = 30.0  # window of the marked-washout reading (within 2 minutes)
+    marked_end_s: float = 120.0
+    marked_max_ratio: float = 0.6  # (lesion - black) / (liver - black): marked washout at or below this
+    marked_scale: float = 0.05  # logistic scale of the marked-washout margin → probability
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> LiradsParams:
@@ -366,7 +382,8 @@ class CeusCategory:
     ``no_ceus_features``, ``size_unknown`` with ``candidates``). ``alternatives``: the
     low-confidence features whose other value would change the category
     (``{"feature", "value", "probability", "category"}``); ``low_confidence`` when there is one.
-    ``assumptions``: what livus does not measure and took as the HCC-typical reading
+    ``assumptions``: what was not measured for this observation (no probability: the clip did
+    not allow it, :mod:`livus.infer.ceus_tic`) and was taken as the HCC-typical reading
     (``rim_aphe_not_measured``: APHE taken as non-rim; ``washout_degree_not_measured``: washout
     taken as mild)."""
 

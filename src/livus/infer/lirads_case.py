@@ -200,7 +200,8 @@ def _ceus_observation(track: LesionTrack, res: CeusCategory) -> dict[str, Any]:
     return {"id": track.track_id, "long_axis_mm": _r(track_long_axis_mm(track)), "category": res.category,
             "reason": res.reason, "candidates": res.candidates,
             "features": {c.name: c.to_json_dict() for c in res.calls},
-            "low_confidence": res.low_confidence, "would_change": res.alternatives, "assumptions": res.assumptions}
+            "low_confidence": res.low_confidence, "would_change": res.alternatives, "assumptions": res.assumptions,
+            "measures": dict(track.ceus_measures)}
 
 
 def assess_ceus(patient: PatientBackground, tracks: Sequence[LesionTrack], table: LiradsTable,
