@@ -49,6 +49,7 @@ from livus.service.case_view import (
     study_assessability,
 )
 from livus.service.monitoring import Monitor, active_alerts, add_outcome, import_outcomes_csv
+from livus.service.overlay_language import overlay_in_language
 from livus.service.privacy import (
     deidentify_panels,
     deidentify_result,
@@ -79,6 +80,7 @@ from livus.service.storage import (
     private_file,
     make_sessionmaker,
 )
+from livus.types import FrameResult
 
 log = logging.getLogger("livus.service")
 
@@ -731,12 +733,36 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         audit.record(db, auth.user, "view-image", study.uid, f"frame {fr.uid} #{fr.frame_index}", client_address(request))
         return png_response(img)
 
+    def overlay_in(fr: Any, study: Any, stored: Path, lang: str | None, db: Session) -> Path:
+        """The stored overlay, or (``lang``: zh/en) the overlay re-drawn in that language
+        (:mod:`livus.service.overlay_language`), cached beside the study; the stored one when the
+        original frame is gone or does not fit its result."""
+        if lang not in ("zh", "en"):
+            return stored
+        cached = state.data_dir / "studies" / study.uid / "overlays" / lang / f"{fr.uid}.png"
+        if cached.is_file():
+            return cached
+        bgr = cv2.imread(str(stored), cv2.IMREAD_COLOR)
+        try:
+            pixels = load_frame_pixels(fr, db)
+            rgb = overlay_in_language(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), pixels, FrameResult.from_json_dict(fr.result), lang)
+        except (HTTPException, ValueError, cv2.error):  # no original, or a layout that does not fit: as drawn
+            return stored
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        with open(private_file(cached), "wb") as fh:
+            fh.write(png.tobytes())
+        return cached
+
     @app.get("/api/frames/{frame_uid}/overlay.png")
-    def frame_overlay(frame_uid: str, request: Request, auth: Auth = Depends(anyone), db: Session = Depends(get_db)) -> Response:
+    def frame_overlay(frame_uid: str, request: Request, lang: str | None = None, auth: Auth = Depends(anyone),
+                      db: Session = Depends(get_db)) -> Response:
+        """A frame's overlay; ``lang`` (zh/en): in that language (the viewer's), else as analysed."""
         fr, study = get_frame(db, frame_uid, auth)
         path = inside(state.data_dir, fr.overlay_path)
         if path is None:
             raise HTTPException(404, "no overlay")
+        path = overlay_in(fr, study, path, lang, db)
         audit.record(db, auth.user, "view-image", study.uid, f"overlay {fr.uid} #{fr.frame_index}", client_address(request))
         if not is_researcher(auth):
             return FileResponse(path, media_type="image/png")

@@ -375,11 +375,12 @@ function renderFrame(f, caseNotAssessable) {
   enableZoomPan(cv, view, redraw);
   imgs.appendChild(cv);
   wrap.appendChild(imgs);
-  if (f.overlay_url) {
+  if (f.overlay_url) {  // labelled in the viewer's language (the server re-draws and caches it)
+    const url = `${f.overlay_url}?lang=${encodeURIComponent(S.lang)}`;
     const link = el("a");
-    link.href = f.overlay_url; link.target = "_blank"; link.rel = "noopener";
+    link.href = url; link.target = "_blank"; link.rel = "noopener";
     const ov = el("img", null, "overlay");
-    ov.alt = t("overlay"); ov.title = t("overlay"); ov.src = f.overlay_url;
+    ov.alt = t("overlay"); ov.title = t("overlay"); ov.src = url;
     link.appendChild(ov);
     wrap.appendChild(link);
   }
