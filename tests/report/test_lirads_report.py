@@ -102,7 +102,8 @@ def test_sr_carries_the_lirads_codes(tmp_path, frame_grey):
     sr = pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), r, tmp_path / "sr.dcm", lirads=case.lirads))
     codes = _codes(sr)
     assert ("LIRADS-US-CAT", "US-3", LIVUS_SCHEME) in codes and ("LIRADS-US-VIS", "VIS-A", LIVUS_SCHEME) in codes
-    assert ("LIRADS-CEUS-CAT", "LR-5", LIVUS_SCHEME) in codes
+    # the still's lesions are no CEUS observation: they carry the case's CEUS category
+    assert ("LIRADS-CEUS-CASE", "LR-5", LIVUS_SCHEME) in codes and not any(c[0] == "LIRADS-CEUS-CAT" for c in codes)
     plain = pydicom.dcmread(write_measurement_sr(make_us_dicom(frame_grey), r, tmp_path / "plain.dcm"))
     assert not any(c[0].startswith("LIRADS") for c in _codes(plain))
 

@@ -64,6 +64,14 @@ class LiradsAssessment:
     management: Management | None = None
     low_confidence: bool = False
     version: str = VERSION
+    # CEUS: each tracked lesion (the Lesion objects of the frames) with its observation entry, so
+    # that a per-frame output (the DICOM SR) can give each lesion its own observation's category
+    members: list[tuple[Any, dict[str, Any]]] = field(default_factory=list, repr=False, compare=False)
+
+    def observation_of(self, lesion: Any) -> dict[str, Any] | None:
+        """The observation entry of ``lesion`` (a ``Lesion`` of one of the case's frames, matched
+        by identity to the tracks' lesions), or ``None`` when it is not one of this system's."""
+        return next((o for les, o in self.members if les is lesion), None)
 
     def short(self) -> str:
         """A short language-neutral label (``summary.csv``): ``US-2 vis B``, ``LR-5 low confidence``,
@@ -230,6 +238,7 @@ def assess_ceus(patient: PatientBackground, tracks: Sequence[LesionTrack], table
             res.reason = note_reason
         results.append((t, res))
         out.observations.append(_ceus_observation(t, res))
+        out.members += [(les, out.observations[-1]) for _, les in t.observations]
     worst = most_severe([r.category for _, r in results if r.category])
     if worst is None:
         first = results[0][1]

@@ -14,11 +14,19 @@ scheme ``99LIVUS`` (e.g. ``not_ultrasound``). A frame without lesions states "No
 detected" only when it was assessed; a frame that is not assessable gets a "not assessed" group
 with the quality items and no finding.
 
-LI-RADS (``livus.infer.lirads_case``): every group also carries the case's LI-RADS as coded
-qualitative evaluations: "US LI-RADS v2017 category" (``US-1`` / ``US-2`` / ``US-3``), "US LI-RADS
-v2017 visualization score" (``A`` / ``B`` / ``C``) and "CEUS LI-RADS v2017 category" (the case's
-most severe observation, ``LR-1`` ... ``LR-TIV``), or the value ``not-categorised`` /
-``not-applicable``. No official code for these LI-RADS categories is used: RadLex and the ACR's
+LI-RADS (``livus.infer.lirads_case``): every group also carries the examination's "US LI-RADS
+v2017 category" (``US-1`` / ``US-2`` / ``US-3``) and "US LI-RADS v2017 visualization score"
+(``A`` / ``B`` / ``C``) as coded qualitative evaluations. CEUS LI-RADS is per observation: the
+group of a lesion that belongs to a CEUS observation (a tracked lesion of a contrast clip) is
+labelled "observation N" with one tracking UID per observation (shared by its groups in every
+frame) and carries that observation's own "CEUS LI-RADS v2017 category" (``LR-1`` ...
+``LR-TIV``), its confidence (``confident`` / ``low-confidence``), each feature's called value (APHE,
+washout none / late / early, rim APHE, marked washout; ``not-measured`` where the clip did not
+allow it) and, as numeric measurements, each called value's probability (method: the CEUS model,
+or the time-intensity curves for rim APHE and marked washout) and the measured rim contrast and
+lesion / liver washout ratio. Any other group carries the case's CEUS category (its most severe
+observation) as "CEUS LI-RADS v2017 category of the case". A category that cannot be given has
+the value ``not-categorised`` / ``not-applicable``. No official code for these LI-RADS categories is used: RadLex and the ACR's
 RadElement sets have LI-RADS terms, but livus ships no verified list of their identifiers, so
 the concept names and values are codes of the local scheme ``99LIVUS`` (the meanings spell out
 the ACR name and version). A reader treats them as software-assigned (the series description
@@ -160,30 +168,129 @@ LIRADS_CONCEPTS = {  # local 99LIVUS codes (see the module docstring): concept n
     "us": ("LIRADS-US-CAT", "US LI-RADS v2017 category (assigned by software)"),
     "us_vis": ("LIRADS-US-VIS", "US LI-RADS v2017 visualization score (assigned by software)"),
     "ceus": ("LIRADS-CEUS-CAT", "CEUS LI-RADS v2017 category (assigned by software)"),
+    "ceus_case": ("LIRADS-CEUS-CASE", "CEUS LI-RADS v2017 category of the case (most severe)"),
+    "ceus_conf": ("LIRADS-CEUS-CONF", "CEUS LI-RADS v2017 category confidence"),
 }
+# CEUS LI-RADS features of an observation: (feature concept, probability concept); local codes
+# (code values within the 16 characters of Code Value, not Long Code Value)
+CEUS_FEATURE_CONCEPTS = {
+    "arterial_phase_hyperenhancement": (("CEUS-APHE", "arterial phase hyperenhancement (CEUS)"),
+                                        ("CEUS-APHE-P", "probability of the called value: APHE")),
+    "washout": (("CEUS-WASHOUT", "washout (CEUS)"), ("CEUS-WASHOUT-P", "probability of the called value: washout")),
+    "rim_arterial_phase_hyperenhancement": (("CEUS-RIM-APHE", "rim arterial phase hyperenhancement (CEUS)"),
+                                            ("CEUS-RIM-APHE-P", "probability of the called value: rim APHE")),
+    "washout_marked": (("CEUS-MARKED-WO", "marked washout (CEUS)"),
+                       ("CEUS-MARKED-WO-P", "probability of the called value: marked washout")),
+}
+NOT_MEASURED = {"rim_arterial_phase_hyperenhancement": "not measured (taken as non-rim)",
+                "washout_marked": "not measured (taken as mild)"}
+# what the measured features' values are (livus.infer.ceus_tic): concept of the value
+CEUS_MEASURE_CONCEPTS = {
+    "rim_arterial_phase_hyperenhancement": ("CEUS-RIM-RATIO", "rim contrast (periphery - core) / (periphery - black)"),
+    "washout_marked": ("CEUS-WO-RATIO", "lesion / liver enhancement within 2 min (to black)"),
+}
+CEUS_METHODS = {"model": ("CEUS-MODEL", "livus CEUS feature model"),
+                "tic": ("CEUS-TIC", "measured on the time-intensity curves")}
 
 
-def lirads_evaluations(lirads: Any) -> list[hd.sr.QualitativeEvaluation]:
-    """The case's LI-RADS (``livus.infer.lirads_case.LiradsResult``) as coded evaluations (local
-    ``99LIVUS`` codes); ``[]`` for ``None``."""
+def _category_value(a: Any) -> hd.sr.CodedConcept:
     from livus.report.i18n import text
 
+    if a.category:
+        return _livus_code(a.category, text(f"lirads_cat_{a.category}", "en"))
+    status = a.status.replace("_", "-")
+    return _livus_code(status, f"{status.replace('-', ' ')}: {a.reason}")
+
+
+def _observation_value(o: dict[str, Any]) -> hd.sr.CodedConcept:
+    from livus.report.i18n import text
+
+    if o.get("category"):
+        return _livus_code(o["category"], text(f"lirads_cat_{o['category']}", "en"))
+    return _livus_code("not-categorised", f"not categorised: {o.get('reason')}")
+
+
+def _feature_value(name: str, value: Any) -> hd.sr.CodedConcept:
+    if name == "washout":
+        return _livus_code(f"washout-{value}", {"none": "no washout", "late": "late (>= 60 s) washout",
+                                                 "early": "early (< 60 s) washout"}[str(value)])
+    return _livus_code("present", "present") if value else _livus_code("absent", "absent")
+
+
+def ceus_observation_evaluations(o: dict[str, Any]) -> list[hd.sr.QualitativeEvaluation]:
+    """One CEUS observation (an entry of ``LiradsAssessment.observations``) as coded evaluations:
+    its own category, whether it is low confidence, and each feature's called value (rim APHE
+    and marked washout ``not-measured`` where the clip did not allow it)."""
+    items = [hd.sr.QualitativeEvaluation(name=_livus_code(*LIRADS_CONCEPTS["ceus"]), value=_observation_value(o))]
+    if o.get("category"):
+        items.append(hd.sr.QualitativeEvaluation(
+            name=_livus_code(*LIRADS_CONCEPTS["ceus_conf"]),
+            value=_livus_code("low-confidence", "low confidence: a feature called otherwise would change it")
+            if o.get("low_confidence") else _livus_code("confident", "confident")))
+    features = o.get("features") or {}
+    for name, (concept, _) in CEUS_FEATURE_CONCEPTS.items():
+        if name in features:
+            value = _feature_value(name, features[name]["value"])
+        elif name in NOT_MEASURED and features:
+            value = _livus_code("not-measured", NOT_MEASURED[name])
+        else:
+            continue
+        items.append(hd.sr.QualitativeEvaluation(name=_livus_code(*concept), value=value))
+    return items
+
+
+def ceus_observation_measurements(o: dict[str, Any], algorithm: hd.sr.AlgorithmIdentification) -> list[hd.sr.Measurement]:
+    """The probabilities of one CEUS observation's called features (unitless 0–1; method: the
+    CEUS model, or the time-intensity curves for rim APHE / marked washout) and the measured
+    values behind rim APHE and marked washout."""
+    out = []
+    features, measures = o.get("features") or {}, o.get("measures") or {}
+    for name, (_, concept) in CEUS_FEATURE_CONCEPTS.items():
+        if name not in features:
+            continue
+        method = "tic" if (measures.get(name) or {}).get("measured") else "model"
+        out.append(hd.sr.Measurement(name=_livus_code(*concept), value=float(features[name]["probability"]),
+                                     unit=PROBABILITY_UNIT, method=_livus_code(*CEUS_METHODS[method]),
+                                     algorithm_id=algorithm))
+    for name, concept in CEUS_MEASURE_CONCEPTS.items():
+        m = measures.get(name) or {}
+        if m.get("measured") and m.get("value") is not None:
+            out.append(hd.sr.Measurement(name=_livus_code(*concept), value=float(m["value"]), unit=PROBABILITY_UNIT,
+                                         method=_livus_code(*CEUS_METHODS["tic"]), algorithm_id=algorithm))
+    return out
+
+
+def lesion_ceus_observation(lirads: Any, lesion: Lesion | None) -> dict[str, Any] | None:
+    """The CEUS LI-RADS observation ``lesion`` belongs to (``None``: not a CEUS observation)."""
+    ceus = None if lirads is None else lirads.ceus
+    return None if ceus is None or lesion is None else ceus.observation_of(lesion)
+
+
+def lirads_evaluations(lirads: Any, lesion: Lesion | None = None) -> list[hd.sr.QualitativeEvaluation]:
+    """The LI-RADS (``livus.infer.lirads_case.LiradsResult``) of a measurement group as coded
+    evaluations (local ``99LIVUS`` codes); ``[]`` for ``None``. The US category and visualization
+    score are the examination's. CEUS: a ``lesion`` of a CEUS observation gets that observation's
+    own category and features (:func:`ceus_observation_evaluations`); any other group the case's
+    CEUS category (its most severe observation) as "... category of the case"."""
     if lirads is None:
         return []
+    from livus.report.i18n import text
+
     items = []
-    for key, a in (("us", lirads.us), ("ceus", lirads.ceus)):
-        if a is None:
-            continue
-        if a.category:
-            value = _livus_code(a.category, text(f"lirads_cat_{a.category}", "en"))
-        else:
-            status = a.status.replace("_", "-")
-            value = _livus_code(status, f"{status.replace('-', ' ')}: {a.reason}")
-        items.append(hd.sr.QualitativeEvaluation(name=_livus_code(*LIRADS_CONCEPTS[key]), value=value))
-        if key == "us" and a.visualization:
+    if lirads.us is not None:
+        a = lirads.us
+        items.append(hd.sr.QualitativeEvaluation(name=_livus_code(*LIRADS_CONCEPTS["us"]), value=_category_value(a)))
+        if a.visualization:
             items.append(hd.sr.QualitativeEvaluation(
                 name=_livus_code(*LIRADS_CONCEPTS["us_vis"]),
                 value=_livus_code(f"VIS-{a.visualization}", text(f"lirads_vis_{a.visualization}", "en"))))
+    if lirads.ceus is not None:
+        o = lesion_ceus_observation(lirads, lesion)
+        if o is not None:
+            items += ceus_observation_evaluations(o)
+        else:
+            items.append(hd.sr.QualitativeEvaluation(name=_livus_code(*LIRADS_CONCEPTS["ceus_case"]),
+                                                     value=_category_value(lirads.ceus)))
     return items
 
 
@@ -202,10 +309,14 @@ def lesion_measurement_group(
     quality: list[hd.sr.QualitativeEvaluation] | None = None,
     segment: Any = None,
     label: str | None = None,
+    extra_measurements: list[hd.sr.Measurement] | None = None,
+    tracking_uid: str | None = None,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    """TID 1410 group of one lesion (outline, long/short axis, malignancy probability, and the
-    frame's ``quality`` evaluations). The outline is its SEG segment when ``segment`` is given
-    (``(SEG data set, livus.report.dicom_seg.SegmentRef)``), else a polyline/ellipse region."""
+    """TID 1410 group of one lesion (outline, long/short axis, malignancy probability,
+    ``extra_measurements`` and the ``quality`` evaluations). The outline is its SEG segment when
+    ``segment`` is given (``(SEG data set, livus.report.dicom_seg.SegmentRef)``), else a
+    polyline/ellipse region, tracked as ``tracking_uid`` when given (one UID per observation:
+    the same lesion in several frames) else a new UID."""
     if result.pixel_spacing_mm is not None and lesion.long_axis_mm is not None and lesion.short_axis_mm is not None:
         long_value, short_value, unit = lesion.long_axis_mm, lesion.short_axis_mm, codes.UCUM.Millimeter
     else:
@@ -216,6 +327,7 @@ def lesion_measurement_group(
     ]
     if lesion.malignancy is not None:
         measurements.append(_measurement("malignancy", lesion.malignancy, PROBABILITY_UNIT, algorithm))
+    measurements += extra_measurements or []
     if segment is not None:
         seg, ref = segment
         tracking = hd.sr.TrackingIdentifier(uid=ref.tracking_uid, identifier=ref.tracking_id)
@@ -225,7 +337,7 @@ def lesion_measurement_group(
                 source.ReferencedSOPSequence[0].ReferencedSOPClassUID,
                 source.ReferencedSOPSequence[0].ReferencedSOPInstanceUID))}
     else:
-        tracking = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=label or f"lesion {number}")
+        tracking = hd.sr.TrackingIdentifier(uid=tracking_uid or hd.UID(), identifier=label or f"lesion {number}")
         where = {"referenced_region": _region(lesion, source)}
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking,
@@ -240,19 +352,31 @@ def lesion_measurement_group(
 
 def _frame_groups(
     number: int, source_ds: pydicom.Dataset, result: FrameResult, algorithm: hd.sr.AlgorithmIdentification,
-    lirads: Any, segmentation: Any, label_suffix: str,
+    lirads: Any, segmentation: Any, label_suffix: str, observation_uids: dict[int, str],
 ) -> list[Any]:
     """Measurement groups of one analysed image/frame: a group per lesion, or one "no lesion" /
-    "not assessed" group (TID 1501) that names the image."""
+    "not assessed" group (TID 1501) that names the image. A lesion of a CEUS LI-RADS observation
+    is labelled and tracked as that observation (``observation_uids``: one tracking UID per
+    observation id, shared by its groups in every frame) and carries its own category and
+    features."""
     source = _source_image(source_ds, result.frame_index)
     assessability = result_assessability(result)
-    quality = quality_evaluations(result, assessability) + lirads_evaluations(lirads)
+    frame_quality = quality_evaluations(result, assessability)
+    quality = frame_quality + lirads_evaluations(lirads)
     groups: list[Any] = []
     if assessability.usable:
         for k, lesion in enumerate(result.lesions):
             segment = segmentation.lesions.get((number, k)) if segmentation is not None else None
-            groups.append(lesion_measurement_group(lesion, k + 1, result, source, algorithm, quality,
-                                                   segment=segment, label=f"lesion {k + 1}{label_suffix}"))
+            o = lesion_ceus_observation(lirads, lesion)
+            if o is None:
+                groups.append(lesion_measurement_group(lesion, k + 1, result, source, algorithm, quality,
+                                                       segment=segment, label=f"lesion {k + 1}{label_suffix}"))
+                continue
+            uid = observation_uids.setdefault(int(o["id"]), str(hd.UID()))
+            groups.append(lesion_measurement_group(
+                lesion, k + 1, result, source, algorithm, frame_quality + lirads_evaluations(lirads, lesion),
+                segment=segment, label=f"observation {o['id']}{label_suffix}", tracking_uid=uid,
+                extra_measurements=ceus_observation_measurements(o, algorithm)))
     if not groups:  # TID 1500 needs one group (TID 1501): the negative finding, or "not assessed"
         assessed = assessability.usable
         finding = [hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESION_FINDING)] if assessed else []
@@ -287,12 +411,13 @@ def build_series_sr(sources: list[pydicom.Dataset], results: list[FrameResult], 
         )
     )
     groups: list[Any] = []
+    observation_uids: dict[int, str] = {}
     several = len(results) > 1
     for i, (ds, result) in enumerate(zip(sources, results)):
         suffix = ""
         if several:
             suffix = f" (frame {result.frame_index + 1})" if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 else f" (image {i + 1})"
-        groups += _frame_groups(i, ds, result, algorithm, lirads, segmentation, suffix)
+        groups += _frame_groups(i, ds, result, algorithm, lirads, segmentation, suffix, observation_uids)
     report = hd.sr.MeasurementReport(
         observation_context=observation_context,
         procedure_reported=codes.SCT.DiagnosticUltrasonography,
