@@ -42,6 +42,7 @@ from livus.service.auth import (
     start_session,
 )
 from livus.service.case_view import (
+    case_frames,
     case_view,
     frame_warnings,
     page_labels,
@@ -552,15 +553,16 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             raise HTTPException(404, "no such frame")
         return row[0], row[1]
 
-    def case_views(case_json: dict[str, Any]) -> list[dict[str, Any]]:
+    def case_views(case_json: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each case of a study worded in both page languages (:mod:`livus.service.case_view`),
-        with the department's rules and LI-RADS tables."""
+        with the department's rules and LI-RADS tables; ``results``: the study's frame results."""
         from livus.infer.case import load_case_rules
         from livus.infer.lirads_table import cached_lirads_table
 
         analyze_cfg = state.models.analysis_cfg().analyze
         rules, table = load_case_rules(analyze_cfg.case_rules_path), cached_lirads_table(analyze_cfg.lirads_table_path)
-        return [case_view(c, rules, table) for c in case_json.get("cases") or []]
+        cases = case_json.get("cases") or []
+        return [case_view(c, rules, table, case_frames(c, len(cases), results)) for c in cases]
 
     def file_names(s: Study) -> list[str]:
         return [f.original_name for f in s.files]
@@ -662,7 +664,7 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
         d["files"] = [{"name": (f"file-{i + 1}" if is_researcher(auth) else f.original_name), "size_bytes": f.size_bytes,
                        "error": "" if is_researcher(auth) else f.error} for i, f in enumerate(s.files)]
         d["case"] = None if is_researcher(auth) else s.case_json
-        d["case_views"] = None if is_researcher(auth) or not s.case_json else case_views(s.case_json)
+        d["case_views"] = None if is_researcher(auth) or not s.case_json else case_views(s.case_json, [f.result for f in frames])
         d["reports"] = [] if is_researcher(auth) else [
             {"kind": r.kind, "url": f"/api/studies/{s.uid}/report.{r.kind}"} for r in s.reports]
         audit.record(db, auth.user, "view", s.uid, "study", client_address(request))

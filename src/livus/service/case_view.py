@@ -9,7 +9,8 @@ other one. The page therefore gets each case's texts in both languages and picks
   they reproduce the stored lines in the stored language (the table may have changed since the
   analysis); otherwise the stored lines are shown as they are;
 * **warnings**: the case warnings livus knows (limited assessment, no rule applies, no
-  detector) re-worded; any other warning as stored;
+  detector, the counts of not-assessable / limited frames) re-worded; any other warning (clip
+  quality, CEUS notes) as stored;
 * **LI-RADS**: the ``lirads`` block worded by :func:`livus.report.lirads_text.lirads_rows` (the
   report's own rows), per system: title (ACR name and version), category or why there is none,
   the rows behind it, and the note that software assigned it.
@@ -20,10 +21,12 @@ Frame warnings (English in ``results.jsonl``) are worded by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from livus.infer.assessability import frame_assessability
 from livus.infer.case import CaseRules, lesions_line, limited_note, not_assessable_reason, rule_reasons
+from livus.infer.case_notes import frame_count_warnings
 from livus.infer.lirads import VERSION, VisualizationMeasures
 from livus.infer.lirads_case import LiradsAssessment, LiradsResult
 from livus.infer.lirads_table import LiradsTable, Management
@@ -82,9 +85,11 @@ def _reasons(case: dict[str, Any], rules: CaseRules) -> dict[str, list[str]]:
     return worded
 
 
-def _warnings(case: dict[str, Any]) -> dict[str, list[str]]:
+def _warnings(case: dict[str, Any], frames: Sequence[Assessability]) -> dict[str, list[str]]:
     a = case_assessability(case)
     known = [{lang: text(k, lang) for lang in LANGUAGES} for k in ("no_rule_applies", "no_detector_case")]
+    counts = {lang: frame_count_warnings(list(frames), lang) for lang in LANGUAGES}
+    known += [dict(zip(LANGUAGES, lines)) for lines in zip(*(counts[lang] for lang in LANGUAGES))]
     if a is not None and a.status == "limited":
         known.append({lang: limited_note(a, lang) for lang in LANGUAGES})
     out: dict[str, list[str]] = {lang: [] for lang in LANGUAGES}
@@ -144,11 +149,13 @@ def lirads_view(lirads: dict[str, Any] | None, table: LiradsTable, language: str
     return {"systems": systems, "note": text("lirads_software_note", language)}
 
 
-def case_view(case: dict[str, Any], rules: CaseRules, table: LiradsTable) -> dict[str, Any]:
+def case_view(case: dict[str, Any], rules: CaseRules, table: LiradsTable,
+              frames: Sequence[Assessability] = ()) -> dict[str, Any]:
     """One case of ``case.json`` for the page: assessability, and per language its reasons,
-    warnings and LI-RADS."""
+    warnings and LI-RADS. ``frames``: the assessability of the case's analysed frames (the
+    warnings that count them are re-worded when they match)."""
     a = case_assessability(case)
-    reasons, warnings = _reasons(case, rules), _warnings(case)
+    reasons, warnings = _reasons(case, rules), _warnings(case, frames)
     return {"assessability": None if a is None else a.to_json_dict(),
             "text": {lang: {"reasons": reasons[lang], "warnings": warnings[lang],
                             "lirads": lirads_view(case.get("lirads"), table, lang)} for lang in LANGUAGES}}
@@ -158,3 +165,11 @@ def study_assessability(case_json: dict[str, Any] | None) -> list[dict[str, Any]
     """The assessability of each case of a study (``[]`` before analysis or when not judged)."""
     cases = (case_json or {}).get("cases") or []
     return [a.to_json_dict() for c in cases if (a := case_assessability(c)) is not None]
+
+
+def case_frames(case: dict[str, Any], n_cases: int, results: Sequence[dict[str, Any]]) -> list[Assessability]:
+    """The assessability of a case's frames: the results from its ``sources`` (all of the study's
+    when it is the study's only case)."""
+    sources = set(case.get("sources") or [])
+    return [Assessability.from_json_dict(result_assessability_json(r)) for r in results
+            if n_cases == 1 or r.get("source") in sources]
