@@ -187,6 +187,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin is list:
         (inner,) = typing.get_args(tp) or (Any,)
         return [_convert(inner, v, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"config {where}: expected a mapping, got {value!r}")
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+        return {_convert(key_tp, k, where): _convert(value_tp, v, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):
@@ -273,12 +278,17 @@ class ServiceConfig:
     dicom_tls_cert: str | None = None  # PEM certificate: DICOM over TLS (with dicom_tls_key)
     dicom_tls_key: str | None = None
     dicom_tls_ca: str | None = None  # PEM CA bundle: senders must present a certificate it signed
+    # department of the studies a calling AE sends ("AE" or "AE@address" → department; "AE@address" wins):
+    # its physicians see them (admins see all); a sender not listed gets dicom_default_department
+    dicom_departments: dict[str, str] = field(default_factory=dict)
+    dicom_default_department: str = ""  # '' = seen by admins and users without a department only
     pacs_host: str | None = None  # PACS for query/retrieve (C-FIND + C-GET/C-MOVE) and results sent back
     pacs_port: int = 4242
     pacs_ae_title: str = "ORTHANC"
     pacs_timeout_s: float = 30.0  # association, DIMSE and network timeouts
     pacs_retrieve: str = "get"  # get (C-GET) | move (C-MOVE to this listener: the PACS must know livus's AE) | dicomweb (WADO-RS)
     pacs_tls_ca: str | None = None  # PEM CA bundle: talk to the PACS over TLS, checking its certificate
+    pacs_department: str | None = None  # department of studies pulled from the PACS; None = the puller's own
     dicomweb_url: str | None = None  # DICOMweb base URL (QIDO-RS/WADO-RS/STOW-RS), e.g. http://127.0.0.1:8042/dicom-web
     dicomweb_username: str | None = None  # HTTP basic auth (with dicomweb_password)
     dicomweb_password: str | None = None

@@ -108,6 +108,17 @@ def make_service(data_dir: Path, **overrides: object) -> Service:
     return Service(app, cfg, state)
 
 
+DEPARTMENT_USERS = {"hep": ("hepatology-pass-1", "hepatology"), "rad": ("radiology-pass-1", "radiology")}
+
+
+def add_department_users(svc: Service) -> dict[str, TestClient]:
+    """Physicians ``hep`` (hepatology) and ``rad`` (radiology), logged in: name → client."""
+    with svc.state.sm() as db:
+        for name, (password, department) in DEPARTMENT_USERS.items():
+            create_user(db, name, password, "physician", department=department)
+    return {name: svc.client_with(name, password) for name, (password, _) in DEPARTMENT_USERS.items()}
+
+
 @pytest.fixture()
 def service(tmp_path: Path):
     svc = make_service(tmp_path / "data", max_upload_mb=2.0)

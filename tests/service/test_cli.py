@@ -30,6 +30,42 @@ def test_user_commands(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "data" / "livus.db").is_file()
 
 
+def test_user_unlock_lifts_the_login_back_off(tmp_path, monkeypatch, capsys):
+    """The back-off lives in the database: `livus user unlock` lifts it for a running service too."""
+    from livus.service.auth import LoginThrottle
+    from livus.service.storage import database_url, make_engine, make_sessionmaker
+
+    monkeypatch.setenv("LIVUS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LIVUS_PASSWORD", "first-admin-pass")
+    assert main(["user", "add", "chief", "--role", "admin"]) == 0
+    throttle = LoginThrottle(make_sessionmaker(make_engine(database_url(tmp_path / "data", None))), 1, 100, 600)
+    throttle.failed("chief", "203.0.113.1")
+    assert throttle.blocked("chief", "203.0.113.1")
+    capsys.readouterr()
+    assert main(["user", "list"]) == 0 and "locked" in capsys.readouterr().out
+    assert main(["user", "unlock", "chief"]) == 0
+    assert not throttle.blocked("chief", "203.0.113.1") and not throttle.locked("chief")
+
+
+def test_service_yaml_maps_senders_and_pulls_to_departments(tmp_path, monkeypatch):
+    from livus.service.settings import load_service_config
+
+    monkeypatch.delenv("LIVUS_DATA_DIR", raising=False)
+    good = tmp_path / "service.yaml"
+    good.write_text("dicom_departments:\n  US_ROOM1: hepatology\n  PACS@10.0.0.9: radiology\n"
+                    "pacs_department: radiology\n", encoding="utf-8")
+    cfg = load_service_config(good, data_dir=str(tmp_path / "data"))
+    assert cfg.dicom_departments == {"US_ROOM1": "hepatology", "PACS@10.0.0.9": "radiology"}
+    assert cfg.pacs_department == "radiology" and cfg.dicom_default_department == ""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('dicom_departments:\n  US_ROOM1: "hep\\u0000x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="printable"):
+        load_service_config(bad, data_dir=str(tmp_path / "data"))
+    bad.write_text("dicom_departments: [US_ROOM1]\n", encoding="utf-8")
+    with pytest.raises(TypeError, match="mapping"):
+        load_service_config(bad, data_dir=str(tmp_path / "data"))
+
+
 def test_data_dir_inside_the_package_is_refused(monkeypatch):
     import livus
 

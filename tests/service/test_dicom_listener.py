@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from pynetdicom import AE
 from pynetdicom.sop_class import UltrasoundImageStorage, Verification
 
-from .conftest import make_service
+from .conftest import add_department_users, make_service
 from .dicom_helpers import c_store, free_port, make_us_dicom
 
 
@@ -43,6 +43,34 @@ def test_c_store_push_is_stored_and_analysed(tmp_path):
             assert "/" not in fr["file"]
         events = svc.client("admin").get("/api/audit", params={"action": "dicom-receive"}).json()
         assert events and "TESTSCU" in events[0]["detail"]
+
+
+def test_studies_from_a_mapped_calling_ae_belong_to_its_department(tmp_path):
+    port = free_port()
+    svc = make_service(tmp_path / "data", dicom_port=port,
+                       dicom_departments={"HEP_US": "hepatology", "RAD_US@127.0.0.1": "radiology", "RAD_US": "hepatology"})
+    with TestClient(svc.app):
+        users = add_department_users(svc)
+        for calling_ae, patient in (("HEP_US", "HEP-1"), ("RAD_US", "RAD-1"), ("OTHER_US", "OTHER-1")):
+            assert c_store(make_us_dicom(tmp_path / patient, 1, patient), port, "LIVUS", calling_ae=calling_ae) == [0]
+        admin = svc.client("admin")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            studies = admin.get("/api/studies").json()
+            if len(studies) == 3 and all(s["status"] in ("done", "failed") for s in studies):
+                break
+            time.sleep(0.3)
+
+        def seen(client) -> list[str]:
+            return sorted(s["patient_id"] for s in client.get("/api/studies").json())
+
+        assert seen(admin) == ["HEP-1", "OTHER-1", "RAD-1"]
+        assert seen(users["hep"]) == ["HEP-1"]
+        assert seen(users["rad"]) == ["RAD-1"]  # "AE@address" wins over the AE alone
+        assert seen(svc.client("doc")) == ["OTHER-1"]  # a sender not mapped: no department
+        hep_uid = next(s["uid"] for s in admin.get("/api/studies").json() if s["patient_id"] == "HEP-1")
+        assert users["hep"].get(f"/api/studies/{hep_uid}").status_code == 200
+        assert users["rad"].get(f"/api/studies/{hep_uid}").status_code == 404
 
 
 def test_c_store_refuses_data_set_without_uids(tmp_path):
@@ -216,6 +244,13 @@ def test_listener_settings_are_checked():
         ListenerOptions(tls_cert="a.pem").check()
     assert ListenerOptions(calling_ae_titles=("A@10.0.0.1",)).calling_allowed("A", "10.0.0.1")
     assert not ListenerOptions(calling_ae_titles=("A@10.0.0.1",)).calling_allowed("A", "10.0.0.2")
+    mapped = ListenerOptions(departments={"A": "hepatology", "A@10.0.0.1": "radiology"}, default_department="general")
+    assert mapped.department_for("A", "10.0.0.1") == "radiology" and mapped.department_for("A", "10.0.0.2") == "hepatology"
+    assert mapped.department_for("B", "10.0.0.1") == "general"
+    with pytest.raises(ValueError, match="calling AE"):
+        ListenerOptions(departments={"@10.0.0.1": "x"}).check()
+    with pytest.raises(ValueError, match="printable"):
+        ListenerOptions(departments={"A": "x" * 65}).check()
 
 
 def test_an_oversized_data_set_is_cut_off_while_it_streams(listener_factory, tmp_path):

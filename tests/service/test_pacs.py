@@ -20,9 +20,11 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from livus.service.dicomweb import DicomwebPacs
-from livus.service.pacs import PacsClient, PacsError
+from livus.service.pacs import PacsClient, PacsError, import_retrieved
+from livus.service.pacs_common import PacsStudy
+from livus.service.storage import User
 
-from .conftest import make_service
+from .conftest import add_department_users, make_service
 from .dicom_helpers import c_store, compressed_dataset, free_port, make_us_dicom, send_datasets
 from .system_packages import ensure_debian_package
 
@@ -305,17 +307,56 @@ def test_pacs_unreachable_is_a_clean_error(tmp_path):
 
 
 def test_pull_by_c_move_to_the_listener(orthanc, tmp_path):
+    """The moved images reach the listener from the PACS's AE (mapped to radiology here); the
+    study still belongs to the department of the hepatologist who pulled it."""
     files = make_us_dicom(tmp_path / "in", 2, "MOVE-1")
     assert c_store(files, orthanc.dicom_port, "ORTHANC") == [0, 0]
     svc = make_service(tmp_path / "data", dicom_port=orthanc.livus_port, dicom_calling_ae_titles=("ORTHANC@127.0.0.1",),
-                       pacs_host="127.0.0.1", pacs_port=orthanc.dicom_port, pacs_retrieve="move")
+                       pacs_host="127.0.0.1", pacs_port=orthanc.dicom_port, pacs_retrieve="move",
+                       dicom_departments={"ORTHANC": "radiology"})
     with TestClient(svc.app):
-        doc = svc.client("doc")
+        users = add_department_users(svc)
+        doc = users["hep"]
         r = doc.post("/api/pacs/retrieve", json={"patient_id": "MOVE-1"})
         assert r.status_code == 202 and len(r.json()["studies"]) == 1, r.text
         (study,) = _wait_studies(svc, doc, 1)
         assert study["uid"] == r.json()["studies"][0] and study["patient_id"] == "MOVE-1" and study["status"] == "done"
         assert doc.get(f"/api/studies/{study['uid']}").json()["n_frames"] == 2
+        assert users["rad"].get("/api/studies").json() == []
+
+
+class _FakePacs:
+    """A PACS holding one study of ``files`` (C-GET-like: each image handed to ``on_dataset``)."""
+
+    name = "FAKE@127.0.0.1:1"
+    move_destination = None
+
+    def __init__(self, files: list[Path]) -> None:
+        self.datasets = [pydicom.dcmread(f) for f in files]
+
+    def find_studies(self, patient_id: str = "", study_instance_uid: str = "") -> list[PacsStudy]:
+        return [PacsStudy(str(self.datasets[0].StudyInstanceUID), patient_id, "", "", "")]
+
+    def get_study(self, study_instance_uid: str, on_dataset) -> int:
+        for ds in self.datasets:
+            on_dataset(ds)
+        return len(self.datasets)
+
+
+@pytest.mark.parametrize("pacs_department", [None, "radiology"])
+def test_pulled_studies_belong_to_the_pullers_department_or_the_configured_one(tmp_path, pacs_department):
+    svc = make_service(tmp_path / "data", pacs_department=pacs_department)
+    with TestClient(svc.app):
+        users = add_department_users(svc)
+        with svc.state.sm() as db:
+            hep_user = db.query(User).filter(User.username == "hep").one()
+        (uid,) = import_retrieved(svc.state, _FakePacs(make_us_dicom(tmp_path / "in", 1, "PULL-1")), "PULL-1", "", hep_user)
+        assert svc.state.worker.wait_idle(90)
+        owner, other = ("hep", "rad") if pacs_department is None else ("rad", "hep")
+        assert [s["uid"] for s in users[owner].get("/api/studies").json()] == [uid]
+        assert users[other].get("/api/studies").json() == []
+        assert users[other].get(f"/api/studies/{uid}").status_code == 404
+        assert svc.client("doc").get("/api/studies").json() == []  # users without a department do not see it
 
 
 def test_a_silent_pacs_times_out_with_a_clear_error():

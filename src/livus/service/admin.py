@@ -82,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from livus.service.auth import create_user, set_password
+    from livus.service.auth import backoff_locked, create_user, lift_backoff, set_password
     from livus.service.storage import User, database_url, make_engine, make_sessionmaker
 
     cfg = _cfg(args)
@@ -92,7 +92,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     with sm() as db:
         if args.user_command == "list":
             for u in db.scalars(select(User).order_by(User.username)):
-                state = "locked" if u.locked_until else ("disabled" if not u.active else "active")
+                state = "locked" if backoff_locked(db, u.username) else ("disabled" if not u.active else "active")
                 print(f"{u.username:24s} {u.role:11s} {u.language} {state:8s} {u.department}")
             return 0
         if args.user_command == "add":
@@ -106,6 +106,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             set_password(db, user, _read_password(args))
         elif args.user_command == "unlock":
             user.locked_until, user.failed_logins = None, 0
+            lift_backoff(db, user.username)  # a running service sees it at once
         elif args.user_command == "disable":
             user.active = False
         elif args.user_command == "enable":

@@ -62,6 +62,13 @@ def validate_username(username: str) -> str:
     return username
 
 
+def validate_department(department: str) -> str:
+    """The department name stripped (at most 64 printable characters), else ``ValueError``."""
+    if len(department) > 64 or any(unicodedata.category(ch)[0] == "C" for ch in department):
+        raise ValueError(f"department {department[:64]!r}: at most 64 printable characters")
+    return department.strip()
+
+
 def validate_password(password: str) -> str:
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise ValueError(f"password: {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters")
@@ -79,10 +86,8 @@ def create_user(db: Session, username: str, password: str, role: str, language: 
         raise ValueError("language must be zh or en")
     if db.scalar(select(User).where(User.username == username)) is not None:
         raise ValueError(f"user {username!r} exists already")
-    if len(department) > 64 or any(unicodedata.category(ch)[0] == "C" for ch in department):
-        raise ValueError("department: at most 64 printable characters")
     user = User(username=username, password_hash=hash_password(password), role=role, language=language,
-                department=department.strip())
+                department=validate_department(department))
     db.add(user)
     db.commit()
     return user
@@ -197,18 +202,27 @@ class LoginThrottle:
     def unlock(self, username: str) -> None:
         """Lift every block of ``username`` (administrator)."""
         with self.sm() as db:
-            db.execute(delete(LoginBackoff).where(LoginBackoff.scope == "account",
-                                                  LoginBackoff.username == username[:64]))
-            db.commit()
+            lift_backoff(db, username)
 
     def locked(self, username: str, now: float | None = None) -> bool:
         """Whether some address is blocked from logging in as ``username``."""
-        now = time.time() if now is None else now
         with self.sm() as db:
-            found = db.scalar(select(func.count()).select_from(LoginBackoff).where(
-                LoginBackoff.scope == "account", LoginBackoff.username == username[:64],
-                LoginBackoff.blocked_until_s > now))
-        return bool(found)
+            return backoff_locked(db, username, now)
+
+
+def lift_backoff(db: Session, username: str) -> None:
+    """Forget the failed logins of ``username`` from every address (``/api/users/…/unlock``,
+    ``livus user unlock``; also reaches a running service: the back-off lives in the database)."""
+    db.execute(delete(LoginBackoff).where(LoginBackoff.scope == "account", LoginBackoff.username == username[:64]))
+    db.commit()
+
+
+def backoff_locked(db: Session, username: str, now: float | None = None) -> bool:
+    """Whether some address is blocked from logging in as ``username`` (``now``: POSIX s)."""
+    now = time.time() if now is None else now
+    found = db.scalar(select(func.count()).select_from(LoginBackoff).where(
+        LoginBackoff.scope == "account", LoginBackoff.username == username[:64], LoginBackoff.blocked_until_s > now))
+    return bool(found)
 
 
 def forwarded_client(peer: str, forwarded_for: str | None, trusted_proxies: tuple[str, ...] | list[str]) -> str:

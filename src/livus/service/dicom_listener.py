@@ -17,6 +17,10 @@ than ``dicom_max_object_mb`` is refused (and an association that streams more th
 message is cut). Optional DICOM over TLS with the service's certificate (``dicom_tls_cert`` /
 ``dicom_tls_key``; with ``dicom_tls_ca`` the client must present a certificate signed by that
 CA). Every refused association or data set is written to the audit log (``dicom-refused``).
+
+Whose studies they are: ``dicom_departments`` maps a calling AE title (``"AE"`` or
+``"AE@address"``, the latter wins) to the department whose physicians see what it sends; a
+sender not listed gets ``dicom_default_department`` ('' = admins and users without a department).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import ipaddress
 import logging
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from sqlalchemy import func, select
 
 from livus.io.readers import decodable_transfer_syntaxes
 from livus.service import audit
+from livus.service.auth import validate_department
 from livus.service.storage import Study, StudyFile
 
 log = logging.getLogger("livus.dicom")
@@ -56,9 +61,10 @@ REJECT_REASONS = {  # (source, diagnostic) → audit text
 }
 
 
-def store_dataset(state: Any, ds: Dataset, study_id: int | None, source: str) -> int:
-    """Write one received data set into a livus study (a new one when ``study_id`` is None);
-    returns the study id. ``ValueError`` when the data set lacks the UIDs it needs."""
+def store_dataset(state: Any, ds: Dataset, study_id: int | None, source: str, department: str = "") -> int:
+    """Write one received data set into a livus study (a new one of ``department`` when
+    ``study_id`` is None); returns the study id. ``ValueError`` when the data set lacks the UIDs
+    it needs."""
     study_uid = str(ds.get("StudyInstanceUID", "") or "")
     if not study_uid or not ds.get("SOPInstanceUID"):
         raise ValueError("data set without StudyInstanceUID/SOPInstanceUID")
@@ -68,7 +74,7 @@ def store_dataset(state: Any, ds: Dataset, study_id: int | None, source: str) ->
             study = Study(source=source, status="receiving", study_instance_uid=study_uid[:128],
                           patient_id=str(ds.get("PatientID", "") or "")[:128],
                           patient_name=str(ds.get("PatientName", "") or "")[:256],
-                          description=str(ds.get("StudyDescription", "") or "")[:500])
+                          description=str(ds.get("StudyDescription", "") or "")[:500], department=department)
             db.add(study)
             db.flush()
         n = db.scalar(select(func.count()).select_from(StudyFile).where(StudyFile.study_id == study.id)) or 0
@@ -108,6 +114,8 @@ class ListenerOptions:
     tls_cert: str | None = None  # PEM certificate (chain) of the service
     tls_key: str | None = None  # PEM private key
     tls_ca: str | None = None  # PEM CA bundle: clients must present a certificate it signed
+    departments: dict[str, str] = field(default_factory=dict)  # "AE" or "AE@address" → department
+    default_department: str = ""  # of senders not in ``departments``
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ListenerOptions":
@@ -116,7 +124,8 @@ class ListenerOptions:
                    calling_ae_titles=tuple(cfg.dicom_calling_ae_titles),
                    max_object_bytes=int(cfg.dicom_max_object_mb * 1024 * 1024),
                    max_associations=cfg.dicom_max_associations,
-                   tls_cert=cfg.dicom_tls_cert, tls_key=cfg.dicom_tls_key, tls_ca=cfg.dicom_tls_ca)
+                   tls_cert=cfg.dicom_tls_cert, tls_key=cfg.dicom_tls_key, tls_ca=cfg.dicom_tls_ca,
+                   departments=dict(cfg.dicom_departments), default_department=cfg.dicom_default_department)
 
     def check(self) -> None:
         """``ValueError`` for settings that would open the listener too widely or cannot work."""
@@ -131,6 +140,24 @@ class ListenerOptions:
                              "may send in dicom_calling_ae_titles")
         if self.max_associations < 1 or self.max_object_bytes < 1:
             raise ValueError("dicom_max_associations and dicom_max_object_mb must be positive")
+        for sender, department in self.departments.items():
+            if not 1 <= len(sender.partition("@")[0].strip()) <= 16:
+                raise ValueError(f"dicom_departments: {sender!r} is not a calling AE title (1-16 characters, optionally @address)")
+            validate_department(department)
+        validate_department(self.default_department)
+
+    def department_for(self, calling_ae: str, address: str) -> str:
+        """The department of the studies ``calling_ae`` sends from ``address``."""
+        any_address = None
+        for key, department in self.departments.items():
+            ae, _, host = key.partition("@")
+            if ae.strip() != calling_ae:
+                continue
+            if host.strip() == address:
+                return department.strip()
+            if not host.strip():
+                any_address = department
+        return (self.default_department if any_address is None else any_address).strip()
 
     def calling_allowed(self, calling_ae: str, address: str) -> bool:
         """Whether ``calling_ae`` from ``address`` is on the allow-list (empty list: everyone)."""
@@ -268,7 +295,9 @@ class DicomListener:
             uid = str(ds.get("StudyInstanceUID", "") or "")
             with self._lock:
                 known = self._open.setdefault(key, {}).get(uid)
-            sid = store_dataset(self.state, ds, known, "dicom")
+            rq = event.assoc.requestor
+            department = self.options.department_for(str(rq.ae_title).strip(), str(rq.address))
+            sid = store_dataset(self.state, ds, known, "dicom", department)
             with self._lock:
                 self._open[key][uid] = sid
             return STATUS_OK

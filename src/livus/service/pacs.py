@@ -29,6 +29,7 @@ from pynetdicom.sop_class import (
 )
 
 from livus.io.readers import decodable_transfer_syntaxes
+from livus.service.auth import validate_department
 from livus.service.dicom_listener import STATUS_OK, STATUS_OUT_OF_RESOURCES, queue_studies, store_dataset
 from livus.service.pacs_common import (  # noqa: F401 - PacsError and PacsStudy are part of this module's API
     OTHER_STUDY_CLASSES,
@@ -246,25 +247,29 @@ def import_retrieved(state: Any, client: Any, patient_id: str = "", study_instan
     """Find matching studies on the PACS (``client``: :class:`PacsClient` or
     :class:`livus.service.dicomweb.DicomwebPacs`), retrieve each into a new livus study and queue
     it for analysis; returns the livus study uids. With C-MOVE the images arrive at the listener,
-    which queues them itself; their livus studies are returned once the move has finished."""
-    from sqlalchemy import func, select
+    which queues them itself; their livus studies are returned once the move has finished.
+    The studies belong to :func:`pull_department` (the puller's, unless ``pacs_department`` says)."""
+    from sqlalchemy import func, select, update
 
     from livus.service.storage import Study
 
+    department = pull_department(state.cfg, user)
     uids = []
     for found in client.find_studies(patient_id, study_instance_uid):
         holder: dict[str, int | None] = {"id": None}
 
         def keep(ds: Dataset, holder: dict[str, int | None] = holder) -> None:
-            holder["id"] = store_dataset(state, ds, holder["id"], "pacs")
+            holder["id"] = store_dataset(state, ds, holder["id"], "pacs", department)
 
         with state.sm() as db:
             last_id = db.scalar(select(func.max(Study.id))) or 0
         n = client.get_study(found.study_instance_uid, keep)
         if getattr(client, "move_destination", None):  # the listener stored and queued them
             with state.sm() as db:
-                uids += db.scalars(select(Study.uid).where(Study.study_instance_uid == found.study_instance_uid,
-                                                           Study.id > last_id).order_by(Study.id)).all()
+                moved = (Study.study_instance_uid == found.study_instance_uid, Study.id > last_id)
+                db.execute(update(Study).where(*moved).values(department=department))  # not the PACS AE's
+                uids += db.scalars(select(Study.uid).where(*moved).order_by(Study.id)).all()
+                db.commit()
             continue
         if holder["id"] is None:
             continue
@@ -276,6 +281,17 @@ def import_retrieved(state: Any, client: Any, patient_id: str = "", study_instan
             db.commit()
         queue_studies(state, [holder["id"]], f"{n} image(s) retrieved from PACS {client.name}")
     return uids
+
+
+def pull_department(cfg: Any, user: Any) -> str:
+    """The department of studies pulled from the PACS by ``user``: ``pacs_department`` when set,
+    else the user's own ('' without a user)."""
+    if cfg.pacs_department is None:
+        return getattr(user, "department", "") or ""
+    try:
+        return validate_department(cfg.pacs_department)
+    except ValueError as exc:
+        raise PacsError(f"pacs_department: {exc}") from None
 
 
 def retrieve_client(cfg: Any) -> Any:

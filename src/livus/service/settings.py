@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from livus.config import ServiceConfig, load_config
+from livus.service.auth import validate_department
 
 DATA_DIR_ENV = "LIVUS_DATA_DIR"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -28,4 +29,6 @@ def load_service_config(path: str | Path | None = None, **overrides: object) -> 
         raise ValueError(f"data directory {data} lies inside the livus package; choose another (--data-dir)")
     if cfg.language not in ("zh", "en"):
         raise ValueError("service language must be zh or en")
+    for department in (cfg.pacs_department or "", cfg.dicom_default_department, *cfg.dicom_departments.values()):
+        validate_department(department)
     return cfg
