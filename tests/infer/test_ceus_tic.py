@@ -95,8 +95,16 @@ def test_confidence_comes_from_the_margin():
     assert {"feature": RIM_APHE, "value": False, "category": "LR-5"}.items() <= res.alternatives[0].items()
 
 
+def test_a_lesion_that_never_enhanced_has_no_marked_washout():
+    # cyst-like: dark in every phase, as dark as a punched-out metastasis at 90 s, but never enhanced
+    m = _measure(20.0, [(3, 0, 0, 0), (18, 0.05, 0.05, 0.45), (60, 0.05, 0.05, 0.6), (90, 0.05, 0.05, 0.6)])
+    marked = m[MARKED_WASHOUT]
+    assert marked.measured and marked.value < 0.2 and marked.probability < 0.01
+    assert marked.details["prior_enhancement"] < 0.2
+
+
 def test_black_level_from_frames_before_the_contrast():
-    late = [(45, 0.35, 0.35, 0.5), (90, 0.35, 0.35, 0.5)]
+    late = [(18, 0.9, 0.9, 0.5), (45, 0.35, 0.35, 0.5), (90, 0.35, 0.35, 0.5)]  # enhanced, then washed out
     with_black = _measure(20.0, [(2, 0.2, 0.2, 0.2)] + late)[MARKED_WASHOUT]
     without = _measure(20.0, late)[MARKED_WASHOUT]
     assert with_black.details["black"] == pytest.approx(0.2, abs=0.01) and without.details["black"] == 0.0
@@ -109,6 +117,7 @@ def test_black_level_from_frames_before_the_contrast():
     (3.0, RIM_MARKED, MARKED_WASHOUT, "lesion_too_small"),
     (20.0, [(3, 0, 0, 0), (60, 0.1, 0.1, 0.6)], RIM_APHE, "no_arterial_frames"),
     (20.0, [(3, 0, 0, 0), (18, 0.2, 0.8, 0.45), (150, 0.05, 0.05, 0.5)], MARKED_WASHOUT, "no_washout_frames"),
+    (20.0, [(3, 0, 0, 0), (60, 0.05, 0.05, 0.6), (90, 0.08, 0.08, 0.6)], MARKED_WASHOUT, "no_enhancement_frames"),
     (20.0, [(3, 0.3, 0.3, 0.3), (18, 0.2, 0.8, 0.3)], RIM_APHE, "liver_not_enhanced"),  # liver at the black level
 ])
 def test_not_measured_where_the_clip_does_not_allow_it(radius, curve, feature, reason):
@@ -156,3 +165,21 @@ def test_a_tracked_lesion_of_the_pipeline_is_measured():
     m = rim_and_washout_for_track(clip, track, [float(t) for t in times])
     assert m[RIM_APHE].probability > 0.95 and m[MARKED_WASHOUT].probability > 0.95
     assert m[RIM_APHE].time_s == 18
+
+
+HCC_MODEL = {"arterial_phase_hyperenhancement": 0.97, "washout_none": 0.02, "washout_late": 0.96, "washout_early": 0.02}
+
+
+@pytest.mark.parametrize("curve,model,expected,assumptions", [
+    (RIM_MARKED, HCC_MODEL, "LR-M", []),  # measured rim APHE (and marked washout)
+    (HOMOGENEOUS_MILD, HCC_MODEL, "LR-5", []),  # measured non-rim, mild: the table, no assumption left
+    # rim measured, but the model calls no APHE: rim APHE needs APHE; marked washout needs washout
+    (RIM_MARKED, {**HCC_MODEL, "arterial_phase_hyperenhancement": 0.03, "washout_none": 0.96, "washout_late": 0.02},
+     "LR-3", []),
+    # marked washout alone (the arterial frames miss the ring: rim measured absent) sends to LR-M
+    ([(3, 0, 0, 0), (18, 0.8, 0.8, 0.45), (60, 0.1, 0.1, 0.6), (90, 0.05, 0.05, 0.6)], HCC_MODEL, "LR-M", []),
+])
+def test_lr_m_rule_with_measured_rim_and_marked(curve, model, expected, assumptions):
+    feats = {**model, **{k: f.probability for k, f in _measure(20.0, curve).items() if f.measured}}
+    res = ceus_category(feats, 22.0)
+    assert res.category == expected and res.assumptions == assumptions and not res.low_confidence

@@ -22,7 +22,10 @@ so they are measured here by hand from the clip itself, with the lesion's outlin
   periphery hyperenhancing, ``(P - L) / (L - B)`` at least ``rim_min_hyper``;
 * **marked washout**: the lowest relative enhancement of the lesion ``(lesion - B) / (liver - B)``
   over the frames ``marked_start_s``–``marked_end_s`` (within 2 minutes) at most
-  ``marked_max_ratio``.
+  ``marked_max_ratio``, after an earlier enhancement: its highest relative enhancement from
+  ``arterial_start_s`` up to that frame at least ``washout_min_prior_ratio`` (a lesion that never
+  enhanced, such as a cyst, is dark but has not washed out; with no earlier frame it is not
+  measured).
 
 Grey levels of a contrast display are log-compressed, so these are ratios of displayed grey,
 not of contrast concentration; the thresholds are starting points (``lirads.yaml`` ``params``),
@@ -192,7 +195,8 @@ def rim_aphe(tic: Tic, params: LiradsParams | None = None) -> MeasuredFeature:
 def marked_washout(tic: Tic, params: LiradsParams | None = None) -> MeasuredFeature:
     """Marked washout from the TICs (see the module docstring): the lowest relative enhancement
     ``(lesion - B) / (liver - B)`` in ``marked_start_s``–``marked_end_s`` against
-    ``marked_max_ratio`` (present at or below it)."""
+    ``marked_max_ratio`` (present at or below it) after a relative enhancement of at least
+    ``washout_min_prior_ratio`` since ``arterial_start_s``; the probability follows the smaller margin."""
     p = params or LiradsParams()
     if not tic.regions:
         return _not_measured(MARKED_WASHOUT, "lesion_not_read")
@@ -204,9 +208,16 @@ def marked_washout(tic: Tic, params: LiradsParams | None = None) -> MeasuredFeat
     if not late:
         return _not_measured(MARKED_WASHOUT, "no_washout_frames")
     t, ratio = min(late, key=lambda tr: tr[1])
-    margin = p.marked_max_ratio - ratio
+    # washout follows enhancement: the lesion's brightest relative enhancement from the arterial
+    # phase up to that frame (a lesion that never enhanced, e.g. a cyst, is dark, not washed out)
+    before = [(r.lesion - black) / (float(r.liver) - black) for tt, r in zip(tic.times_s, tic.regions)
+              if p.arterial_start_s <= tt < t and r.liver is not None and float(r.liver) - black > 1e-6]
+    if not before:  # the first frame seen is the darkest: whether it enhanced before is unknown
+        return _not_measured(MARKED_WASHOUT, "no_enhancement_frames")
+    prior = max(before)
+    margin = min(p.marked_max_ratio - ratio, prior - p.washout_min_prior_ratio)
     return MeasuredFeature(MARKED_WASHOUT, margin_probability(margin, p.marked_scale), ratio, p.marked_max_ratio,
-                           margin, t, details={"black": black, "frames": float(len(late))})
+                           margin, t, details={"black": black, "frames": float(len(late)), "prior_enhancement": prior})
 
 
 def measure_rim_and_washout(frames: Sequence[np.ndarray], times_s: Sequence[float], boxes_px: Sequence[Box | None],

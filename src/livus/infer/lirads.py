@@ -114,6 +114,7 @@ class LiradsParams:
     marked_end_s: float = 120.0
     marked_max_ratio: float = 0.6  # (lesion - black) / (liver - black): marked washout at or below this
     marked_scale: float = 0.05  # logistic scale of the marked-washout margin → probability
+    washout_min_prior_ratio: float = 0.8  # washout needs an earlier relative enhancement at least this (about iso)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> LiradsParams:
