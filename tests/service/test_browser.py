@@ -94,6 +94,7 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
             overlay = page.locator("img.overlay")
             if overlay.count():
                 page.wait_for_function("document.querySelector('img.overlay').naturalWidth > 0")
+                assert overlay.first.get_attribute("src").endswith("?lang=zh")  # labelled in the viewer's language
             table = page.locator(".lesion-table").first.inner_text()
             assert "恶性概率" in table and "病灶" in table  # Chinese by default for this user
             page.evaluate("document.fonts.ready.then(() => true)")

@@ -145,6 +145,7 @@ def test_page_assessability_lirads_in_viewers_language(chromium, seeded):  # noq
             case = page.locator("#detail-case").inner_text()
             assert "病灶恶性概率≥0.70 → 紧急处理" in case and "[high_malignancy]" not in case, case
             assert "病灶：病灶1（长径 14.0 mm，恶性概率 0.80）" in case
+            assert "随访间隔: 2周" in case  # 0.5 months, in words
             assert "美国放射学会（ACR）超声 LI-RADS v2017" in case
             assert "美国放射学会（ACR）超声造影 LI-RADS v2017" in case
             us = page.locator(".lirads-system[data-system='US LI-RADS'] .badge")
@@ -163,6 +164,7 @@ def test_page_assessability_lirads_in_viewers_language(chromium, seeded):  # noq
             page.wait_for_function("document.querySelector('#detail-case').textContent.includes('ACR US LI-RADS v2017')")
             case = page.locator("#detail-case").inner_text()
             assert "[high_malignancy]" in case and "US-3 positive" in case
+            assert "Follow-up interval: 2 weeks" in case
             assert "assigned by software, to be confirmed by the reader" in case
             assert "if arterial phase" in case.lower() or "if APHE" in case, case
             assert page.locator(f"#study-table tr[data-uid='{uids['bad']}'] .badge").inner_text() == \

@@ -31,6 +31,7 @@ def test_reasons_and_lirads_reworded_in_the_other_language():
     view = case_view(en, RULES, TABLE)
     assert view["text"]["en"]["reasons"] == en["reasons"]
     assert view["text"]["zh"]["reasons"] == zh["reasons"]  # exactly what a zh analysis says
+    assert (view["text"]["zh"]["follow_up"], view["text"]["en"]["follow_up"]) == ("2周", "2 weeks")
     us = view["text"]["zh"]["lirads"]["systems"][0]
     assert us["title"].startswith("美国放射学会（ACR）超声 LI-RADS v2017") and us["summary"] == "US-3 阳性"
     assert ["处理建议", TABLE.management["US-3"].text("zh")] in us["rows"]

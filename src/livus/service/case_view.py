@@ -30,7 +30,7 @@ from livus.infer.case_notes import frame_count_warnings
 from livus.infer.lirads import VERSION, VisualizationMeasures
 from livus.infer.lirads_case import LiradsAssessment, LiradsResult
 from livus.infer.lirads_table import LiradsTable, Management
-from livus.report.i18n import ASSESSABILITY_REASONS, LANGUAGES, QUALITY_LABELS, STRINGS, frame_warning, text
+from livus.report.i18n import ASSESSABILITY_REASONS, LANGUAGES, QUALITY_LABELS, STRINGS, follow_up_label, frame_warning, text
 from livus.report.lirads_text import lirads_rows
 from livus.types import Assessability, LesionTrack
 
@@ -149,15 +149,20 @@ def lirads_view(lirads: dict[str, Any] | None, table: LiradsTable, language: str
     return {"systems": systems, "note": text("lirads_software_note", language)}
 
 
+def _follow_up(case: dict[str, Any], language: str) -> str | None:
+    months = case.get("follow_up_months")
+    return None if months is None else follow_up_label(float(months), language)
+
+
 def case_view(case: dict[str, Any], rules: CaseRules, table: LiradsTable,
               frames: Sequence[Assessability] = ()) -> dict[str, Any]:
     """One case of ``case.json`` for the page: assessability, and per language its reasons,
-    warnings and LI-RADS. ``frames``: the assessability of the case's analysed frames (the
+    warnings, follow-up interval in words and LI-RADS. ``frames``: the assessability of the case's analysed frames (the
     warnings that count them are re-worded when they match)."""
     a = case_assessability(case)
     reasons, warnings = _reasons(case, rules), _warnings(case, frames)
     return {"assessability": None if a is None else a.to_json_dict(),
-            "text": {lang: {"reasons": reasons[lang], "warnings": warnings[lang],
+            "text": {lang: {"reasons": reasons[lang], "warnings": warnings[lang], "follow_up": _follow_up(case, lang),
                             "lirads": lirads_view(case.get("lirads"), table, lang)} for lang in LANGUAGES}}
 
 

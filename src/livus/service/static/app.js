@@ -21,7 +21,7 @@ const I18N = {
     report: "报告", queued: "排队中", running: "分析中", done: "完成", failed: "失败", storing: "保存中",
     uploading: "正在上传…", uploaded: "已上传，正在分析",
     too_many: "尝试次数过多，请稍候", confirmed: "已确认",
-    risk: "风险", priority: "处理优先级", follow_up: "随访间隔（月）", reasons: "依据", model_version: "模型版本",
+    risk: "风险", priority: "处理优先级", follow_up: "随访间隔", reasons: "依据", model_version: "模型版本",
     export: "导出结果（JSON；研究人员为去标识化数据）", model_card: "模型说明", routine: "常规", soon: "尽快", urgent: "紧急", pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
     unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
     patient_name: "患者姓名", identity_hint: "DICOM 文件的患者 ID 与姓名取自文件头；普通图像请填写。",
@@ -55,7 +55,7 @@ const I18N = {
     running: "analysing", done: "done", failed: "failed", storing: "storing", uploading: "Uploading…",
     uploaded: "Uploaded, analysing",
     too_many: "Too many attempts; please wait",
-    confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval (months)",
+    confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval",
     reasons: "Reasons", model_version: "Model version", export: "Export results (JSON; de-identified for researchers)", model_card: "Model card", routine: "routine", soon: "soon", urgent: "urgent", pacs: "Retrieve from PACS",
     study_uid: "Study Instance UID", retrieve: "Retrieve and analyse", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
@@ -311,7 +311,7 @@ function renderCase(caseJson, views) {
     if (notAssessable) {  // no risk, priority or follow-up: only why, and what to do
       wrap.appendChild(el("p", words.reasons.join("; ") || t("not_assessable_advice"), "not-assessable"));
     } else {
-      wrap.appendChild(el("p", `${t("risk")}: ${fmt(c.risk)}  ${t("priority")}: ${c.priority ? t(c.priority) : "—"}  ${t("follow_up")}: ${c.follow_up_months ?? "—"}`, "case-advice"));
+      wrap.appendChild(el("p", `${t("risk")}: ${fmt(c.risk)}  ${t("priority")}: ${c.priority ? t(c.priority) : "—"}  ${t("follow_up")}: ${words.follow_up || "—"}`, "case-advice"));
       if (words.reasons.length) wrap.appendChild(el("p", `${t("reasons")}: ${words.reasons.join("; ")}`, "small case-reasons"));
     }
     if (words.warnings.length) wrap.appendChild(el("p", `${t("warnings")}: ${words.warnings.join("; ")}`, "small case-warnings"));
