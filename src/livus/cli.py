@@ -15,13 +15,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     import os
 
     from livus.infer.pipeline import analyze_paths
+    from livus.io.sources import as_source, read_source_list
 
-    paths = [Path(p) for p in args.paths]
-    if args.paths_from:  # one path per line (blank lines and '#' comments skipped)
-        lines = Path(args.paths_from).read_text(encoding="utf-8").splitlines()
-        paths += [Path(x.strip()) for x in lines if x.strip() and not x.strip().startswith("#")]
+    paths = [as_source(p) for p in args.paths]  # a URI (s3://, file://, ...) stays a URI
+    if args.inputs_from:  # one path or URI a line (blank lines and '#' comments skipped)
+        paths += read_source_list(as_source(args.inputs_from))
     if not paths:
-        raise ValueError("no input: give PATHS or --paths-from FILE")
+        raise ValueError("no input: give PATHS or --inputs-from FILE")
     workers, engine = args.workers or 1, None
     if args.engine == "ray":
         from livus.infer.ray_engine import RayEngine, import_ray
@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("analyze", help="analyse images, DICOM, clips → results.jsonl, overlays, report")
-    a.add_argument("paths", nargs="*", help="files or folders (recursive)")
-    a.add_argument("--paths-from", default=None, metavar="FILE", help="also the inputs listed in FILE, one path a line")
+    a.add_argument("paths", nargs="*", help="files or folders (recursive), or URIs read through pyarrow "
+                                            "(file://, s3://, gs://, hdfs://...; pip install 'livus[cluster]')")
+    a.add_argument("--inputs-from", "--paths-from", dest="inputs_from", default=None, metavar="FILE",
+                   help="also the inputs listed in FILE, one path or URI a line")
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--config", default=None, help="YAML config (see livus.config)")
     a.add_argument("--patient", default=None, help="JSON file with the patient's liver background")

@@ -110,3 +110,21 @@ def test_shards_are_reused_only_whole_under_the_same_fingerprint(tmp_path):
     assert list(done) == [("a.png", False)] and done[("a.png", False)][2].case_key == "a"  # the failed input: again
     assert read_shards(tmp_path, "fp-2") == {}  # another model/config/language: analysed again
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_ray_reads_inputs_named_by_uri(tmp_path, ray_local, local_run, tiny_model_dir, inputs, cfg_path):  # noqa: F811
+    # the actors read file:// URIs through pyarrow as they would s3:// or gs:// ones; results keep the URI
+    pytest.importorskip("pyarrow", reason="URIs are read through pyarrow (pip install 'livus[cluster]')")
+    uris = [(inputs / "img0.png").as_uri(), (inputs / "a" / "same.png").as_uri()]
+    out = tmp_path / "ray-uri"
+    engine = RayEngine(out / "shards", actors=1, chunk_inputs=1)
+    s = analyze_paths([*uris, "foo://bucket/x.png"], out, config_path=cfg_path, model_dir=tiny_model_dir,
+                      progress=False, language="en", workers=1, engine=engine)
+    assert engine.stats == {"reused": 0, "analysed": 2, "failed": 0}
+    assert s.errors == ["foo://bucket/x.png: unknown URI scheme 'foo' (pyarrow reads file://, s3://, gs://, hdfs://, ...)"]
+    got = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    local = {json.loads(x)["source"]: json.loads(x) for x in (local_run[0] / "results.jsonl").read_text().splitlines()}
+    assert [r["source"] for r in got] == uris
+    assert (out / "cases" / "img0" / "overlay_img0_0000.png").is_file()  # drawn by the actor from the URI's pixels
+    assert [dict(r, source="") for r in got] == [dict(local[str(inputs / "img0.png")], source=""),
+                                                  dict(local[str(inputs / "a" / "same.png")], source="")]

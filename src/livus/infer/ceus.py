@@ -65,8 +65,11 @@ def dicom_injection_offset_s(path: Path) -> float | None:
     difference is 0–3600 s, so a clip is only called CEUS from its header when that is certain."""
     import pydicom
 
+    from livus.io.sources import open_source
+
     try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+        with open_source(path) as fh:  # a local file or a URI (only the header is read)
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
     except Exception:  # noqa: BLE001 - the reader reports unreadable files
         return None
     bolus = dicom_time_s(ds.get("ContrastBolusStartTime"))

@@ -7,12 +7,12 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from livus.errors import InputError
 from livus.infer.ceus import add_ceus_features, ceus_injection_offset
 from livus.infer.clip import analyze_clip_frames, track_clip
 from livus.infer.frame import FrameAnalysis, FrameAnalyzer
+from livus.io.sources import Source, source_stem
 from livus.types import Frame, LesionTrack
 
 
@@ -35,16 +35,16 @@ class InputAnalysis:
     ceus_notes: list[tuple[str, dict[str, object]]] = field(default_factory=list)
 
 
-def case_key(path: Path, frame: Frame) -> str:
+def case_key(path: Source, frame: Frame) -> str:
     """Frames of one DICOM study share a case; any other input is its own case."""
     key = frame.metadata.get("StudyInstanceUID")
     if key:  # a short stable digest of the (long, unguessable) study UID; never the patient id
         return "study-" + hashlib.sha1(str(key).encode()).hexdigest()[:10]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:80]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", source_stem(path))[:80]
 
 
-def analyze_input(path: Path, analyzer: FrameAnalyzer) -> InputAnalysis:
-    """Analyse one file: every frame of a still/DICOM, the keyframes of a clip (after the clip
+def analyze_input(path: Source, analyzer: FrameAnalyzer) -> InputAnalysis:
+    """Analyse one file (a local path or a URI, see :mod:`livus.io.sources`): every frame of a still/DICOM, the keyframes of a clip (after the clip
     quality gate has judged all its frames), tracked; CEUS features per track for CEUS clips
     (see ``ceus_injection_offset`` and ``add_ceus_features``)."""
     from livus.io.readers import read_frames

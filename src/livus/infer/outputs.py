@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from livus.infer.assessability import result_assessability
+from livus.io.sources import source_stem
 from livus.types import CaseResult, FrameResult
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def overlay_name(source: str, frame_index: int, shared_stems: frozenset[str] = f
     """``overlay_<name>_<frame>.png``; when several inputs of the batch have the same file name
     (``a/1.jpg``, ``b/1.jpg``: possibly one case folder), a short digest of the full path keeps
     their overlays apart."""
-    stem = Path(source).stem
+    stem = source_stem(source)
     if stem in shared_stems:
         stem += "_" + hashlib.sha1(str(source).encode()).hexdigest()[:8]
     return f"overlay_{stem}_{frame_index:04d}.png"
@@ -85,9 +86,15 @@ def write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
     frames = [fa.result for item in items for fa in item.frames]
     mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
     reports = render_report(case, frames, mine, case_dir, language)
-    from livus.report.dicom_sr import write_series_results
+    from livus.io.readers import sniff_kind
+    from livus.io.sources import as_source
 
-    write_series_results([(Path(item.path), [fa.result for fa in item.frames]) for item in items], case_dir, case.lirads)
+    dicom = [(as_source(item.path), [fa.result for fa in item.frames]) for item in items
+             if item.frames and sniff_kind(as_source(item.path)) == "dicom"]
+    if dicom:  # highdicom (~1 s to import) only for a case with DICOM inputs
+        from livus.report.dicom_sr import write_series_results
+
+        write_series_results(dicom, case_dir, case.lirads)
     return list(reports.values())
 
 

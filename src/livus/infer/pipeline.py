@@ -35,6 +35,7 @@ from livus.infer.clip import quality_ok, track_clip
 from livus.infer.frame import FrameAnalysis, FrameAnalyzer, default_model_dir
 from livus.infer.input_analysis import InputAnalysis, analyze_input
 from livus.infer.outputs import summary_row, write_cases, write_overlays, write_summary_csv
+from livus.io.sources import source_stem
 from livus.types import CaseResult, PatientBackground
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def _worker_run(path: Path, overlay_root: Path | None, language: str, shared_ste
     return process_input(path, _WORKER, overlay_root, language, shared_stems)
 
 
-def process_input(path: Path, analyzer: FrameAnalyzer, overlay_root: Path | None, language: str,
+def process_input(path: Path | str, analyzer: FrameAnalyzer, overlay_root: Path | None, language: str,
                   shared_stems: frozenset[str] = frozenset()) -> tuple[InputAnalysis, dict[tuple[str, int], Path]]:
     """Everything ``analyze_paths`` does per input, in the process that analysed it (a worker
     with ``--workers N``): the analysis, then (``overlay_root`` given) the overlays with Grad-CAM
@@ -95,7 +96,7 @@ def process_input(path: Path, analyzer: FrameAnalyzer, overlay_root: Path | None
 def _iter_results(inputs: list[Path], analyzer: FrameAnalyzer, workers: int, overlay_root: Path | None,
                   language: str):
     """``process_input`` of every input, in input order, whatever the number of workers."""
-    stems = Counter(Path(p).stem for p in inputs)
+    stems = Counter(source_stem(p) for p in inputs)
     shared = frozenset(s for s, n in stems.items() if n > 1)
     if workers <= 1:
         for p in inputs:
@@ -145,7 +146,7 @@ def assess_input_case(case_key: str, items: list[InputAnalysis], patient: Patien
 
 
 def analyze_paths(
-    paths: list[Path],
+    paths: list[Path | str],
     out_dir: Path,
     config_path: str | Path | None = None,
     patient_path: str | Path | None = None,
@@ -158,6 +159,8 @@ def analyze_paths(
     engine: Callable[..., Iterator[tuple[InputAnalysis, dict[tuple[str, int], Path]]]] | None = None,
 ) -> AnalyzeSummary:
     """Batch analysis (``livus analyze``); bad inputs are listed, the rest is still processed.
+    ``paths``: files, folders and/or URIs read through pyarrow (``file://``, ``s3://``, ...; see
+    :mod:`livus.io.sources`), whose results keep the URI as their source.
     ``ceus_offset_s`` (when given) overrides ``AnalyzeConfig.ceus_injection_offset_s``: clips are
     CEUS clips whose time 0 is that many seconds after the injection. ``engine`` (default: this
     process and ``workers`` local processes) yields ``process_input`` of every input in input
@@ -166,6 +169,7 @@ def analyze_paths(
 
     from livus.infer.case import load_case_rules, load_patient
     from livus.io.readers import collect_inputs
+    from livus.io.sources import as_source
 
     t0 = time.perf_counter()
     cfg = load_config(config_path)
@@ -176,9 +180,7 @@ def analyze_paths(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = AnalyzeSummary(out_dir=out_dir)
-    missing = [p for p in paths if not Path(p).exists()]
-    summary.errors += [f"{p}: no such file or folder" for p in missing]
-    inputs = collect_inputs([Path(p) for p in paths if Path(p).exists()])
+    inputs = collect_inputs([as_source(p) for p in paths], errors=summary.errors)  # missing/unreachable: listed
     summary.n_inputs = len(inputs)
 
     cases: dict[str, list[InputAnalysis]] = {}

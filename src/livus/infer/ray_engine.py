@@ -15,9 +15,11 @@ folder reads the shards already there and analyses only the inputs without one, 
 analysed twice and nothing is lost; a shard made with another model, configuration, language or
 output folder is not reused (see :func:`run_fingerprint`).
 
-Inputs and the output folder must be readable/writable under the same paths on every node (a
-shared filesystem). Ray is an optional extra (``pip install 'livus[cluster]'``), imported only
-here, only when this engine runs.
+Inputs are local paths readable under the same path on every node (a shared filesystem) or
+URIs that every node reads through pyarrow (``s3://``, ``gs://``, ``hdfs://``, ``file://``, ...;
+:mod:`livus.io.sources`); the output folder must be writable under the same path on every node.
+Ray is an optional extra (``pip install 'livus[cluster]'``), imported only here, only when this
+engine runs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from livus import __version__
+from livus.io.sources import as_source, source_stem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -116,8 +119,8 @@ class InputWorker:
 
         entries: list[Entry] = []
         for path, shared in chunk:
-            stems = frozenset({Path(path).stem}) if shared else frozenset()
-            res, drawn = process_input(Path(path), self.analyzer, self.overlay_root, self.language, stems)
+            stems = frozenset({source_stem(path)}) if shared else frozenset()
+            res, drawn = process_input(as_source(path), self.analyzer, self.overlay_root, self.language, stems)
             entries.append((path, shared, res, drawn))
         digest = hashlib.sha1(json.dumps([self.fingerprint, chunk]).encode()).hexdigest()[:20]
         return str(write_shard(self.shard_dir / (digest + SHARD_SUFFIX), self.fingerprint, entries))
@@ -144,11 +147,11 @@ class RayEngine:
     worker_cls: type = InputWorker
     stats: dict[str, int] = dataclasses.field(default_factory=dict)  # reused / analysed / failed inputs
 
-    def __call__(self, inputs: list[Path], analyzer: FrameAnalyzer, workers: int, overlay_root: Path | None,
+    def __call__(self, inputs: list[Path | str], analyzer: FrameAnalyzer, workers: int, overlay_root: Path | None,
                  language: str) -> Iterator[tuple[InputAnalysis, dict[tuple[str, int], Path]]]:
         ray = import_ray()
-        stems = Counter(Path(p).stem for p in inputs)
-        keys = [(str(p), stems[Path(p).stem] > 1) for p in inputs]
+        stems = Counter(source_stem(p) for p in inputs)
+        keys = [(str(p), stems[source_stem(p)] > 1) for p in inputs]
         fingerprint = run_fingerprint(analyzer.cfg, analyzer.model_info, language, overlay_root)
         done = read_shards(Path(self.shard_dir), fingerprint)
         todo = list(dict.fromkeys(k for k in keys if k not in done))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import cv2
 import numpy as np
 
 from livus.errors import InputError
 from livus.io.grey import to_grey
+from livus.io.sources import Source, is_uri, list_uri, read_bytes, read_head, source_name, source_suffix
 from livus.types import Frame
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -79,14 +80,19 @@ def natural_key(path: str | Path) -> list[Any]:
 # --------------------------------------------------------------------------------- sniffing
 
 
-def sniff_kind(path: Path) -> str | None:
-    """``"image"``, ``"dicom"``, ``"video"`` or ``None`` from the file's first bytes.
+def sniff_kind(path: Source) -> str | None:
+    """``"image"``, ``"dicom"``, ``"video"`` or ``None`` from the first bytes of a local file or
+    of the object at a URI (see :func:`sniff_bytes`)."""
+    return sniff_bytes(read_head(path, _SNIFF_BYTES), source_suffix(path))
 
-    A file without a recognised signature but with a DICOM or video extension gets that kind
-    (DICOM files may lack the 128-byte preamble; some video containers have no fixed magic).
+
+def sniff_bytes(head: bytes, suffix: str = "") -> str | None:
+    """The kind of a file from its first bytes ``head`` (at least 132 for DICOM).
+
+    A file without a recognised signature but with a DICOM or video extension ``suffix`` gets
+    that kind (DICOM files may lack the 128-byte preamble; some video containers have no fixed
+    magic).
     """
-    with open(path, "rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
     if len(head) >= 132 and head[128:132] == b"DICM":  # first: a DICOM may also be a valid TIFF
         return "dicom"
     if head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff") or head.startswith(b"BM"):
@@ -97,7 +103,7 @@ def sniff_kind(path: Path) -> str | None:
         return "video"
     if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3":  # MP4/MOV, Matroska/WebM
         return "video"
-    ext = path.suffix.lower()
+    ext = suffix.lower()
     if ext in DICOM_EXTENSIONS:
         return "dicom"
     if ext in VIDEO_EXTENSIONS:
@@ -105,36 +111,51 @@ def sniff_kind(path: Path) -> str | None:
     return None
 
 
-def collect_inputs(paths: list[Path]) -> list[Path]:
+def collect_inputs(paths: list[Source], errors: list[str] | None = None) -> list[Source]:
     """Expand files and folders (recursively) into the list of files to analyse.
 
-    Inside folders: hidden files/folders, ``NON_INPUT_EXTENSIONS`` and ``DICOMDIR`` are skipped;
-    files with an image/DICOM/video extension are kept (a broken one is then reported by
-    :func:`read_frames`), other files only when their first bytes show a known format (e.g. DICOM
-    files without extension). Files named explicitly are always kept. Order: as given, folders
-    expanded in natural order; duplicates removed. A path that does not exist raises
-    :class:`InputError`.
+    Sources are local paths or URIs read through pyarrow (:mod:`livus.io.sources`; a URI stays a
+    string and names its input everywhere). Inside folders: hidden files/folders,
+    ``NON_INPUT_EXTENSIONS`` and ``DICOMDIR`` are skipped; files with an image/DICOM/video
+    extension are kept (a broken one is then reported by :func:`read_frames`), other files only
+    when their first bytes show a known format (e.g. DICOM files without extension). Files named
+    explicitly are always kept. Order: as given, folders expanded in natural order; duplicates
+    removed. A source that does not exist or cannot be reached raises :class:`InputError`, or,
+    with ``errors`` given, is appended there as one line and the others are still collected.
     """
-    out: list[Path] = []
-    seen: set[Path] = set()
+    out: list[Source] = []
+    seen: set[object] = set()
 
-    def add(p: Path) -> None:
-        key = p.resolve()
+    def add(p: Source) -> None:
+        key = p if is_uri(p) else Path(p).resolve()
         if key not in seen:
             seen.add(key)
             out.append(p)
 
-    for p in map(Path, paths):
-        if p.is_file():
-            add(p)
-        elif p.is_dir():
-            roots = [p / "images", p / "clips"] if is_livus_dataset(p) else [p]
-            for root in roots:
-                for f in _walk_inputs(root):
-                    add(f)
-        else:
-            raise InputError(str(p), "no such file or folder")
+    for p in paths:
+        try:
+            for f in _expand(p if is_uri(p) else Path(p)):
+                add(f)
+        except InputError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
     return out
+
+
+def _expand(p: Source) -> list[Source]:
+    """The files one given source stands for (see :func:`collect_inputs`)."""
+    if is_uri(p):
+        kind, found = list_uri(str(p))
+        if kind == "file":
+            return found
+        return sorted((f for f in found if _looks_like_input(f)), key=natural_key)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        roots = [p / "images", p / "clips"] if is_livus_dataset(p) else [p]
+        return [f for root in roots for f in _walk_inputs(root)]
+    raise InputError(str(p), "no such file or folder")
 
 
 def is_livus_dataset(folder: Path) -> bool:
@@ -163,28 +184,34 @@ def _walk_inputs(root: Path) -> list[Path]:
     return found
 
 
-def _looks_like_input(f: Path) -> bool:
-    ext = f.suffix.lower()
-    if f.name in NON_INPUT_NAMES or ext in NON_INPUT_EXTENSIONS:
+def _looks_like_input(f: Source) -> bool:
+    """A file found inside a folder (local or remote, see :func:`collect_inputs`) worth analysing."""
+    ext = source_suffix(f)
+    name = source_name(f).split("?", 1)[0].rsplit("/", 1)[-1] if is_uri(f) else Path(f).name
+    if name in NON_INPUT_NAMES or ext in NON_INPUT_EXTENSIONS:
         return False
     if ext in IMAGE_EXTENSIONS | DICOM_EXTENSIONS | VIDEO_EXTENSIONS:
         return True
     try:
-        return f.stat().st_size > 0 and sniff_kind(f) is not None
-    except OSError:
+        return (is_uri(f) or Path(f).stat().st_size > 0) and sniff_kind(f) is not None
+    except (OSError, InputError):
         return False
 
 
 # --------------------------------------------------------------------------------- dispatch
 
 
-def read_frames(path: Path, max_frames: int | None = None, fps: float | None = None) -> Iterator[Frame]:
+def read_frames(path: Source, max_frames: int | None = None, fps: float | None = None) -> Iterator[Frame]:
     """Frames of one source: an image, a DICOM (single or multi-frame), a video, or a folder of
-    frame images (natural order; ``fps`` gives them times, else ``time_s`` is ``None``).
+    frame images (natural order; ``fps`` gives them times, else ``time_s`` is ``None``); a URI
+    (:mod:`livus.io.sources`) is read through pyarrow, its frames' ``source`` is the URI.
 
     ``max_frames`` limits how many frames are decoded. Raises :class:`InputError` for anything
     that cannot be read.
     """
+    if is_uri(path):
+        yield from _read_uri(str(path), max_frames)
+        return
     path = Path(path)
     if path.is_dir():
         yield from _read_frame_folder(path, max_frames, fps)
@@ -195,13 +222,37 @@ def read_frames(path: Path, max_frames: int | None = None, fps: float | None = N
         raise InputError(str(path), "empty file (0 bytes)")
     kind = sniff_kind(path)
     if kind == "image":
-        yield from _read_image(path, max_frames)
+        yield from _read_image(str(path), path.read_bytes(), max_frames)
     elif kind == "dicom":
         yield from _read_dicom(path, max_frames)
     elif kind == "video":
         yield from _read_video(path, max_frames)
     else:
         raise InputError(str(path), "not a supported image, DICOM or video file (unknown content)")
+
+
+def _read_uri(uri: str, max_frames: int | None) -> Iterator[Frame]:
+    """Frames of the object at ``uri``, read into memory (a video through a temporary file,
+    removed when the frames are read); the frames' ``source`` is ``uri``."""
+    import io
+    import tempfile
+
+    data = read_bytes(uri)
+    if not data:
+        raise InputError(uri, "empty file (0 bytes)")
+    kind = sniff_bytes(data[:_SNIFF_BYTES], source_suffix(uri))
+    if kind == "image":
+        yield from _read_image(uri, data, max_frames)
+    elif kind == "dicom":
+        yield from _read_dicom(io.BytesIO(data), max_frames, name=uri)
+    elif kind == "video":  # OpenCV reads videos from a path only
+        with tempfile.NamedTemporaryFile(suffix=source_suffix(uri) or ".video") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            del data
+            yield from _read_video(Path(tmp.name), max_frames, name=uri)
+    else:
+        raise InputError(uri, "not a supported image, DICOM or video file (unknown content)")
 
 
 def read_frame(path: Path) -> Frame:
@@ -230,7 +281,7 @@ def _read_frame_folder(folder: Path, max_frames: int | None, fps: float | None) 
 # --------------------------------------------------------------------------------- images
 
 
-def _check_complete(path: Path, data: bytes) -> None:
+def _check_complete(path: str, data: bytes) -> None:
     """Detect truncated PNG/JPEG/BMP files, which decoders may half-decode without failing."""
     if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-1024:]:
         raise InputError(str(path), "truncated JPEG (no end-of-image marker)")
@@ -240,8 +291,8 @@ def _check_complete(path: Path, data: bytes) -> None:
         raise InputError(str(path), "truncated BMP (file shorter than its header says)")
 
 
-def _read_image(path: Path, max_frames: int | None) -> Iterator[Frame]:
-    data = path.read_bytes()
+def _read_image(path: str, data: bytes, max_frames: int | None) -> Iterator[Frame]:
+    """Frames of the image file ``data`` (named ``path``)."""
     _check_complete(path, data)
     buf = np.frombuffer(data, np.uint8)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
@@ -362,19 +413,22 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _read_dicom(path: Path, max_frames: int | None) -> Iterator[Frame]:
+def _read_dicom(path: Path | IO[bytes], max_frames: int | None, name: str | None = None) -> Iterator[Frame]:
+    """Frames of a DICOM file, from a path or a file object (then ``name`` names it)."""
     import pydicom
     from pydicom.pixels import apply_color_lut, apply_voi_lut, iter_pixels
 
+    if name is None:
+        name = str(path)
     try:
-        ds = pydicom.dcmread(str(path), force=True)
+        ds = pydicom.dcmread(str(path) if isinstance(path, Path) else path, force=True)
     except Exception as exc:  # pydicom raises many types for malformed files
-        raise InputError(str(path), f"cannot parse DICOM ({_first_line(exc)})") from None
+        raise InputError(name, f"cannot parse DICOM ({_first_line(exc)})") from None
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if not has_pixels and "SOPClassUID" not in ds:
-        raise InputError(str(path), "not a DICOM file (no DICOM header or image attributes)")
+        raise InputError(name, "not a DICOM file (no DICOM header or image attributes)")
     if not has_pixels:
-        raise InputError(str(path), "DICOM has no pixel data (not an image object)")
+        raise InputError(name, "DICOM has no pixel data (not an image object)")
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         # a file without meta header: assume the default transfer syntax so decoding can proceed
         ds.file_meta = getattr(ds, "file_meta", pydicom.dataset.FileMetaDataset())
@@ -404,7 +458,7 @@ def _read_dicom(path: Path, max_frames: int | None) -> Iterator[Frame]:
                 grey = 255 - grey
             yield Frame(
                 pixels=grey,
-                source=str(path),
+                source=name,
                 frame_index=i,
                 time_s=None if times is None else float(times[i]),
                 pixel_spacing_mm=spacing,
@@ -414,17 +468,20 @@ def _read_dicom(path: Path, max_frames: int | None) -> Iterator[Frame]:
     except InputError:
         raise
     except Exception as exc:  # decoder/plugin errors, truncated pixel data, bad attributes
-        raise InputError(str(path), f"cannot decode DICOM pixel data ({_first_line(exc)})") from None
+        raise InputError(name, f"cannot decode DICOM pixel data ({_first_line(exc)})") from None
 
 
 # --------------------------------------------------------------------------------- video
 
 
-def _read_video(path: Path, max_frames: int | None) -> Iterator[Frame]:
+def _read_video(path: Path, max_frames: int | None, name: str | None = None) -> Iterator[Frame]:
+    """Frames of a video file; ``name`` (default: ``path``) is their source."""
+    if name is None:
+        name = str(path)
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise InputError(str(path), "cannot open video (corrupt or unsupported codec)")
+            raise InputError(name, "cannot open video (corrupt or unsupported codec)")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         fps = fps if np.isfinite(fps) and 0 < fps < 1000 else 0.0
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
@@ -442,7 +499,7 @@ def _read_video(path: Path, max_frames: int | None) -> Iterator[Frame]:
             grey, color = to_grey(img, channel_order="bgr")
             yield Frame(
                 pixels=grey,
-                source=str(path),
+                source=name,
                 frame_index=i,
                 time_s=i / fps if fps else None,
                 metadata=dict(meta, has_color=color is not None),
@@ -450,6 +507,6 @@ def _read_video(path: Path, max_frames: int | None) -> Iterator[Frame]:
             )
             i += 1
         if i == 0 and max_frames != 0:
-            raise InputError(str(path), "video has no readable frames")
+            raise InputError(name, "video has no readable frames")
     finally:
         cap.release()

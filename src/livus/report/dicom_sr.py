@@ -469,20 +469,22 @@ def write_measurement_sr(source_dataset: pydicom.Dataset, result: FrameResult, p
     return path
 
 
-def write_series_results(inputs: list[tuple[Path, list[FrameResult]]], out_dir: Path, lirads: Any = None,
+def write_series_results(inputs: list[tuple[Path | str, list[FrameResult]]], out_dir: Path, lirads: Any = None,
                          device_uid: str | None = None) -> list[Path]:
     """For the DICOM inputs among ``inputs`` (path, its analysed frames' results): one SR per
     series (``sr_<n>.dcm``) and, for series of single-frame images with outlines, one SEG
     (``seg_<n>.dcm``); returns the files written (SEG before its SR)."""
     from livus.io.readers import sniff_kind
+    from livus.io.sources import as_source, open_source
     from livus.report.dicom_seg import build_series_segmentation
 
     series: OrderedDict[str, list[tuple[pydicom.Dataset, FrameResult]]] = OrderedDict()
     for path, results in inputs:
-        path = Path(path)
+        path = as_source(path)  # a local path, or a URI read through pyarrow
         if not results or sniff_kind(path) != "dicom":
             continue
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with open_source(path) as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
         key = str(ds.get("SeriesInstanceUID", "") or path)
         series.setdefault(key, []).extend((ds, r) for r in results)
     out_dir = Path(out_dir)
