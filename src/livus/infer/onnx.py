@@ -433,13 +433,15 @@ def load_model_for_inference(model_dir: Path, name: str, precision: str | None =
         if not path.is_file():
             notes.append(f"{path.name} missing")
             continue
-        if pt.is_file() and not onnx_matches_checkpoint(path, pt):
-            notes.append(f"{path.name} was not exported from {pt.name} (stale: run `livus export-onnx`)")
-            continue
         try:
             runner = (load_onnx_detector if name == "detector" else load_onnx_classifier)(path, threads)
         except Exception as exc:  # noqa: BLE001 - e.g. onnxruntime not installed: fall back to torch
             notes.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        # the session's metadata, as onnx_matches_checkpoint reads it (without importing the onnx
+        # package: ~1-2 s of every process start)
+        if pt.is_file() and runner.props.get(_SOURCE_SHA) != file_sha256(pt):
+            notes.append(f"{path.name} was not exported from {pt.name} (stale: run `livus export-onnx`)")
             continue
         return runner, {"runtime": f"onnx-{prec}", "path": str(path), "note": "; ".join(notes)}
     if not pt.is_file():
