@@ -78,3 +78,23 @@ def test_study_assessability_and_case_frames():
     case["sources"] = ["a.png"]
     assert [a.status for a in case_frames(case, 2, results)] == ["not_assessable"]
     assert [a.status for a in case_frames(case, 1, results)] == ["not_assessable", "assessable"]
+
+
+def test_study_page_with_an_unreadable_rules_table_shows_the_stored_reasons(tmp_path):
+    """A rules table that cannot be read (edited since) never breaks the study page."""
+    from livus.service.storage import Study
+
+    from .conftest import make_service
+
+    bad = tmp_path / "analysis.yaml"
+    bad.write_text(f"analyze:\n  case_rules_path: {tmp_path / 'missing.yaml'}\n", encoding="utf-8")
+    svc = make_service(tmp_path / "data", analysis_config=str(bad))
+    case = _case([LesionTrack(1, "a.png", malignancy=0.8, long_axis_mm=14.0)], Assessability("assessable"))
+    with svc.state.sm() as db:
+        s = Study(description="x", status="done", case_json={"cases": [case]})
+        db.add(s)
+        db.commit()
+        uid = s.uid
+    r = svc.client("doc").get(f"/api/studies/{uid}")
+    assert r.status_code == 200, r.text
+    assert r.json()["case_views"][0]["text"]["zh"]["reasons"] == case["reasons"]

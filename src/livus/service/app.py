@@ -553,14 +553,27 @@ def create_app(cfg: ServiceConfig, start_background: bool = True) -> FastAPI:
             raise HTTPException(404, "no such frame")
         return row[0], row[1]
 
+    rules_cache: dict[tuple[str | None, float], Any] = {}  # (path, mtime) → CaseRules (~80 ms to load)
+
     def case_views(case_json: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each case of a study worded in both page languages (:mod:`livus.service.case_view`),
         with the department's rules and LI-RADS tables; ``results``: the study's frame results."""
-        from livus.infer.case import load_case_rules
+        import yaml
+
+        from livus.infer.case import CaseRules, load_case_rules
         from livus.infer.lirads_table import cached_lirads_table
 
         analyze_cfg = state.models.analysis_cfg().analyze
-        rules, table = load_case_rules(analyze_cfg.case_rules_path), cached_lirads_table(analyze_cfg.lirads_table_path)
+        path = analyze_cfg.case_rules_path
+        key = (path, Path(path).stat().st_mtime if path and Path(path).is_file() else 0.0)
+        if key not in rules_cache:
+            rules_cache.clear()
+            try:
+                rules_cache[key] = load_case_rules(path)
+            except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:  # reasons shown as stored
+                log.warning("case rules %s unreadable (%s): case reasons shown as analysed", path, exc)
+                rules_cache[key] = CaseRules([])
+        rules, table = rules_cache[key], cached_lirads_table(analyze_cfg.lirads_table_path)
         cases = case_json.get("cases") or []
         return [case_view(c, rules, table, case_frames(c, len(cases), results)) for c in cases]
 
