@@ -120,3 +120,18 @@ def test_sr_states_when_there_is_no_category(patient, value):
     ds = Dataset()
     ds.ContentSequence = sr.ContentSequence
     assert ("LIRADS-US-CAT", value, LIVUS_SCHEME) in _codes(ds)
+
+
+def test_what_was_not_measured_names_its_observations():
+    """Rim APHE measured on observation 1, not on observation 2 (too small): only 2 is listed."""
+    measured = dict(HCC, rim_arterial_phase_hyperenhancement=0.03, washout_marked=0.01)
+    ceus = [LesionTrack(1, "clip.avi", long_axis_mm=22.0, ceus_features=measured),
+            LesionTrack(2, "clip.avi", long_axis_mm=8.0, ceus_features=dict(HCC, washout_marked=0.01))]
+    lirads = lirads_for_case(PatientBackground(cirrhosis=True), [], [], ceus, language="en")
+    from livus.report.lirads_text import lirads_rows
+
+    rows = dict(lirads_rows(lirads, "en"))
+    assert rows["Not measured"] == "rim vs non-rim APHE not measured (taken as non-rim) (observation 2)"
+    assert "rim APHE absent 0.97" in rows["observation 1"]
+    zh = dict(lirads_rows(lirads, "zh"))
+    assert zh["未测量的征象"] == "未区分环状与非环状动脉期高增强（按非环状计）（病灶2）"

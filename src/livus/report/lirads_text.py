@@ -113,12 +113,16 @@ def _ceus_rows(a: Any, language: str) -> list[tuple[str, str]]:
     rows = [(text("lirads_system_ceus", language), _status_text(a, language))]
     if a.deciding_observation is not None:
         rows.append((text("lirads_deciding", language), text("lirads_observation", language).format(n=a.deciding_observation)))
-    assumptions: list[str] = []
+    assumptions: dict[str, list[str]] = {}  # what was not measured → the observations it concerns
     for o in a.observations:
-        rows.append((text("lirads_observation", language).format(n=o["id"]), ceus_observation_text(o, language)))
-        assumptions += [k for k in o.get("assumptions") or [] if k not in assumptions]
+        name = text("lirads_observation", language).format(n=o["id"])
+        rows.append((name, ceus_observation_text(o, language)))
+        for k in o.get("assumptions") or []:
+            assumptions.setdefault(k, []).append(name)
     if assumptions:
-        rows.append((text("lirads_assumptions", language), _sep(language).join(text(k, language) for k in assumptions)))
+        lp, rp = ("（", "）") if language == "zh" else (" (", ")")
+        rows.append((text("lirads_assumptions", language), _sep(language).join(
+            text(k, language) + lp + _sep(language).join(names) + rp for k, names in assumptions.items())))
     return rows
 
 
