@@ -85,6 +85,57 @@ def pg_service(postgres_url, tmp_path):
         yield svc
 
 
+def test_postgres_old_database_is_upgraded_without_data_loss(postgres_url, tmp_path):
+    """A PostgreSQL database as the first release left it (no departments, queue attempts, frame
+    uids; no alembic_version): the service migrates it and keeps its rows."""
+    import sqlalchemy as sa
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from livus.service.auth import hash_password
+    from livus.service.migrate import alembic_config, current_revision, head_revision
+    from livus.service.storage import Base, FrameRecord, Outcome
+
+    engine = sa.create_engine(postgres_url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    baseline = ScriptDirectory.from_config(alembic_config()).get_revision("0001").module
+    baseline.SCHEMA.create_all(engine)
+    with engine.begin() as conn:  # back to the first release: without the columns added later
+        for table, column in baseline.added_columns():
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column.name}"))
+    old = sa.MetaData()
+    old.reflect(engine)
+    now = time.strftime("%Y-%m-%d %H:%M:%S+00")
+    with engine.begin() as conn:
+        t = old.tables
+        user_id = conn.execute(t["users"].insert().values(username="olddoc", password_hash=hash_password("old-release-pass-1"),
+                                                role="physician", language="en", active=True, failed_logins=0, created_at=now)
+                               ).inserted_primary_key[0]
+        study_id = conn.execute(t["studies"].insert().values(uid="old-study-uid", source="upload", description="kept",
+                                                  patient_id="PID-7", patient_name="OLD^PATIENT", study_instance_uid="",
+                                                  status="done", error="", case_json={"cases": []}, created_by=user_id,
+                                                            created_at=now)).inserted_primary_key[0]
+        frame_id = conn.execute(t["frames"].insert().values(study_id=study_id, frame_index=0, width_px=64, height_px=48, result={},
+                                                 n_lesions=0, model_name="m", model_version="1", overlay_path="",
+                                                           created_at=now)).inserted_primary_key[0]
+        conn.execute(t["outcomes"].insert().values(frame_id=frame_id, lesion_id=0, malignant=True, method="pathology",
+                                                   model_version="1", created_at=now))
+    svc = make_service(tmp_path / "data", database_url=postgres_url)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    with svc.state.sm() as db:
+        assert db.query(Study).one().patient_id == "PID-7" and db.query(User).count() == 4
+        assert len(db.query(FrameRecord).one().uid) >= 16 and db.query(Outcome).one().method == "pathology"
+    with TestClient(svc.app):
+        c = svc.client_with("olddoc", "old-release-pass-1")
+        assert [s["uid"] for s in c.get("/api/studies").json()] == ["old-study-uid"]
+    engine.dispose()
+
+
 def test_postgres_upload_analyse_and_roles(pg_service):
     svc = pg_service
     doc, res = svc.client("doc"), svc.client("res")
