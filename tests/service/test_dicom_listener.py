@@ -71,6 +71,8 @@ def test_studies_from_a_mapped_calling_ae_belong_to_its_department(tmp_path):
         hep_uid = next(s["uid"] for s in admin.get("/api/studies").json() if s["patient_id"] == "HEP-1")
         assert users["hep"].get(f"/api/studies/{hep_uid}").status_code == 200
         assert users["rad"].get(f"/api/studies/{hep_uid}").status_code == 404
+        received = {e["target"]: e["detail"] for e in admin.get("/api/audit", params={"action": "dicom-receive"}).json()}
+        assert received[hep_uid] == "from HEP_US; department hepatology"
 
 
 def test_c_store_refuses_data_set_without_uids(tmp_path):

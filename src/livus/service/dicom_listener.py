@@ -313,5 +313,6 @@ class DicomListener:
             studies = self._open.pop(id(event.assoc), {})
             self._bytes.pop(id(event.assoc), None)
         if studies:
-            calling = getattr(event.assoc.requestor, "ae_title", "")
-            queue_studies(self.state, list(studies.values()), f"from {str(calling).strip()}")
+            calling = str(getattr(event.assoc.requestor, "ae_title", "")).strip()
+            department = self.options.department_for(calling, str(getattr(event.assoc.requestor, "address", "")))
+            queue_studies(self.state, list(studies.values()), f"from {calling}; department {department or '(none)'}")
