@@ -4,6 +4,8 @@ and the migrations agree, and a database made before migrations keeps its rows."
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,16 @@ def test_old_database_is_upgraded_without_data_loss(tmp_path, last_release):
         assert r.status_code == 200, r.text
         studies = c.get("/api/studies").json()
         assert [(s["uid"], s["patient_id"]) for s in studies] == [("old-study-uid", "PID-7")]
+
+
+def test_processes_starting_together_take_turns(tmp_path):
+    """Like uvicorn --workers: three processes migrate the same new SQLite file at once, and all
+    start (a smoke test: here the race did not show even without the lock)."""
+    db = tmp_path / "livus.db"
+    code = ("import sys; from livus.service.storage import make_engine; from livus.service.migrate import current_revision; "
+            "print(current_revision(make_engine('sqlite:///' + sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    assert {out.strip() for out, _ in outs} == {head_revision()}
