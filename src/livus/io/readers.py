@@ -18,7 +18,8 @@ import numpy as np
 
 from livus.errors import InputError
 from livus.io.grey import to_grey
-from livus.io.sources import Source, is_uri, list_uri, read_bytes, read_head, source_name, source_suffix
+from livus.io.sources import (Source, filesystem, is_uri, list_uri, read_bytes, read_head, source_name, source_suffix,
+                               store_key)
 from livus.types import Frame
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -125,6 +126,7 @@ def collect_inputs(paths: list[Source], errors: list[str] | None = None) -> list
     """
     out: list[Source] = []
     seen: set[object] = set()
+    stores: dict[str, InputError | None] = {}  # URI stores set up so far (scheme://host?query) → error
 
     def add(p: Source) -> None:
         key = p if is_uri(p) else Path(p).resolve()
@@ -134,7 +136,7 @@ def collect_inputs(paths: list[Source], errors: list[str] | None = None) -> list
 
     for p in paths:
         try:
-            for f in _expand(p if is_uri(p) else Path(p)):
+            for f in _expand(p if is_uri(p) else Path(p), stores):
                 add(f)
         except InputError as exc:
             if errors is None:
@@ -143,9 +145,23 @@ def collect_inputs(paths: list[Source], errors: list[str] | None = None) -> list
     return out
 
 
-def _expand(p: Source) -> list[Source]:
-    """The files one given source stands for (see :func:`collect_inputs`)."""
+def _expand(p: Source, stores: dict[str, InputError | None]) -> list[Source]:
+    """The files one given source stands for (see :func:`collect_inputs`). A URI named like an
+    input file (image/DICOM/video extension) is not looked up in its store (a list of 300,000
+    objects would be 300,000 requests from one process): only its store is set up, once per
+    store in ``stores``; a missing object is reported when it is read."""
     if is_uri(p):
+        if source_suffix(p) in IMAGE_EXTENSIONS | DICOM_EXTENSIONS | VIDEO_EXTENSIONS:
+            store = store_key(str(p))
+            if store not in stores:
+                try:
+                    filesystem(str(p))
+                    stores[store] = None
+                except InputError as exc:
+                    stores[store] = exc
+            if stores[store] is not None:
+                raise InputError(str(p), stores[store].reason)
+            return [p]
         kind, found = list_uri(str(p))
         if kind == "file":
             return found

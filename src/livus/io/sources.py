@@ -60,6 +60,12 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def store_key(uri: str) -> str:
+    """``scheme://host?query`` of a URI: what its pyarrow filesystem depends on."""
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}?{parts.query}"
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """``(pyarrow FileSystem, path inside it)`` for ``uri``; InputError when pyarrow is missing,
     the scheme is unknown or the store cannot be set up (e.g. HDFS without a JVM)."""
