@@ -25,9 +25,13 @@ training seed 0), each lesion read by the shipped CEUS model through its annotat
 Truth: the CEUS LI-RADS table on the simulator's own features: APHE and washout timing of its
 time-intensity curves, rim APHE and marked washout for metastases, the lesion's diameter in mm
 (also given to livus, so the comparison is about the features). livus: ``ceus_category`` from
-the model's probabilities (APHE taken as non-rim, washout as mild: not measured). Printed:
-confusion matrix, agreement, kappa (unweighted and linear-weighted on LR-3 < LR-4 < LR-5 < LR-M),
-low-confidence share. Simulated data only; no statement about real patients.
+the model's probabilities and rim APHE / marked washout measured on the lesion's time-intensity
+curves (``livus.infer.ceus_tic``, thresholds of the shipped ``lirads.yaml``; where not measurable
+the rule's assumption, non-rim / mild). Printed: confusion matrix, agreement, kappa (unweighted
+and linear-weighted on LR-3 < LR-4 < LR-5 < LR-M), the LR-M row and column, low-confidence share;
+the same with rim / marked assumed (the rule before the measures); rim APHE and marked washout
+measured vs the simulator's truth (present / absent / not measured, by diagnosis). Simulated data
+only; no statement about real patients.
 """
 
 from __future__ import annotations
@@ -198,7 +202,35 @@ def ceus_truth(diagnosis: str, aphe: int, washout: str, size_mm: float) -> str:
     return ceus_table_category(CeusFindings(bool(aphe), washout, rim_aphe=mets, marked_washout=mets), size_mm)
 
 
+def measured_agreement(name: str, truth: list[bool], calls: list[bool | None], diagnoses: list[str]) -> None:
+    """A measured feature (rim APHE / marked washout) against the simulator's truth: rows truth,
+    columns measured present / absent / not measured; and by diagnosis."""
+    counts = Counter(zip(truth, calls))
+    print(f"\n### {name} measured on the time-intensity curves vs simulator truth")
+    print("truth \\ measured | present | absent | not measured\n---|---|---|---")
+    for t in (True, False):
+        print(f"{'present' if t else 'absent'} | {counts[t, True]} | {counts[t, False]} | {counts[t, None]}")
+    done = [(t, c) for t, c in zip(truth, calls) if c is not None]
+    agree = sum(t == c for t, c in done)
+    print(f"agreement where measured {agree}/{len(done)}; not measured {len(truth) - len(done)}/{len(truth)}")
+    by: Counter[tuple[str, str]] = Counter()
+    for d, c in zip(diagnoses, calls):
+        by[d, "not measured" if c is None else ("present" if c else "absent")] += 1
+    print("by diagnosis: " + "; ".join(
+        f"{d} " + ", ".join(f"{k} {by[d, k]}" for k in ("present", "absent", "not measured") if by[d, k])
+        for d in sorted({d for d, _ in by})))
+
+
+def lrm_rows(truth: list[str], pred: list[str], label: str) -> None:
+    """The LR-M row (truth LR-M: what livus said) and column (livus LR-M: what the truth was)."""
+    row = Counter(p for t, p in zip(truth, pred) if t == "LR-M")
+    col = Counter(t for t, p in zip(truth, pred) if p == "LR-M")
+    print(f"{label}: truth LR-M → livus {dict(sorted(row.items()))}; livus LR-M ← truth {dict(sorted(col.items()))}")
+
+
 def run_ceus(args: argparse.Namespace) -> None:
+    from livus.infer.ceus_tic import measure_rim_and_washout, measured_probabilities
+    from livus.infer.lirads import MARKED_WASHOUT, RIM_APHE
     from livus.models.ceus import WASHOUT_CLASSES, ceus_features_for_lesion, load_ceus_model
     from livus.train.ceus import simulate_ceus_lesions
 
@@ -207,23 +239,43 @@ def run_ceus(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     lesions = simulate_ceus_lesions(args.clips, args.ceus_seed)
     t_sim = time.perf_counter() - t0
-    truth, pred = [], []
-    low = 0
+    truth, pred, assumed = [], [], []
+    alone: list[str | None] = []
+    rim_calls: list[bool | None] = []
+    marked_calls: list[bool | None] = []
+    low = n_assumptions = 0
     diag: Counter[str] = Counter()
     for les in lesions:
         p = ceus_features_for_lesion(les.windows, les.times_s, les.boxes, model, les.polygons)
-        res = ceus_category(p, les.diameter_mm, params)
+        measured = measure_rim_and_washout(les.windows, les.times_s, les.boxes, les.polygons, params)
+        res = ceus_category({**p, **measured_probabilities(measured)}, les.diameter_mm, params)
+        old = ceus_category(p, les.diameter_mm, params)  # before: rim and marked assumed (non-rim, mild)
+        # the measures alone: washout timing not used for LR-M (early read as late)
+        p_late = {**p, "washout_late": p["washout_late"] + p["washout_early"], "washout_early": 0.0}
+        alone.append(ceus_category({**p_late, **measured_probabilities(measured)}, les.diameter_mm, params).category)
         truth.append(ceus_truth(les.diagnosis, les.aphe, WASHOUT_CLASSES[les.washout], les.diameter_mm))
         pred.append(res.category or f"n/g:{res.reason}")
+        assumed.append(old.category or f"n/g:{old.reason}")
         low += int(res.low_confidence)
+        n_assumptions += int(bool(res.assumptions))
         diag[les.diagnosis, truth[-1] == pred[-1]] += 1
+        calls = {k: (None if m.probability is None else m.probability >= params.present_probability)
+                 for k, m in measured.items()}
+        rim_calls.append(calls[RIM_APHE])
+        marked_calls.append(calls[MARKED_WASHOUT])
+
+        def fmt(k: str) -> str:
+            m = measured[k]
+            return f"n/m ({m.reason})" if m.probability is None else f"{m.value:.2f} p {m.probability:.2f}"
+
         print(f"{les.diagnosis:20s} {les.diameter_mm:5.1f} mm truth {truth[-1]:5s} livus {pred[-1]:5s}"
-              f"{' (low confidence)' if res.low_confidence else ''}  APHE {p['arterial_phase_hyperenhancement']:.2f} "
-              f"washout none/late/early {p['washout_none']:.2f}/{p['washout_late']:.2f}/{p['washout_early']:.2f}",
-              flush=True)
+              f"{' (low confidence)' if res.low_confidence else ''} (assumed: {assumed[-1]})  "
+              f"APHE {p['arterial_phase_hyperenhancement']:.2f} "
+              f"washout none/late/early {p['washout_none']:.2f}/{p['washout_late']:.2f}/{p['washout_early']:.2f}  "
+              f"rim {fmt(RIM_APHE)}  marked {fmt(MARKED_WASHOUT)}", flush=True)
     print(f"\n## CEUS LI-RADS v2017: {args.clips} simulated CEUS clips (seed {args.ceus_seed}), {len(lesions)} lesions "
           f"(visible in >= 3 frames), model {args.models}/ceus.pt, annotated outlines")
-    print(confusion(truth, pred, CEUS_LABELS))
+    print("\n### rim APHE and marked washout measured (livus.infer.ceus_tic)\n" + confusion(truth, pred, CEUS_LABELS))
     print(agreement(truth, pred, CEUS_LABELS))
     ordinal = ["LR-3", "LR-4", "LR-5", "LR-M"]
     given = [(t, p) for t, p in zip(truth, pred) if p in ordinal and t in ordinal]
@@ -231,9 +283,22 @@ def run_ceus(args: argparse.Namespace) -> None:
         t, p = zip(*given)
         print(f"linear-weighted kappa on LR-3 < LR-4 < LR-5 < LR-M: "
               f"{cohen_kappa_score(t, p, labels=ordinal, weights='linear'):.3f}")
-    print(f"low confidence: {low}/{len(lesions)}")
+    lrm_rows(truth, pred, "LR-M, measured")
+    print(f"low confidence: {low}/{len(lesions)}; with an assumption left (not measured): {n_assumptions}/{len(lesions)}")
     print("correct by diagnosis: " + ", ".join(
         f"{d} {diag[d, True]}/{diag[d, True] + diag[d, False]}" for d in sorted({d for d, _ in diag})))
+    print("\n### rim and marked assumed (non-rim, mild: the rule before the measures)\n"
+          + confusion(truth, assumed, CEUS_LABELS))
+    print(agreement(truth, assumed, CEUS_LABELS))
+    lrm_rows(truth, assumed, "LR-M, assumed")
+    lrm = [t == "LR-M" for t in truth]
+    print(f"LR-M from the rim / marked measures alone (early washout read as late): "
+          f"{sum(a == 'LR-M' and t for a, t in zip(alone, lrm))}/{sum(lrm)} truth LR-M, "
+          f"{sum(a == 'LR-M' and not t for a, t in zip(alone, lrm))}/{len(lrm) - sum(lrm)} other observations")
+    mets = [les.diagnosis == "metastasis" for les in lesions]  # the simulator's rim APHE and marked washout
+    diagnoses = [les.diagnosis for les in lesions]
+    measured_agreement("rim APHE", mets, rim_calls, diagnoses)
+    measured_agreement("marked washout", mets, marked_calls, diagnoses)
     print(f"time: simulation {t_sim:.0f} s")
 
 
