@@ -5,8 +5,8 @@ Two measurements on the same images:
 
 1. in this process, ``analyze_paths(..., workers=1)`` with each stage timed by wrapping the
    functions the pipeline calls (nothing in the pipeline changes): read, preprocess (incl. the
-   quality gate), detect, classify, explain (Grad-CAM), overlay (draw + PNG), report (HTML, PDF),
-   and "other" (results.jsonl/summary.csv, case assessment, ...); model loading is "setup";
+   quality gate), liver background, detect, classify, explain (Grad-CAM), overlay (draw + PNG),
+   report (HTML, PDF), and "other" (results.jsonl/summary.csv, case assessment, ...); model loading is "setup";
 2. ``python -m livus.cli analyze --workers N`` as a fresh process for each N, wall clock from
    process start to exit: the figure a user sees.
 
@@ -34,7 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AUL = ROOT / ".." / "shared" / "data" / "aul"
-STAGES = ("setup", "read", "preprocess", "detect", "classify", "explain", "overlay", "report_html", "report_pdf")
+STAGES = ("setup", "read", "preprocess", "liver_bg", "detect", "classify", "explain", "overlay", "report_html",
+          "report_pdf")
 
 
 def pick_inputs(n: int, tmp: Path, folder: Path | None = None) -> list[Path]:
@@ -120,6 +121,7 @@ class StageClock:
 @contextmanager
 def stage_clock():
     """Wrap the pipeline's stage functions (looked up at call time by the pipeline)."""
+    import livus.infer.frame as frame
     import livus.io.readers as readers
     import livus.preprocess.pipeline as prep
     import livus.preprocess.quality as quality
@@ -134,6 +136,7 @@ def stage_clock():
     clock.wrap_generator(readers, "read_frames", "read")
     clock.wrap(prep, "preprocess_frame", "preprocess")
     clock.wrap(quality, "assess_quality", "preprocess")
+    clock.wrap(frame, "result_background", "liver_bg")  # imported by name into livus.infer.frame
     clock.wrap(FrameAnalyzer, "_detect", "detect")
     clock.wrap(FrameAnalyzer, "_classify", "classify")
     clock.wrap(FrameAnalyzer, "explain", "explain")
