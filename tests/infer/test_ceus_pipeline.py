@@ -134,6 +134,28 @@ def test_unusable_track_and_short_clip_give_notes(ceus_clip, ceus_model_dir):
     assert [k for k, _ in add_ceus_features(no_times, res.tracks, an, 0.0)] == ["ceus_mode", "ceus_no_times"]
 
 
+def test_ceus_clip_without_a_tracked_lesion_gives_no_follow_up(ceus_clip, ceus_model_dir, tmp_path):
+    from livus.infer.case import load_case_rules
+    from livus.infer.pipeline import assess_input_case
+    from livus.types import PatientBackground
+
+    an = _analyzer(ceus_model_dir, 0.0)
+    res = analyze_input(ceus_clip, an)
+    res.tracks = []  # the detector found nothing on the contrast frames
+    res.ceus_notes = add_ceus_features(res.frames, [], an, 0.0)
+    assert [k for k, _ in res.ceus_notes][-1] == "ceus_no_lesion"
+    for lang, words in (("en", "no lesion was tracked in the contrast clip"), ("zh", "超声造影片段中未追踪到病灶")):
+        case = assess_input_case("c", [res], PatientBackground(), load_case_rules(), lang)
+        assert case.follow_up_months is None and case.priority is None and case.rules == []
+        assert words in case.reasons[0] and len(case.reasons) == 1
+        assert any(("CEUS LI-RADS not assessed" if lang == "en" else "未评估造影征象") in w for w in case.warnings)
+    _simulated_clip(tmp_path / "bmode.avi")  # a B-mode clip without a lesion keeps the usual rules
+    bmode = analyze_input(tmp_path / "bmode.avi", _analyzer(ceus_model_dir, None))
+    bmode.tracks = []
+    case = assess_input_case("b", [bmode], PatientBackground(), load_case_rules(), "en")
+    assert case.assessability.usable and case.follow_up_months is not None and case.rules
+
+
 def test_analyze_paths_ceus_offset_reaches_case_json_and_reports(ceus_clip, ceus_model_dir, tmp_path):
     (tmp_path / "cfg.yaml").write_text("analyze: {keyframe_mode: interval, keyframe_interval: 1, gradcam: false, "
                                        "write_overlays: false, threads: 1}\n")

@@ -152,7 +152,7 @@ def add_ceus_features(frames: list[FrameAnalysis], tracks: list[LesionTrack], an
     if missing:
         notes.append(("ceus_phase_missing", {"phases": missing}))
     if not tracks:
-        return notes
+        return notes + [("ceus_no_lesion", {})]
     try:
         model = analyzer.ceus_model()
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

@@ -130,7 +130,12 @@ def assess_input_case(case_key: str, items: list[InputAnalysis], patient: Patien
     analysed = all(fa.result.model.get("name") != "none" for it in items for fa in it.frames)
     frame_assess = [result_assessability(fa.result) for it in items for fa in it.frames]
     assessability = case_assessability(frame_assess)
-    if analysed or not assessability.usable:
+    ceus_only = bool(items) and all(it.ceus_notes for it in items)  # every input a contrast clip
+    if analysed and assessability.usable and ceus_only and not tracks:
+        # a CEUS clip characterises a lesion; one without a tracked lesion is no negative examination
+        case = CaseResult(case_id=case_key, tracks=[], patient=patient, assessability=assessability,
+                          reasons=[text("ceus_no_lesion_case", language)])
+    elif analysed or not assessability.usable:
         case = assess_case(case_key, tracks, patient, rules, language=language, assessability=assessability,
                            image_background=case_background([fa.result for it in items for fa in it.frames]))
     else:  # never advise "no finding" when lesions were not looked for

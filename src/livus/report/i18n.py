@@ -242,6 +242,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "超声造影：造影征象模型不可用（{error}），未计算造影征象",
         "en": "CEUS: no CEUS feature model ({error}); CEUS features not computed",
     },
+    "ceus_no_lesion": {
+        "zh": "超声造影：片段中未追踪到病灶，未评估造影征象及 CEUS LI-RADS",
+        "en": "CEUS: no lesion was tracked in the clip; CEUS features and CEUS LI-RADS not assessed",
+    },
+    "ceus_no_lesion_case": {
+        "zh": "超声造影片段中未追踪到病灶：本次造影未能评估，不据此给出随访建议；请医师结合常规超声及其他影像判断",
+        "en": "no lesion was tracked in the contrast clip: the CEUS examination could not be assessed and no "
+              "follow-up is advised from it; the reader decides with the B-mode and other imaging",
+    },
     "ceus_track_unusable": {
         "zh": "超声造影：片段内病灶轨迹 {track} 无可用帧，未计算其造影征象",
         "en": "CEUS: lesion track {track} of the clip has no usable frame; no CEUS features for it",
