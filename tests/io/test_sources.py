@@ -3,6 +3,7 @@ way), and input list files (issue 17)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -82,3 +83,14 @@ def test_input_list_file(tmp_path):
     want = ["s3://bucket/a/1.jpg", Path("rel/x.png"), "file:///data/b.dcm"]
     assert read_source_list(lst) == want
     assert read_source_list(lst.as_uri()) == want  # the list itself may sit in the store
+
+
+def test_without_pyarrow_a_uri_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow → ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.fs", None)
+    cv2.imwrite(str(tmp_path / "a.png"), _grey(6))
+    errors: list[str] = []
+    got = collect_inputs([tmp_path.as_uri(), (tmp_path / "a.png").as_uri(), tmp_path / "a.png"], errors=errors)
+    assert got == [tmp_path / "a.png"]  # local paths need no pyarrow
+    assert errors == [f"{u}: reading URIs needs pyarrow: pip install 'livus[cluster]' (or: pip install pyarrow)"
+                      for u in (tmp_path.as_uri(), (tmp_path / "a.png").as_uri())]

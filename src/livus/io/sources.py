@@ -138,9 +138,9 @@ def list_uri(uri: str) -> tuple[str, list[str]]:
     """``("file", [uri])`` for an object, ``("dir", [uri of every file below it])`` for a folder
     (prefix), recursive, hidden entries (a name starting with '.') left out, unordered.
     InputError when there is nothing at ``uri`` or the store cannot be reached."""
+    fs, path = filesystem(uri)  # first: an InputError when pyarrow is missing
     from pyarrow import fs as pafs
 
-    fs, path = filesystem(uri)
     try:
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.File:
