@@ -182,8 +182,9 @@ def run_cysts(args: argparse.Namespace) -> None:
         for lab in sim.lesions:
             cx, cy, long_px, short_px, ang = lab.annotation.ellipse
             les = Lesion(1, 1.0, (cx, cy), long_px, short_px, ang, polygon_px=lab.annotation.polygon_px)
-            feats = classify_lesions(analyzer.classifier, sim.image, [les])[0]["features"]
-            ev = simple_cyst_evidence(feats, params)
+            out = classify_lesions(analyzer.classifier, sim.image, [les])[0]
+            feats = out["features"]
+            ev = simple_cyst_evidence(feats, params, out["malignancy"])
             n += 1
             benign += int(ev.definitely_benign)
             probs.append((feats.get("echo_anechoic"), feats.get("posterior_enhancement")))

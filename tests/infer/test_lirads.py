@@ -131,9 +131,9 @@ def test_most_severe_order():
 # ----------------------------------------------------------------------------- US LI-RADS
 
 
-def _obs(i, size, anechoic=None, enhancement=None):
+def _obs(i, size, anechoic=None, enhancement=None, malignancy=0.05):
     feats = {k: v for k, v in (("echo_anechoic", anechoic), ("posterior_enhancement", enhancement)) if v is not None}
-    return UsObservation(i, size, feats)
+    return UsObservation(i, size, feats, malignancy)
 
 
 @pytest.mark.parametrize("observations,category,deciding", [
@@ -146,6 +146,10 @@ def _obs(i, size, anechoic=None, enhancement=None):
     ([_obs(1, 25.0, 0.97, 0.95), _obs(2, 6.0)], "US-2", 2),
     ([_obs(1, 25.0, 0.97, 0.85)], "US-3", 1),  # evidence not strong enough: it counts
     ([_obs(1, 25.0, 0.97, None)], "US-3", 1),  # no posterior-enhancement probability: it counts
+    ([_obs(1, 25.0, 0.97, 0.95, 0.6)], "US-3", 1),  # "anechoic" but the malignancy head doubts it: it counts
+    ([_obs(1, 25.0, 0.97, 0.95, 0.21)], "US-3", 1),
+    ([_obs(1, 25.0, 0.97, 0.95, None)], "US-3", 1),  # malignancy unknown: no discount
+    ([_obs(1, 25.0, 0.97, 0.95, 0.2)], "US-1", None),
     ([_obs(1, None), _obs(2, 12.0)], "US-3", 2),  # the unknown size does not matter
 ])
 def test_us_category(observations, category, deciding):
@@ -164,8 +168,12 @@ def test_benign_threshold_is_configurable():
     o = [_obs(1, 25.0, 0.85, 0.85)]
     assert us_category(o).category == "US-3"
     assert us_category(o, LiradsParams(benign_min_probability=0.8)).category == "US-1"
-    ev = simple_cyst_evidence({"echo_anechoic": 0.95, "posterior_enhancement": 0.92})
-    assert ev.definitely_benign and ev.kind == "simple_cyst"
+    ev = simple_cyst_evidence({"echo_anechoic": 0.95, "posterior_enhancement": 0.92}, malignancy=0.1)
+    assert ev.definitely_benign and ev.kind == "simple_cyst" and ev.evidence["malignancy"] == 0.1
+    assert not simple_cyst_evidence({"echo_anechoic": 0.95, "posterior_enhancement": 0.92}).definitely_benign
+    o = [_obs(1, 25.0, 0.97, 0.95, 0.3)]
+    assert us_category(o).category == "US-3"
+    assert us_category(o, LiradsParams(benign_max_malignancy=0.3)).category == "US-1"
 
 
 # ----------------------------------------------------------------------------- visualization

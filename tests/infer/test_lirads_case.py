@@ -23,9 +23,9 @@ def _frame(spacing=(0.2, 0.2), verdict="ok", shadow=0.0, assess=None, liver=LIVE
                        assessability=assess or Assessability(), model={"name": model, "version": "t"})
 
 
-def _track(tid, size_mm, features=None, ceus=None):
+def _track(tid, size_mm, features=None, ceus=None, malignancy=0.4):
     les = Lesion(tid, 0.9, (50.0, 50.0), 40.0, 30.0, 0.0, long_axis_mm=size_mm, features=dict(features or {}))
-    return LesionTrack(tid, "a.png", [(0, les)], 0.9, 0.4, size_mm, None if size_mm is None else 0.8 * size_mm,
+    return LesionTrack(tid, "a.png", [(0, les)], 0.9, malignancy, size_mm, None if size_mm is None else 0.8 * size_mm,
                        ceus_features=dict(ceus or {}))
 
 
@@ -81,9 +81,11 @@ def test_us_categories_and_the_measures_behind_them():
     res = assess_us(AT_RISK, [_frame()], [_track(1, 7.0), _track(2, 4.0)], TABLE)
     assert res.category == "US-2" and res.deciding_observation == 1 and res.management.key == "US-2"
     cyst = {"echo_anechoic": 0.96, "posterior_enhancement": 0.93}
-    res = assess_us(AT_RISK, [_frame()], [_track(1, 18.0, cyst)], TABLE)
+    res = assess_us(AT_RISK, [_frame()], [_track(1, 18.0, cyst, malignancy=0.1)], TABLE)
     assert res.category == "US-1" and res.observations[0]["definitely_benign"] == "simple_cyst"
-    assert not res.observations[0]["counts"]
+    assert not res.observations[0]["counts"] and res.observations[0]["evidence"]["malignancy"] == 0.1
+    res = assess_us(AT_RISK, [_frame()], [_track(1, 18.0, cyst)], TABLE)  # malignancy 0.4: not discounted
+    assert res.category == "US-3" and res.observations[0]["counts"]
 
 
 def test_visualization_c_never_gives_the_clean_negative_advice():

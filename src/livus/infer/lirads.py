@@ -18,7 +18,10 @@ What livus can and cannot see:
 
 * "Definitely benign" on B-mode only with strong evidence: a simple cyst, i.e. the classifier's
   ``echo_anechoic`` AND ``posterior_enhancement`` probabilities both at least
-  :attr:`LiradsParams.benign_min_probability`. livus does not see a cyst's thin wall, and does
+  :attr:`LiradsParams.benign_min_probability`, AND its malignancy probability known and at most
+  :attr:`LiradsParams.benign_max_malignancy` (the feature heads learnt from simulated lesions
+  only; on real AUL masses they called many malignant lesions anechoic, so a lesion the
+  malignancy head doubts is never discounted). livus does not see a cyst's thin wall, and does
   not recognise haemangiomas or focal fat as definitely benign: those observations count.
 * Sizes are the observation's long axis in mm; without pixel spacing the 10 mm threshold cannot
   be applied (no category, the reason is given; :func:`us_category`, :func:`ceus_category`).
@@ -89,6 +92,8 @@ class LiradsParams:
     us_threshold_mm: float = 10.0  # US-2 below, US-3 at or above
     # simple cyst = definitely benign: echo_anechoic AND posterior_enhancement at least this
     benign_min_probability: float = 0.9
+    # ... and the lesion's malignancy probability at most this (unknown malignancy: no discount)
+    benign_max_malignancy: float = 0.2
     present_probability: float = 0.5  # a binary CEUS feature is called present at this
     confident_probability: float = 0.8  # a called value is confident when its probability is at least this
     alternative_min_probability: float = 0.1  # other values of a low-confidence feature named from this probability
@@ -148,13 +153,16 @@ class BenignEvidence:
     evidence: dict[str, float | None]
 
 
-def simple_cyst_evidence(features: Mapping[str, float], params: LiradsParams | None = None) -> BenignEvidence:
+def simple_cyst_evidence(features: Mapping[str, float], params: LiradsParams | None = None,
+                         malignancy: float | None = None) -> BenignEvidence:
     """Simple cyst (definitely benign) when ``echo_anechoic`` and ``posterior_enhancement`` are
-    both at least ``benign_min_probability``; a missing probability is no evidence."""
+    both at least ``benign_min_probability`` and ``malignancy`` (the classifier's probability)
+    at most ``benign_max_malignancy``; a missing probability is no evidence."""
     p = params or LiradsParams()
     ev = {k: features.get(k) for k in ("echo_anechoic", "posterior_enhancement")}
     ok = all(v is not None and v >= p.benign_min_probability for v in ev.values())
-    return BenignEvidence(ok, "simple_cyst" if ok else None, ev)
+    ok = ok and malignancy is not None and malignancy <= p.benign_max_malignancy
+    return BenignEvidence(ok, "simple_cyst" if ok else None, {**ev, "malignancy": malignancy})
 
 
 @dataclass
@@ -179,7 +187,7 @@ def us_category(observations: Sequence[UsObservation], params: LiradsParams | No
     already makes it ``US-3``. ``venous_thrombus``: a new thrombus in a vein was seen (livus does
     not detect it; an input may say so)."""
     p = params or LiradsParams()
-    benign = [o for o in observations if simple_cyst_evidence(o.features, p).definitely_benign]
+    benign = [o for o in observations if simple_cyst_evidence(o.features, p, o.malignancy).definitely_benign]
     benign_ids = {id(o) for o in benign}
     counted = [o for o in observations if id(o) not in benign_ids]
     out = UsCategory(None, counted=[o.id for o in counted], benign=[o.id for o in benign])

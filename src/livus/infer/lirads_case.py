@@ -188,7 +188,7 @@ def assess_us(patient: PatientBackground, frames: Sequence[FrameResult], tracks:
     out = LiradsAssessment(US_SYSTEM, CATEGORISED if cat.category else NOT_CATEGORISED, cat.category, cat.reason,
                            cat.candidates, vis, findings, measures, cat.deciding)
     for o in observations:
-        ev = simple_cyst_evidence(o.features, p)
+        ev = simple_cyst_evidence(o.features, p, o.malignancy)
         out.observations.append({
             "id": o.id, "long_axis_mm": _r(o.long_axis_mm), "counts": not ev.definitely_benign,
             "definitely_benign": ev.kind, "evidence": {k: _r(v, 4) for k, v in ev.evidence.items()},
