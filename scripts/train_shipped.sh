@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Train the pretrained models (EfficientNet-Lite0 detector + classifier), cross-validate them,
-# and write models/ with its model card — on any device. The detector is trained in two
+# and write models/ with its model card — on any device. The detector is trained in three
 # schedules: 10 epochs from the ImageNet weights (one-cycle, peak lr 2e-3), then 12 more epochs
 # warm-restarted from those weights (peak lr 1e-3; train.init_from: fold f continues fold f, so no
-# fold starts from weights that saw its validation images). Compare the new card with git's
-# before committing models/.
+# fold starts from weights that saw its validation images), then 4 epochs (peak lr 5e-4) with 360
+# simulated livers with diffuse disease added to every training split (60 % drawn lesion-free:
+# hard negatives; issue 21). Validation is always on AUL images only. Compare the new card with
+# git's before committing models/.
 #
 #   scripts/train_shipped.sh AUL_SRC [DEVICE] [RUN_DIR]
 #
@@ -26,14 +28,23 @@ if [ -f "$SRC/annotations.json" ]; then DATA=$SRC; else
 fi
 SIM=$RUN/sim300  # simulated lesions: the B-mode feature labels of the classifier (their malignancy is not used)
 [ -f "$SIM/annotations.json" ] || $LIVUS simulate --n 300 --out "$SIM" --seed 11
+HN=$RUN/sim_diffuse_hn  # diffuse-disease livers for the third schedule (not the held-out seed of benchmarks/)
+[ -f "$HN/annotations.json" ] || $LIVUS simulate --n 360 --seed 2101 --out "$HN" --lesion-free-share 0.6 \
+    --diffuse "steatosis=0.2,fibrosis=0.3,fibrosis:4=0.15,schistosomal=0.1,mixed=0.15,none=0.1"
 start=$(date +%s)
 $LIVUS train detector --data "$DATA" --out "$RUN/stage1_cv" --folds 5 --device "$DEVICE" --resume
 $LIVUS train detector --data "$DATA" --out "$RUN/stage1_all" --folds 0 --device "$DEVICE" --resume
 for part in cv all; do  # the second schedule
   printf 'train:\n  epochs: 12\n  lr: 0.001\n  init_from: %s\n' "$RUN/stage1_$part" > "$RUN/stage2_$part.yaml"
 done
-$LIVUS train detector --data "$DATA" --config "$RUN/stage2_cv.yaml" --out "$RUN/detector_cv" --folds 5 --device "$DEVICE" --resume
-$LIVUS train detector --data "$DATA" --config "$RUN/stage2_all.yaml" --out "$RUN/detector_all" --folds 0 --device "$DEVICE" --resume
+$LIVUS train detector --data "$DATA" --config "$RUN/stage2_cv.yaml" --out "$RUN/stage2_cv" --folds 5 --device "$DEVICE" --resume
+$LIVUS train detector --data "$DATA" --config "$RUN/stage2_all.yaml" --out "$RUN/stage2_all" --folds 0 --device "$DEVICE" --resume
+for part in cv all; do  # the third schedule: simulated diffuse-disease livers as hard negatives
+  printf 'train:\n  epochs: 4\n  lr: 0.0005\n  init_from: %s\n  use_simulated: true\n  simulated_dir: %s\n' \
+    "$RUN/stage2_$part" "$HN" > "$RUN/stage3_$part.yaml"
+done
+$LIVUS train detector --data "$DATA" --config "$RUN/stage3_cv.yaml" --out "$RUN/detector_cv" --folds 5 --device "$DEVICE" --resume
+$LIVUS train detector --data "$DATA" --config "$RUN/stage3_all.yaml" --out "$RUN/detector_all" --folds 0 --device "$DEVICE" --resume
 $LIVUS train classifier --data "$DATA" --sim "$SIM" --out "$RUN/classifier" --folds 5 --device "$DEVICE"
 $PY benchmarks/pretrained_cv_report.py --data "$DATA" --cv "$RUN/detector_cv" --classifier-run "$RUN/classifier" \
     --json "$RUN/pretrained_cv.json"
