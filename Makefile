@@ -33,8 +33,12 @@ $(DEVSTAMP): $(STAMP)
 setup: $(STAMP)
 setup-dev: $(DEVSTAMP)
 
+# The contrast clip is analysed as what it is (CEUS, time 0 = injection) in its own output folder.
+DEMO_BMODE := $(filter-out examples/ceus_clip.avi,$(wildcard examples/*.png examples/*.avi)) examples/dicom
+
 demo: $(STAMP)
-	$(VENV)/bin/livus analyze examples $(AUL_DEMO) --out demo-output
+	$(VENV)/bin/livus analyze $(DEMO_BMODE) $(AUL_DEMO) --out demo-output
+	$(VENV)/bin/livus analyze examples/ceus_clip.avi --ceus-offset 0 --out demo-output/ceus
 
 test: $(DEVSTAMP)
 	$(PY) -m pytest tests
