@@ -80,7 +80,8 @@ def main() -> None:
                      "max_score": max((les.score for les in r.lesions), default=0.0),
                      "image_label": r.image_label,
                      "background": None if bg is None else {"steatosis": bg.steatosis, "fibrosis": bg.fibrosis,
-                                                            "surface": bg.surface}})
+                                                            "surface": bg.surface,
+                                                            "cirrhosis_probability": bg.cirrhosis_probability}})
     seconds = time.perf_counter() - t0
 
     by_group: dict[str, dict] = {}
