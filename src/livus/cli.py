@@ -45,6 +45,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         overlays=not args.no_overlays,
         ceus_offset_s=args.ceus_offset,
         engine=engine,
+        reports=args.reports,
     )
     if engine is not None:
         print(f"  ray: {engine.stats.get('reused', 0)} input(s) from earlier shards, "
@@ -175,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "ray://host:10001); default: a local Ray")
     a.add_argument("--language", choices=["zh", "en"], default="zh", help="report language")
     a.add_argument("--no-overlays", action="store_true", help="skip overlay PNGs")
+    a.add_argument("--reports", choices=["all", "findings", "none"], default=None,
+                   help="HTML/PDF reports for every case, only for cases that need a reader's attention "
+                        "(lesion, priority not routine, limited/not assessable, warning, LI-RADS other than "
+                        "US-1 vis A, diffuse liver finding), or none (default: the config's analyze.reports, all)")
     a.add_argument("--ceus-offset", type=float, default=None, metavar="SECONDS",
                    help="clips are CEUS: clip time 0 is SECONDS after the contrast injection (adds CEUS features; "
                         "a DICOM clip's ContrastBolusStartTime is used when present)")

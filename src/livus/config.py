@@ -136,6 +136,16 @@ class ClassifierConfig:
     tta_flip: bool = True  # average the logits of the crop and its mirror image
 
 
+REPORT_MODES = ("all", "findings", "none")  # AnalyzeConfig.reports
+
+
+def check_report_mode(mode: str) -> str:
+    """``mode`` when it is one of ``REPORT_MODES``, else a ``ValueError`` naming them."""
+    if mode not in REPORT_MODES:
+        raise ValueError(f"analyze.reports must be one of {', '.join(REPORT_MODES)}, got {mode!r}")
+    return mode
+
+
 @dataclass
 class AnalyzeConfig:
     """Batch analysis (``livus analyze``)."""
@@ -160,6 +170,13 @@ class AnalyzeConfig:
     # (frame time after injection = offset + Frame.time_s). None = B-mode (no CEUS features),
     # unless a DICOM clip's own header gives the time (ContrastBolusStartTime, see livus.infer.ceus).
     ceus_injection_offset_s: float | None = None
+    # HTML/PDF reports: all | findings (only cases that need a reader's attention, see
+    # livus.infer.report_selection) | none; case.json, summary.csv, results.jsonl and overlays are
+    # always written; the web service always writes every report
+    reports: str = "all"
+
+    def __post_init__(self) -> None:
+        check_report_mode(self.reports)
 
 
 @dataclass

@@ -75,17 +75,20 @@ def write_overlays(item: InputAnalysis, case_dir: Path, analyzer: FrameAnalyzer,
 
 
 def write_case(case: CaseResult, items: list[InputAnalysis], case_dir: Path,
-               overlay_paths: dict[tuple[str, int], Path], language: str) -> list[Path]:
-    """case.json, the HTML/PDF report and, for DICOM inputs, one DICOM SR per series and the
-    outlines as DICOM SEG (``livus.report.dicom_sr.write_series_results``; overlays are already
-    written); returns the report files."""
-    from livus.report import render_report
-
+               overlay_paths: dict[tuple[str, int], Path], language: str, report: bool = True) -> list[Path]:
+    """case.json, the HTML/PDF report (when ``report``; ``livus.infer.report_selection``) and,
+    for DICOM inputs, one DICOM SR per series and the outlines as DICOM SEG
+    (``livus.report.dicom_sr.write_series_results``; overlays are already written); returns the
+    report files."""
     case_dir.mkdir(parents=True, exist_ok=True)
     (case_dir / "case.json").write_text(json.dumps(case.to_json_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-    frames = [fa.result for item in items for fa in item.frames]
-    mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
-    reports = render_report(case, frames, mine, case_dir, language)
+    reports: dict[str, Path] = {}
+    if report:
+        from livus.report import render_report
+
+        frames = [fa.result for item in items for fa in item.frames]
+        mine = {k: v for k, v in overlay_paths.items() if v.parent == case_dir}
+        reports = render_report(case, frames, mine, case_dir, language)
     from livus.io.readers import sniff_kind
     from livus.io.sources import as_source
 
@@ -103,9 +106,10 @@ def _write_case_job(job: tuple) -> list[Path]:
 
 
 def write_cases(jobs: list[tuple], workers: int) -> list[list[Path]]:
-    """``write_case`` of every case (case.json, HTML/PDF report, DICOM SRs), in order; with
-    several workers in a pool of processes (reports need no models: none are loaded)."""
-    if workers <= 1 or len(jobs) <= 1:
+    """``write_case`` of every case (case.json, HTML/PDF report, DICOM SRs), in order; ``jobs``:
+    its arguments (the last, ``report``, may be left out: True). With several workers and more
+    than one report to write, in a pool of processes (reports need no models: none are loaded)."""
+    if workers <= 1 or sum(bool(job[5]) if len(job) > 5 else True for job in jobs) <= 1:
         return [_write_case_job(job) for job in jobs]
     from livus.report.pdf import prepare_fonts
 

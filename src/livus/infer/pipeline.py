@@ -56,6 +56,9 @@ class AnalyzeSummary:
     n_low_quality: int = 0  # analysed frames whose quality verdict is not ok
     n_clip_frames: int = 0  # all frames of clips, each judged by the clip quality gate
     n_clip_frames_low_quality: int = 0
+    report_mode: str = "all"  # AnalyzeConfig.reports as used
+    n_cases: int = 0
+    n_cases_without_report: int = 0  # left without HTML/PDF report by ``report_mode``
     errors: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     overlays: list[str] = field(default_factory=list)
@@ -162,6 +165,7 @@ def analyze_paths(
     progress: bool = True,
     ceus_offset_s: float | None = None,
     engine: Callable[..., Iterator[tuple[InputAnalysis, dict[tuple[str, int], Path]]]] | None = None,
+    reports: str | None = None,
 ) -> AnalyzeSummary:
     """Batch analysis (``livus analyze``); bad inputs are listed, the rest is still processed.
     ``paths``: files, folders and/or URIs read through pyarrow (``file://``, ``s3://``, ...; see
@@ -169,10 +173,13 @@ def analyze_paths(
     ``ceus_offset_s`` (when given) overrides ``AnalyzeConfig.ceus_injection_offset_s``: clips are
     CEUS clips whose time 0 is that many seconds after the injection. ``engine`` (default: this
     process and ``workers`` local processes) yields ``process_input`` of every input in input
-    order, called like ``_iter_results`` (e.g. :class:`livus.infer.ray_engine.RayEngine`)."""
+    order, called like ``_iter_results`` (e.g. :class:`livus.infer.ray_engine.RayEngine`).
+    ``reports`` (when given) overrides ``AnalyzeConfig.reports``: ``all`` | ``findings`` | ``none``
+    (which cases get an HTML/PDF report, :mod:`livus.infer.report_selection`)."""
     from tqdm import tqdm
 
     from livus.infer.case import load_case_rules, load_patient
+    from livus.infer.report_selection import check_report_mode, writes_report
     from livus.io.readers import collect_inputs
     from livus.io.sources import as_source
 
@@ -180,11 +187,13 @@ def analyze_paths(
     cfg = load_config(config_path)
     if ceus_offset_s is not None:
         cfg.analyze.ceus_injection_offset_s = float(ceus_offset_s)
+    if reports is not None:
+        cfg.analyze.reports = check_report_mode(reports)
     patient = load_patient(patient_path) if patient_path else PatientBackground()
     rules = load_case_rules(cfg.analyze.case_rules_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = AnalyzeSummary(out_dir=out_dir)
+    summary = AnalyzeSummary(out_dir=out_dir, report_mode=cfg.analyze.reports)
     inputs = collect_inputs([as_source(p) for p in paths], errors=summary.errors)  # missing/unreachable: listed
     summary.n_inputs = len(inputs)
 
@@ -225,7 +234,10 @@ def analyze_paths(
         case = assess_input_case(case_key, items, patient, rules, language, cfg.analyze.lirads_table_path)
         lirads_by_case[case_key] = case.lirads.summary()
         case_dir = out_dir / "cases" / case_key
-        case_jobs.append((case, items, case_dir, overlays_by_dir.get(case_dir, {}), language))
+        report = writes_report(cfg.analyze.reports, case)
+        summary.n_cases += 1
+        summary.n_cases_without_report += not report
+        case_jobs.append((case, items, case_dir, overlays_by_dir.get(case_dir, {}), language, report))
     for written in write_cases(case_jobs, workers):
         summary.reports += [str(p) for p in written]
     # after the cases: the LI-RADS column
@@ -246,6 +258,9 @@ def _print_summary(s: AnalyzeSummary) -> None:
         print(f"  clips: {s.n_clip_frames_low_quality} of {s.n_clip_frames} frame(s) judged low quality by the clip gate")
     for name, path in s.outputs.items():
         print(f"  {name:8s} {path}")
+    if s.n_cases_without_report:
+        print(f"  HTML/PDF reports for {s.n_cases - s.n_cases_without_report} of {s.n_cases} case(s) "
+              f"(reports: {s.report_mode})")
     for title, paths in (("reports", s.reports), ("overlays", s.overlays)):
         if paths:
             print(f"  {title}:")

@@ -127,7 +127,8 @@ def analyse_files(job: AnalysisJob) -> AnalysisOutput:
                                 encoding="utf-8")
     try:
         summary = analyze_paths(paths, out_dir, config_path=job.config_path, patient_path=patient_path,
-                                language=job.language, model_dir=model_dir, progress=False)
+                                language=job.language, model_dir=model_dir, progress=False,
+                                reports="all")  # the service always offers the reports
         with open(out_dir / "results.jsonl", encoding="utf-8") as fh:
             results = [json.loads(line) for line in fh if line.strip()]
         case_jsons, reports = [], []
