@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--reports", choices=["all", "findings", "none"], default=None,
                    help="HTML/PDF reports for every case, only for cases that need a reader's attention "
                         "(lesion, priority not routine, limited/not assessable, warning, LI-RADS other than "
-                        "US-1 vis A, diffuse liver finding), or none (default: the config's analyze.reports, all)")
+                        "US-1 vis A, cirrhosis signs or moderate/severe steatosis), or none "
+                        "(default: the config's analyze.reports, all)")
     a.add_argument("--ceus-offset", type=float, default=None, metavar="SECONDS",
                    help="clips are CEUS: clip time 0 is SECONDS after the contrast injection (adds CEUS features; "
                         "a DICOM clip's ContrastBolusStartTime is used when present)")

@@ -76,7 +76,11 @@ def test_rule_leaves_only_a_quiet_case_without_report():
     limited = CaseResult("c", priority="routine", assessability=Assessability("limited", ["shadowing"]))
     assert needs_report(limited) == ["assessability limited"]
     assert needs_report(_quiet_case(warnings=["2 of 3 frames not assessable"])) == ["warning"]
-    assert needs_report(_quiet_case(liver_background={"steatosis": "none", "fibrosis": "cirrhosis"})) == ["liver background"]
+    assert needs_report(_quiet_case(liver_background={"steatosis": "none", "cirrhosis_signs": True})) == ["liver background"]
+    assert needs_report(_quiet_case(liver_background={"steatosis": "moderate", "cirrhosis_signs": False})) == ["liver background"]
+    # the fibrosis class and surface label are not printed in the report: no reason on their own
+    assert needs_report(_quiet_case(liver_background={"steatosis": "mild", "cirrhosis_signs": False,
+                                                      "fibrosis": "fibrosis", "surface": "nodular"})) == []
     with pytest.raises(ValueError, match="findings"):
         writes_report("some", _quiet_case())
 

@@ -32,8 +32,8 @@ def needs_report(case: CaseResult) -> list[str]:
     * the case has any warning (limited quality, frames not assessable, no model, clip/CEUS notes);
     * a LI-RADS result other than ``US-1`` with visualization score A (or none): US-2/US-3, a
       visualization score B or C, low confidence, not categorised, or any CEUS category;
-    * the image-derived liver background states signs of cirrhosis, fibrosis, an irregular or
-      nodular surface, or moderate/severe steatosis.
+    * the image-derived liver background states signs of cirrhosis or moderate/severe steatosis
+      (what the report prints of it).
     """
     why = []
     if case.tracks:
@@ -72,11 +72,11 @@ def _lirads_quiet(lirads: Any) -> bool:
 
 
 def _background_finding(background: Any) -> bool:
-    """True when the liver background (``LiverBackground`` or its JSON dict) states a diffuse
-    finding: cirrhosis signs, fibrosis, an irregular/nodular surface, moderate/severe steatosis."""
+    """True when the liver background (``LiverBackground`` or its JSON dict) states what the
+    report prints as a finding (``livus.report.background_text``): signs of cirrhosis, or
+    moderate/severe steatosis. The fibrosis class and the surface label are not printed (too often
+    positive on normal AUL livers, docs/liver_background.md), so they do not count here either."""
     if background is None:
         return False
     get = background.get if isinstance(background, dict) else lambda k: getattr(background, k, None)
-    cirrhosis = get("cirrhosis_signs") if not isinstance(background, dict) else None
-    return bool(cirrhosis) or get("fibrosis") not in (None, "none") \
-        or get("surface") in ("irregular", "nodular") or get("steatosis") not in _QUIET_STEATOSIS
+    return bool(get("cirrhosis_signs")) or get("steatosis") not in _QUIET_STEATOSIS
