@@ -8,10 +8,12 @@
 2. AUL (real, no diffuse-disease labels): a sanity check only — the predicted background of the
    normal, benign and malignant livers (liver outline from the dataset, lesions excluded).
 
-Measures use the simulator's true liver outline (not the detector's). Prints the figures and
-writes them as JSON. Usage:
-  python benchmarks/liver_background.py [--fit] [--n-cal 360] [--n-test 180] [--aul /work/data/aul]
-      [--json benchmarks/results/liver_background.json]
+Measures: with ``--outline detector`` (how the shipped weights are fitted) as ``livus analyze``
+takes them, on the exported image inside the detector's own liver outline (models of
+``--models``); with ``--outline true`` (default) on the clean image inside the simulator's true
+outline. Prints the figures and writes them as JSON. Usage:
+  python benchmarks/liver_background.py [--fit] [--outline true|detector] [--n-cal 360] [--n-test 180]
+      [--aul /work/data/aul] [--json benchmarks/results/liver_background.json]
 """
 
 from __future__ import annotations
@@ -44,17 +46,20 @@ def fibrosis_class(f: int) -> str:
     return FIBROSIS_CLASSES[0 if f <= 1 else 1 if f <= 3 else 2]
 
 
-def simulate_graded(n: int, seed: int, cache_dir: str | None = None) -> list[dict]:
+def simulate_graded(n: int, seed: int, cache_dir: str | None = None, analyzer=None) -> list[dict]:
     """``n`` simulated livers with their measures and true grades (all profiles in turn).
     With ``cache_dir`` each liver is appended to ``graded_<seed>.jsonl`` as it is done, and a
-    rerun continues from there (the draws are replayed, the measures not recomputed)."""
+    rerun continues from there (the draws are replayed, the measures not recomputed).
+    ``analyzer`` (a ``FrameAnalyzer``): the measures as ``livus analyze`` takes them, on the
+    exported image (overlays burned in) inside the detector's own liver outline, instead of on
+    the clean image inside the simulator's true outline."""
     from livus.simulate.diffuse import DiffuseSpec
     from livus.simulate.profiles import PROFILES
     from livus.simulate.scenes import sample_scene
     from livus.simulate.still import GeometryCache, simulate_still
 
     cached: list[dict] = []
-    path = Path(cache_dir) / f"graded_{seed}.jsonl" if cache_dir else None
+    path = Path(cache_dir) / f"graded_{'detector_' if analyzer else ''}{seed}.jsonl" if cache_dir else None
     if path is not None and path.is_file():
         cached = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rng = np.random.default_rng(seed)
@@ -78,7 +83,12 @@ def simulate_graded(n: int, seed: int, cache_dir: str | None = None) -> list[dic
         sim = simulate_still(srng, geom, scene=scene)
         liver = polygon_to_mask(sim.liver_polygon, sim.clean.shape)
         m = None
-        if liver is not None:
+        if analyzer is not None:
+            from livus.types import Frame
+
+            bg = analyzer.analyze(Frame(sim.image, f"graded_{i:04d}.png")).result.liver_background
+            m = dict(bg.measures) if bg is not None and bg.assessed and bg.measures else None
+        elif liver is not None:
             try:
                 m, _ = liver_measures(sim.clean, liver, geom.fan_mask > 0, geom.spacing_mm, sim.lesion_mask > 0)
             except ValueError:
@@ -227,11 +237,22 @@ def main() -> None:
     ap.add_argument("--aul", default="/work/data/aul", help="AUL in livus dataset format ('' to skip)")
     ap.add_argument("--cache", default=None, help="folder keeping the simulated measures between runs")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "liver_background.json"))
+    ap.add_argument("--outline", choices=("true", "detector"), default="true",
+                    help="measure inside the simulator's true liver outline on the clean image, or as livus analyze "
+                         "does: the exported image inside the detector's outline (models of --models)")
+    ap.add_argument("--models", default=str(ROOT / "models"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    result: dict = {"benchmark": "liver_background"}
+    result: dict = {"benchmark": "liver_background", "outline": args.outline}
+    analyzer = None
+    if args.outline == "detector":
+        from livus.config import LivusConfig
+        from livus.infer.frame import FrameAnalyzer
+
+        analyzer = FrameAnalyzer(LivusConfig(), Path(args.models))
+        result["detector"] = analyzer.model_info
     if args.fit:
-        cal = simulate_graded(args.n_cal, args.seed, args.cache)
+        cal = simulate_graded(args.n_cal, args.seed, args.cache, analyzer)
         model = fit(cal)
         path = ROOT / "src" / "livus" / "infer" / MODEL_FILE
         path.write_text(json.dumps(model.to_json_dict(), indent=1) + "\n", encoding="utf-8")
@@ -240,7 +261,7 @@ def main() -> None:
     model = load_background_model()
     result["model_info"] = model.info
     result["surface_thresholds_mm"] = list(model.surface_thresholds_mm)
-    test = simulate_graded(args.n_test, args.seed + 1000, args.cache)
+    test = simulate_graded(args.n_test, args.seed + 1000, args.cache, analyzer)
     ev = evaluate(test, model)
     result["held_out_simulated"] = ev
     print(f"\nheld-out simulated livers: {ev['n']} (seed {args.seed + 1000}, all six scanner profiles)")

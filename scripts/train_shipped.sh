@@ -52,3 +52,5 @@ echo "training + report: $(( $(date +%s) - start )) s"
 $PY benchmarks/ship_pretrained.py --data "$DATA" --report "$RUN/pretrained_cv.json" \
     --final "$RUN/detector_all/all/detector.pt" --classifier-run "$RUN/classifier" --out models
 $LIVUS export-onnx --data "$DATA"
+# the image-derived liver background reads the detector's liver outline: refit its weights on it
+$PY benchmarks/liver_background.py --fit --outline detector --n-cal 360 --n-test 180 --aul "$DATA"
