@@ -49,7 +49,7 @@ def main() -> None:
 
     from livus.config import LivusConfig
     from livus.infer.frame import FrameAnalyzer
-    from livus.simulate.diffuse import DiffuseSpec, sample_diffuse_spec
+    from livus.simulate.diffuse import sample_diffuse_spec
     from livus.simulate.profiles import PROFILES
     from livus.simulate.scenes import sample_scene
     from livus.simulate.still import GeometryCache, overlay_info_for, simulate_still

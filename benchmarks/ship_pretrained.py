@@ -100,25 +100,27 @@ def simulated_set_text(sim_dir: Path) -> str:
             + (f"; diffuse liver disease mix {', '.join(f'{k} {v:g}' for k, v in mix.items())}" if mix else "") + ")")
 
 
+def run_train_config(run: Path) -> Any:
+    """The ``train`` settings a schedule's run folder (or its CV parent) was trained with; None
+    when its ``config.yaml`` is not here."""
+    cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
+    return load_config(cfg).train if cfg.is_file() else None
+
+
 def simulated_sets(model_path: Path) -> list[Path]:
     """The simulated datasets any schedule behind ``model_path`` trained with (``train.use_simulated``)."""
-    sets = []
-    for run in schedule_runs(model_path):
-        cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
-        if cfg.is_file() and load_config(cfg).train.use_simulated:
-            sets.append(Path(load_config(cfg).train.simulated_dir))
-    return sets
+    trains = [run_train_config(run) for run in schedule_runs(model_path)]
+    return [Path(t.simulated_dir) for t in trains if t is not None and t.use_simulated]
 
 
 def schedules_text(model_path: Path) -> str:
     """``10 + 12`` (epochs of each schedule) with the peak learning rates, from the runs' configs."""
     parts = []
     for run in schedule_runs(model_path):
-        cfg = run / "config.yaml" if (run / "config.yaml").is_file() else run.parent / "config.yaml"
+        t = run_train_config(run)
         epochs = lr = "?"
         extra = ""
-        if cfg.is_file():
-            t = load_config(cfg).train
+        if t is not None:
             epochs, lr = str(t.epochs), f"{t.lr:g}"
             if t.use_simulated:
                 extra = f" with {simulated_set_text(Path(t.simulated_dir))} added to every training split"

@@ -107,9 +107,9 @@ def _write_case_job(job: tuple) -> list[Path]:
 
 def write_cases(jobs: list[tuple], workers: int) -> list[list[Path]]:
     """``write_case`` of every case (case.json, HTML/PDF report, DICOM SRs), in order; ``jobs``:
-    its arguments (the last, ``report``, may be left out: True). With several workers and more
-    than one report to write, in a pool of processes (reports need no models: none are loaded)."""
-    if workers <= 1 or sum(bool(job[5]) if len(job) > 5 else True for job in jobs) <= 1:
+    its arguments, ``report`` last. With several workers and more than one report to write, in a
+    pool of processes (reports need no models: none are loaded)."""
+    if workers <= 1 or sum(bool(job[-1]) for job in jobs) <= 1:
         return [_write_case_job(job) for job in jobs]
     from livus.report.pdf import prepare_fonts
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from livus.errors import InputError
 from livus.io.grey import to_grey
-from livus.io.sources import (Source, filesystem, is_uri, list_uri, read_bytes, read_head, source_name, source_suffix,
-                               store_key)
+from livus.io.sources import (Source, filesystem, first_line, is_uri, list_uri, read_bytes, read_head, source_filename,
+                               source_suffix, store_key)
 from livus.types import Frame
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -203,8 +203,7 @@ def _walk_inputs(root: Path) -> list[Path]:
 def _looks_like_input(f: Source) -> bool:
     """A file found inside a folder (local or remote, see :func:`collect_inputs`) worth analysing."""
     ext = source_suffix(f)
-    name = source_name(f).split("?", 1)[0].rsplit("/", 1)[-1] if is_uri(f) else Path(f).name
-    if name in NON_INPUT_NAMES or ext in NON_INPUT_EXTENSIONS:
+    if source_filename(f) in NON_INPUT_NAMES or ext in NON_INPUT_EXTENSIONS:
         return False
     if ext in IMAGE_EXTENSIONS | DICOM_EXTENSIONS | VIDEO_EXTENSIONS:
         return True
@@ -424,11 +423,6 @@ def _dicom_metadata(ds: Any) -> dict[str, Any]:
     return meta
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def _read_dicom(path: Path | IO[bytes], max_frames: int | None, name: str | None = None) -> Iterator[Frame]:
     """Frames of a DICOM file, from a path or a file object (then ``name`` names it)."""
     import pydicom
@@ -439,7 +433,7 @@ def _read_dicom(path: Path | IO[bytes], max_frames: int | None, name: str | None
     try:
         ds = pydicom.dcmread(str(path) if isinstance(path, Path) else path, force=True)
     except Exception as exc:  # pydicom raises many types for malformed files
-        raise InputError(name, f"cannot parse DICOM ({_first_line(exc)})") from None
+        raise InputError(name, f"cannot parse DICOM ({first_line(exc)})") from None
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if not has_pixels and "SOPClassUID" not in ds:
         raise InputError(name, "not a DICOM file (no DICOM header or image attributes)")
@@ -484,7 +478,7 @@ def _read_dicom(path: Path | IO[bytes], max_frames: int | None, name: str | None
     except InputError:
         raise
     except Exception as exc:  # decoder/plugin errors, truncated pixel data, bad attributes
-        raise InputError(name, f"cannot decode DICOM pixel data ({_first_line(exc)})") from None
+        raise InputError(name, f"cannot decode DICOM pixel data ({first_line(exc)})") from None
 
 
 # --------------------------------------------------------------------------------- video

@@ -36,26 +36,28 @@ def as_source(text: str | Path) -> Source:
     return text if is_uri(text) else Path(text)
 
 
-def source_name(source: Source) -> str:
-    """The name an input keeps in the results (the URI as written, or the path)."""
-    return str(source)
+def _file_path(source: Source) -> PurePosixPath | Path:
+    """The file part of a source: a URI's path without scheme, host and query, or the local path."""
+    return PurePosixPath(urlsplit(str(source)).path) if is_uri(source) else Path(source)
+
+
+def source_filename(source: Source) -> str:
+    """File name with its extension (``s3://b/x/12.jpg?region=r`` → ``12.jpg``)."""
+    return _file_path(source).name
 
 
 def source_stem(source: Source) -> str:
     """File name without its extension (``s3://b/x/12.jpg?region=r`` → ``12``)."""
-    if is_uri(source):
-        return PurePosixPath(urlsplit(str(source)).path).stem
-    return Path(source).stem
+    return _file_path(source).stem
 
 
 def source_suffix(source: Source) -> str:
     """Lower-case extension with its dot (``""`` when none)."""
-    if is_uri(source):
-        return PurePosixPath(urlsplit(str(source)).path).suffix.lower()
-    return Path(source).suffix.lower()
+    return _file_path(source).suffix.lower()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an exception, for one-line input errors."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
@@ -80,13 +82,13 @@ def filesystem(uri: str) -> tuple[Any, str]:
             scheme = uri.split("://", 1)[0]
             raise InputError(uri, f"unknown URI scheme {scheme!r} (pyarrow reads file://, s3://, gs://, hdfs://, ...)"
                              ) from None
-        raise InputError(uri, f"cannot reach ({_first_line(exc)})") from None
+        raise InputError(uri, f"cannot reach ({first_line(exc)})") from None
 
 
 def _read_error(uri: str, exc: BaseException) -> InputError:
     if isinstance(exc, FileNotFoundError):
         return InputError(uri, "no such file")
-    return InputError(uri, f"cannot read ({_first_line(exc)})")
+    return InputError(uri, f"cannot read ({first_line(exc)})")
 
 
 def read_bytes(uri: str) -> bytes:
@@ -151,7 +153,7 @@ def list_uri(uri: str) -> tuple[str, list[str]]:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise InputError(uri, f"cannot list ({_first_line(exc)})") from None
+        raise InputError(uri, f"cannot list ({first_line(exc)})") from None
     base, query = _split_query(uri)
     root = path.rstrip("/")
     out = []

@@ -77,7 +77,6 @@ from livus.service.storage import (
     User,
     database_url,
     make_engine,
-    make_private,
     private_file,
     make_sessionmaker,
 )

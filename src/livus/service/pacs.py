@@ -17,7 +17,6 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from pydicom.dataset import Dataset
