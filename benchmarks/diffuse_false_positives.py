@@ -38,12 +38,60 @@ def groups(per_grade: int, normals: int) -> list[tuple[str, "object"]]:
     return out
 
 
+def sits_on(scene: "object", geom: "object", center_px: tuple[float, float]) -> str:
+    """What a reported lesion's centre (image pixels) lies on in the simulated ``scene``:
+    ``vessel`` (within the vessel's radius + 1 mm), ``gallbladder``, ``kidney`` or ``liver``."""
+    x, z = geom.px_to_mm(np.asarray([center_px[0]]), np.asarray([center_px[1]]))
+    if any(float(v.distance(x, z)[0]) <= v.radius_mm + 1.0 for v in scene.vessels):
+        return "vessel"
+    for name in ("gallbladder", "kidney"):
+        organ = getattr(scene, name)
+        if organ is not None and float(organ.rho(x, z)[0]) < 1.0:
+            return name
+    return "liver"
+
+
+def _label_at(mask: np.ndarray, center_px: tuple[float, float]) -> int:
+    """The instance label of ``mask`` at a point (image pixels, clamped to the image)."""
+    row = min(max(int(round(center_px[1])), 0), mask.shape[0] - 1)
+    col = min(max(int(round(center_px[0])), 0), mask.shape[1] - 1)
+    return int(mask[row, col])
+
+
+def lesions_found(analyzer: "object", rng: np.random.Generator, n: int, cache: "object", names: list[str]) -> dict:
+    """Share of simulated lesions found in ``n`` diffuse-disease livers drawn WITH lesions
+    (a lesion is found when a reported lesion's centre lies inside its mask)."""
+    from livus.simulate.diffuse import sample_diffuse_spec
+    from livus.simulate.profiles import PROFILES
+    from livus.simulate.scenes import sample_scene
+    from livus.simulate.still import overlay_info_for, simulate_still
+    from livus.types import Frame
+
+    found = total = extra = 0
+    for i in range(n):
+        prof = PROFILES[names[i % len(names)]]
+        geom = cache.get(prof)
+        spec = sample_diffuse_spec(rng, {"steatosis": 0.3, "fibrosis": 0.4, "schistosomal": 0.1, "mixed": 0.2})
+        scene = sample_scene(rng, geom, "malignant" if i % 2 else "benign", diffuse=spec)
+        info = overlay_info_for(prof, "SIM^PATIENT", f"FL{i:04d}", datetime(2024, 1, 1, 9, 0))
+        sim = simulate_still(rng, geom, info=info, scene=scene)
+        r = analyzer.analyze(Frame(sim.image, f"diffuse_lesion_{i:04d}.png")).result
+        hits = [_label_at(sim.lesion_mask, les.center_px) for les in r.lesions]
+        truth = {int(v) for v in np.unique(sim.lesion_mask) if v}
+        found += len(truth & set(hits))
+        total += len(truth)
+        extra += hits.count(0)
+    return {"livers": n, "lesions": total, "found": found, "sensitivity": round(found / total, 3) if total else None,
+            "false_positives_per_image": round(extra / n, 2) if n else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=str(ROOT / "models"), help="model folder (detector.pt, classifier.pt, ...)")
     ap.add_argument("--per-grade", type=int, default=6)
     ap.add_argument("--normals", type=int, default=6)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--with-lesions", type=int, default=0, help="also analyse N held-out diffuse livers with simulated lesions")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "diffuse_false_positives.json"))
     args = ap.parse_args()
 
@@ -78,6 +126,7 @@ def main() -> None:
         bg = bg if bg is not None and bg.assessed else None
         rows.append({"group": group, "profile": prof.name, "spec": spec.to_labels(), "lesions": len(r.lesions),
                      "max_score": max((les.score for les in r.lesions), default=0.0),
+                     "sits_on": [sits_on(scene, geom, les.center_px) for les in r.lesions],
                      "image_label": r.image_label,
                      "background": None if bg is None else {"steatosis": bg.steatosis, "fibrosis": bg.fibrosis,
                                                             "surface": bg.surface,
@@ -99,6 +148,9 @@ def main() -> None:
             "background_fibrosis": dict(sorted({b["fibrosis"]: sum(x["fibrosis"] == b["fibrosis"] for x in bgs) for b in bgs}.items())),
         }
     total = {"n": len(rows), "with_reported_lesion": sum(r["lesions"] > 0 for r in rows)}
+    places = [p for r in rows for p in r["sits_on"]]
+    total["reported_lesions_sit_on"] = {p: places.count(p) for p in ("vessel", "gallbladder", "kidney", "liver")}
+    with_lesions = lesions_found(analyzer, rng, args.with_lesions, cache, names) if args.with_lesions else None
     print(f"models: {args.models} ({analyzer.model_info})  seed {args.seed}, {len(rows)} lesion-free livers, "
           f"{seconds:.0f} s")
     print(f"{'group':22s} {'n':>3s} {'with lesion':>12s} {'share':>6s} {'mean':>5s} {'img abn':>8s}  background (detector outline)")
@@ -108,8 +160,12 @@ def main() -> None:
               f"{d['mean_lesions']:5.2f} {ia:>8s}  {d['background_steatosis']} {d['background_fibrosis']}")
     print(f"{'all':22s} {total['n']:3d} {total['with_reported_lesion']:12d} "
           f"{total['with_reported_lesion'] / total['n']:6.2f}")
+    print(f"reported lesions sit on: {total['reported_lesions_sit_on']}")
+    if with_lesions:
+        print(f"diffuse livers with simulated lesions: {with_lesions}")
     out = {"benchmark": "diffuse_false_positives", "models": str(args.models), "model_info": analyzer.model_info,
-           "seed": args.seed, "seconds": round(seconds, 1), "by_group": by_group, "total": total, "images": rows}
+           "seed": args.seed, "seconds": round(seconds, 1), "by_group": by_group, "total": total,
+           "with_lesions": with_lesions, "images": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"written {args.json}")
