@@ -63,3 +63,36 @@ def test_gradcam_on_lesion_classifier():
     assert heat.shape == img.shape and np.isfinite(heat).all()
     assert heat.min() >= 0.0 and heat.max() <= 1.0
     assert heat[:5].max() == 0  # rows far above the crop
+
+
+def _reference_cam(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Grad-CAM the long way: full backward to the input, gradient caught by a tensor hook."""
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        store["act"] = out
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    handle = model.cam_layer.register_forward_hook(hook)
+    model(x.clone().requires_grad_(True))["malignancy"].sum().backward()
+    handle.remove()
+    weights = store["grad"].mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * store["act"]).sum(dim=1, keepdim=True)).detach()
+    cam = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return (cam / cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]).numpy()
+
+
+def test_grad_cam_equals_full_backward_and_leaves_no_parameter_gradients():
+    """Only ∂score/∂A is computed (issue 17): the same map as a full backward, no ``.grad`` left
+    on the parameters, and the model's mode kept (eval stays eval, train is restored)."""
+    torch.manual_seed(0)
+    cfg = ClassifierConfig(encoder="resnet_lite", crop_size_px=48, widths=(8, 16, 32), use_size=False)
+    model = LesionClassifier(cfg).eval()
+    x = torch.rand(2, 2, 48, 48)
+    cam = grad_cam(model, model.cam_layer, x, lambda out: out["malignancy"])
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m.training for m in model.modules())
+    np.testing.assert_array_equal(cam, _reference_cam(model, x))
+    model.train()
+    grad_cam(model, model.cam_layer, x, lambda out: out["malignancy"])
+    assert all(m.training for m in model.modules())

@@ -32,26 +32,31 @@ def grad_cam(
     ``forward(x)`` runs the model (default ``model(x)``; use it to pass extra inputs).
     Map = ReLU(Σ_c mean_ij(∂score/∂A_cij) · A_c), upsampled bilinearly and divided by its
     maximum (an all-zero map stays zero).
+
+    Only ∂score/∂A is computed (``torch.autograd.grad``): nothing is back-propagated below
+    ``layer`` and no parameter gradient is made or left in ``.grad``. The model runs in eval
+    mode; its modes are switched (and restored) only when some module is in training mode.
     """
     store: dict[str, torch.Tensor] = {}
 
     def fwd_hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> None:
         store["act"] = out
-        out.register_hook(lambda g: store.__setitem__("grad", g))
 
     handle = layer.register_forward_hook(fwd_hook)
     was_training = model.training
-    model.eval()
+    switch = any(m.training for m in model.modules())
+    if switch:
+        model.eval()
     try:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             score = target(forward(x) if forward is not None else model(x))
-            model.zero_grad(set_to_none=True)
-            score.sum().backward()
+            (grad,) = torch.autograd.grad(score.sum(), store["act"])
     finally:
         handle.remove()
-        model.train(was_training)
-    act, grad = store["act"].detach(), store["grad"].detach()
+        if switch:
+            model.train(was_training)
+    act, grad = store["act"].detach(), grad.detach()
     weights = grad.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * act).sum(dim=1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
