@@ -73,3 +73,28 @@ def test_coarse_bright_speckle_is_not_taken_for_marks() -> None:
     cv2.fillPoly(fan, [np.array([[128, 5], [192, 5], [315, 235], [5, 235]], np.int32)], 1)
     img = fan * rng.gamma(2.0, 50.0, size=(h, w)).clip(0, 255).astype(np.uint8)
     assert mask_iou(detect_fan(img).mask, fan) > 0.93
+
+
+def test_envelope_line_scores_every_candidate_like_the_plain_formula() -> None:
+    """The vectorised RANSAC scoring (one in-place residual buffer, issue 17) picks the same
+    line as the plain per-candidate formula: residual share outside ≤ 3 %, most inliers."""
+    from livus.preprocess.fan import _envelope_line
+
+    rng = np.random.default_rng(3)
+    ys = np.arange(40, 300, dtype=np.float64)
+    for outward in (-1.0, 1.0):
+        xs = 100 + 0.4 * ys - outward * rng.exponential(2.0, ys.size)  # points on or inside the edge
+        got = _envelope_line(ys, xs, outward, 1.5, np.random.default_rng(0))
+        r = np.random.default_rng(0)  # the same candidate pairs, scored one at a time
+        i = r.integers(0, ys.size, 3000)
+        j = (i + r.integers(1, ys.size, 3000)) % ys.size
+        best, best_score = None, -1
+        for a_i, b_i in zip(i, j):
+            if abs(ys[b_i] - ys[a_i]) < 5:
+                continue
+            a = (xs[b_i] - xs[a_i]) / (ys[b_i] - ys[a_i])
+            b = xs[a_i] - a * ys[a_i]
+            resid = (xs - (a * ys + b)) * outward
+            if np.mean(resid > 1.5) <= 0.03 and (score := int(np.sum(np.abs(resid) <= 1.5))) > best_score:
+                best, best_score = (a, b), score
+        assert got is not None and best is not None and got[1] == best_score

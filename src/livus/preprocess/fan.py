@@ -180,11 +180,16 @@ def _envelope_line(ys: np.ndarray, xs: np.ndarray, outward: float, tol: float, r
         return None
     a_all = (xs[j] - xs[i]) / dy
     b_all = xs[i] - a_all * ys[i]
-    resid = (xs[None, :] - (a_all[:, None] * ys[None, :] + b_all[:, None])) * outward  # > 0: outside
-    valid = np.mean(resid > tol, axis=1) <= 0.03
+    # residuals of every point to every candidate (> 0: outside), in one buffer (in place: the
+    # same float operations in the same order, without a temporary per step)
+    resid = np.multiply.outer(a_all, ys)
+    resid += b_all[:, None]
+    np.subtract(xs[None, :], resid, out=resid)
+    resid *= outward
+    valid = np.count_nonzero(resid > tol, axis=1) / n <= 0.03
     if not valid.any():
         return None
-    scores = np.where(valid, np.sum(np.abs(resid) <= tol, axis=1), -1)
+    scores = np.where(valid, np.count_nonzero(np.abs(resid, out=resid) <= tol, axis=1), -1)
     k = int(np.argmax(scores))
     best, best_score = (a_all[k], b_all[k]), int(scores[k])
     if best is None:
