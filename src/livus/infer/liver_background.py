@@ -245,17 +245,17 @@ def surface_measures(g: np.ndarray, m: np.ndarray, fan: np.ndarray) -> dict[str,
     score = ridge[rows_idx, seen[None, :]]
     score = (score - score.mean()) / (score.std() + 1e-6)
     # Viterbi over columns; the path's row is tops + offset, and may move ±1 row per column
+    # (the allowed steps of all columns at once: 0 where allowed, -inf where not)
     abs_rows = rows_idx.astype(np.int64)
+    step = np.abs(abs_rows.T[1:, :, None] - abs_rows.T[:-1, None, :])  # (column, row now, row before)
+    penalty = np.where(step <= 1, 0.0, -np.inf)
     acc = score[:, 0].copy()
     back = np.zeros(score.shape, np.int64)
+    states = np.arange(len(offsets))
     for j in range(1, score.shape[1]):
-        prev_rows = abs_rows[:, j - 1]
-        cand = np.full((len(offsets), len(offsets)), -np.inf)
-        step = np.abs(abs_rows[:, j][:, None] - prev_rows[None, :])
-        cand[step <= 1] = 0.0
-        cand = cand + acc[None, :]
+        cand = penalty[j - 1] + acc[None, :]
         back[:, j] = np.argmax(cand, axis=1)
-        acc = cand[np.arange(len(offsets)), back[:, j]] + score[:, j]
+        acc = cand[states, back[:, j]] + score[:, j]
         if not np.isfinite(acc).any():  # outline jumps by more than the window: restart the path
             acc = score[:, j].copy()
     k = int(np.argmax(acc))
