@@ -99,3 +99,20 @@ def test_labels_fit_any_image_size(size):
 def test_size_mismatch_is_an_error(frame_grey):
     with pytest.raises(ValueError, match="px"):
         draw_overlay(frame_grey[:100], make_result())
+
+
+def test_overlay_png_is_lossless_and_smaller_than_opencv_default(tmp_path):
+    """The overlay PNG settings (issue 17) change the file's bytes, never its pixels; on a
+    speckled frame with a Grad-CAM panel the file is smaller than OpenCV's default encoding."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    grey = cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (0, 0), 1.2)
+    heat = np.zeros((240, 320), np.float32)
+    heat[80:160, 100:200] = np.linspace(0, 1, 100, dtype=np.float32)[None, :]
+    rgb = draw_overlay(grey, make_result(), heatmap=heat)
+    path = write_overlay_png(tmp_path / "ov.png", rgb)
+    back = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(back, rgb)
+    ok, default = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok and path.stat().st_size < len(default)
