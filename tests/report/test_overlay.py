@@ -116,3 +116,28 @@ def test_overlay_png_is_lossless_and_smaller_than_opencv_default(tmp_path):
     assert np.array_equal(back, rgb)
     ok, default = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert ok and path.stat().st_size < len(default)
+
+
+def test_heatmap_blend_on_the_heat_box_equals_the_whole_frame_blend():
+    """The heat panel blends only the box of non-zero heat (issue 17); the pixels are those of
+    blending the whole frame (zero heat has weight 0), NaN and negative heat count as 0."""
+    import cv2
+
+    from livus.report.overlay import heatmap_panel
+    from livus.types import FrameResult
+
+    rng = np.random.default_rng(1)
+    grey = cv2.cvtColor(rng.integers(0, 256, (120, 160), dtype=np.uint8), cv2.COLOR_GRAY2RGB)
+    heat = np.zeros((120, 160), np.float32)
+    heat[40:90, 50:130] = rng.random((50, 80)) * 1.4 - 0.2
+    heat[60, 70] = np.nan
+    style, empty = OverlayStyle(), FrameResult("x", 0, (160, 120))
+    clean = np.clip(np.nan_to_num(heat), 0.0, 1.0)
+    colour = cv2.cvtColor(cv2.applyColorMap((clean * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    weight = (style.heatmap_max_alpha * np.sqrt(clean)).astype(np.float32)
+    whole = cv2.blendLinear(colour, grey, weight, 1.0 - weight)
+    got = heatmap_panel(grey, heat, empty, style, "en")
+    title = heatmap_panel(grey, np.zeros_like(heat), empty, style, "en") != grey  # the title box
+    assert title.any() and not title[40:].any()
+    assert np.array_equal(got[~title], whole[~title])
+    assert np.array_equal(got[40:], whole[40:])

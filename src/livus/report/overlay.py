@@ -279,17 +279,25 @@ def heatmap_panel(
     image_grey_rgb: np.ndarray, heatmap: np.ndarray, result: FrameResult, style: OverlayStyle, language: str
 ) -> np.ndarray:
     """Grey image with a jet-coloured heatmap blended in (weight grows with the heat), lesion
-    outlines on top and a title. ``heatmap`` in [0, 1]; resized to the image if needed."""
+    outlines on top and a title. ``heatmap`` in [0, 1]; resized to the image if needed.
+
+    Zero heat has blend weight 0, which leaves the grey pixel as it is, so the blend runs only
+    on the box of the non-zero heat (a Grad-CAM map is zero outside its lesion crops)."""
     height, width = image_grey_rgb.shape[:2]
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim != 2:
         raise ValueError(f"heatmap must be 2-D, got shape {heat.shape}")
     if heat.shape != (height, width):
         heat = cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR)
-    heat = np.clip(np.nan_to_num(heat), 0.0, 1.0)
-    colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    weight = (style.heatmap_max_alpha * np.sqrt(heat)).astype(np.float32)
-    panel = cv2.blendLinear(colour, np.ascontiguousarray(image_grey_rgb), weight, 1.0 - weight)
+    panel = np.array(image_grey_rgb, dtype=np.uint8, order="C")
+    rows = np.flatnonzero(heat.any(axis=1))  # NaN counts as non-zero here, as 0 below
+    if rows.size:
+        cols = np.flatnonzero(heat.any(axis=0))
+        win = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        h = np.clip(np.nan_to_num(heat[win]), 0.0, 1.0)
+        colour = cv2.cvtColor(cv2.applyColorMap((h * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        weight = (style.heatmap_max_alpha * np.sqrt(h)).astype(np.float32)
+        panel[win] = cv2.blendLinear(colour, np.ascontiguousarray(panel[win]), weight, 1.0 - weight)
     _draw_geometry(panel, result, style, with_axes=False, with_regions=False)
     painter = _LabelPainter(panel, _font_px(panel.shape, style), style)
     title = [text("heatmap_panel", language)]
