@@ -45,21 +45,26 @@ def to_uint8(array: np.ndarray, full_scale: float | None = None) -> np.ndarray:
     return np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
-def grey_and_color_mask(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Grey ``uint8`` image and colour mask of an ``(rows, cols, 3)`` uint8 RGB array.
+def grey_and_color_mask(rgb: np.ndarray, channel_order: str = "rgb") -> tuple[np.ndarray, np.ndarray | None]:
+    """Grey ``uint8`` image and colour mask of an ``(rows, cols, 3)`` uint8 RGB array (BGR with
+    ``channel_order="bgr"``: OpenCV's order, converted without reordering the channels).
 
     Returns ``(grey, mask)`` where ``mask`` is a boolean array of coloured pixels, or ``None``
     when fewer than ``MIN_COLOR_PIXELS`` pixels carry colour.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB array (rows, cols, 3), got {rgb.shape}")
+    if channel_order not in ("rgb", "bgr"):
+        raise ValueError(f"channel_order must be 'rgb' or 'bgr', not {channel_order!r}")
     rgb = np.ascontiguousarray(to_uint8(rgb))
-    # OpenCV per-channel ops: ~50x faster than numpy reductions over the channel axis
-    r, g, b = cv2.split(rgb)
-    lo = cv2.min(cv2.min(r, g), b)
-    spread = cv2.subtract(cv2.max(cv2.max(r, g), b), lo)
+    # OpenCV per-channel ops: ~50x faster than numpy reductions over the channel axis; min and
+    # max do not depend on the channel order
+    c0, c1, c2 = cv2.split(rgb)
+    lo = cv2.min(cv2.min(c0, c1), c2)
+    spread = cv2.subtract(cv2.max(cv2.max(c0, c1), c2), lo)
     colored = spread > COLOR_SPREAD_LEVELS
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 luminance, rounded
+    # BT.601 luminance, rounded
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY if channel_order == "rgb" else cv2.COLOR_BGR2GRAY)
     if int(np.count_nonzero(colored)) < MIN_COLOR_PIXELS:
         return grey, None
     grey[colored] = lo[colored]
@@ -80,9 +85,4 @@ def to_grey(array: np.ndarray, channel_order: str = "rgb", full_scale: float | N
         return to_uint8(a, full_scale), None
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"unsupported pixel array shape {a.shape}")
-    a = a[..., :3]
-    if channel_order == "bgr":
-        a = a[..., ::-1]
-    elif channel_order != "rgb":
-        raise ValueError(f"channel_order must be 'rgb' or 'bgr', not {channel_order!r}")
-    return grey_and_color_mask(to_uint8(np.ascontiguousarray(a), full_scale))
+    return grey_and_color_mask(to_uint8(np.ascontiguousarray(a[..., :3]), full_scale), channel_order)
