@@ -357,12 +357,10 @@ def _arc_radii(support: np.ndarray, apex: np.ndarray, a_l: float, a_r: float, pa
         tmp = np.full(nb, -np.inf)
         np.maximum.at(tmp, b[ok], r[ok])
         r_max = np.where(np.isfinite(tmp), tmp, np.nan)
-    r0 = float(np.percentile(r, 0.2))
     if params.far_bin_percentile < 100 and np.isfinite(r_max).sum() >= nb // 4:
-        r1 = float(np.nanpercentile(r_max, params.far_bin_percentile))
-    else:
-        r1 = float(np.percentile(r, 99.9))
-    return r0, r1
+        return float(np.percentile(r, 0.2)), float(np.nanpercentile(r_max, params.far_bin_percentile))
+    r0, r1 = np.percentile(r, [0.2, 99.9])  # one partition for both
+    return float(r0), float(r1)
 
 
 def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | None = None,
