@@ -3,7 +3,8 @@
 The PDF embeds its font, so it shows Chinese on any viewer without installed fonts. Headings use
 a fill+stroke text mode as bold (the bundled face has one weight). Layout: A4 portrait,
 identifiers, lesion table, overlay images, case assessment, warnings, disclaimer; page numbers
-and the model in the footer.
+and the model in the footer. Tables and paragraphs are laid out by ``livus.report.pdf_layout``
+(each cell measured once; the same pages as fpdf2's ``table()``/``multi_cell()``, issue 17).
 
 Fonts (issue 17): fpdf2 subsets the font it is given again for every document (~0.5 s with the
 bundled CJK face). A report is laid out with a *prepared* font instead
@@ -21,13 +22,14 @@ from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from fpdf.fonts import FontFace, TTFFont
+from fpdf.fonts import TTFFont
 from fpdf.output import OutputProducer
 from PIL import Image
 
 from livus.report.content import ReportContent
 from livus.report.fonts import cjk_font_path
 from livus.report.fonts import prepared as prepared_fonts
+from livus.report.pdf_layout import TableStyle, draw_paragraph, draw_table
 
 FONT_FAMILY = "livus-cjk"
 TEXT_RGB = (27, 27, 27)
@@ -259,36 +261,27 @@ def _heading(pdf: FPDF, label: str, size: float = 12.5) -> None:
     pdf.set_font(FONT_FAMILY, size=9.5)
 
 
-def _key_value_table(pdf: FPDF, rows: list[tuple[str, str]], key_width_mm: float = 42) -> None:
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-    with pdf.table(col_widths=(key_width_mm, width - key_width_mm), first_row_as_headings=False,
-                   line_height=5.2, text_align="LEFT", borders_layout="HORIZONTAL_LINES") as table:
-        for key, value in rows:
-            row = table.row()
-            row.cell(key)
-            row.cell(value)
+KEY_WIDTH_MM = 42.0
+LESION_TABLE = TableStyle(col_widths=(6, 26, 33, 16, 16, 15, 19, 49), line_height_mm=4.2,
+                          heading_fill_rgb=HEADER_FILL_RGB)
+
+
+def _key_value_table(pdf: FPDF, rows: list[tuple[str, str]]) -> None:
+    style = TableStyle(col_widths=(KEY_WIDTH_MM, pdf.epw - KEY_WIDTH_MM), line_height_mm=5.2, all_borders=False)
+    draw_table(pdf, [[key, value] for key, value in rows], style)
 
 
 def _lesion_table(pdf: FPDF, c: ReportContent) -> None:
     L = c.labels
     headings = ["#", L["image"], L["position"], L["long_axis"], L["short_axis"],
                 L["detection_score_short"], L["malignancy_short"], L["features"]]
+    rows = [headings]
+    for lesion in c.lesions:
+        rows.append([str(lesion.number), lesion.image, f"{lesion.location}\n{L['centre_px']} {lesion.centre_px}",
+                     lesion.long_axis, lesion.short_axis, lesion.detection_score, lesion.malignancy,
+                     "\n".join(lesion.features) if lesion.features else "—"])
     pdf.set_font(FONT_FAMILY, size=8.5)
-    with pdf.table(col_widths=(6, 26, 33, 16, 16, 15, 19, 49), line_height=4.2, text_align="LEFT",
-                   headings_style=FontFace(emphasis="", fill_color=HEADER_FILL_RGB)) as table:
-        head = table.row()
-        for h in headings:
-            head.cell(h)
-        for lesion in c.lesions:
-            row = table.row()
-            row.cell(str(lesion.number))
-            row.cell(lesion.image)
-            row.cell(f"{lesion.location}\n{L['centre_px']} {lesion.centre_px}")
-            row.cell(lesion.long_axis)
-            row.cell(lesion.short_axis)
-            row.cell(lesion.detection_score)
-            row.cell(lesion.malignancy)
-            row.cell("\n".join(lesion.features) if lesion.features else "—")
+    draw_table(pdf, rows, LESION_TABLE)
     pdf.set_font(FONT_FAMILY, size=9.5)
 
 
@@ -369,14 +362,13 @@ def build_pdf(c: ReportContent, font_path: Path | None = None) -> FPDF:
         _heading(pdf, L["warnings"])
         pdf.set_text_color(*WARNING_RGB)
         for w in c.warnings:
-            pdf.multi_cell(0, 5, "• " + w, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            draw_paragraph(pdf, "• " + w, 5)
         pdf.set_text_color(*TEXT_RGB)
 
     pdf.ln(3)
     pdf.set_fill_color(*DISCLAIMER_FILL_RGB)
     pdf.set_draw_color(204, 68, 68)
-    pdf.multi_cell(0, 5.2, f"{L['disclaimer_title']}: {c.disclaimer}", border=1, fill=True, padding=2, align="L",
-                   new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    draw_paragraph(pdf, f"{L['disclaimer_title']}: {c.disclaimer}", 5.2, padding_mm=2, box=True)
 
     _overlay_images(pdf, c)
     return pdf
