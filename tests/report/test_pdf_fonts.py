@@ -214,3 +214,54 @@ def test_render_report_writes_both_files(tmp_path, font_cache):
     result = make_result()
     out = render_report(make_case(result), [result], {}, tmp_path, "zh")
     assert out["pdf"].read_bytes().startswith(b"%PDF") and "恶性" in _text(out["pdf"].read_bytes())
+
+
+def _written(content, share_font: bool) -> bytes:
+    import datetime as dt
+
+    from livus.report.pdf import PreparedFontOutputProducer, build_pdf
+
+    tier = "latin" if content.language == "en" else "cjk"
+    pdf = build_pdf(content, pf.prepared_font(tier).path, share_font=share_font)
+    pdf.set_creation_date(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc))
+    return bytes(pdf.output(output_producer_class=PreparedFontOutputProducer))
+
+
+def test_font_parsed_once_gives_the_same_pdf_as_add_font(font_cache):
+    """Reports laid out with the process's shared font are byte for byte those laid out with a
+    font parsed for the document, also after other reports (no state carried over)."""
+    zh, en, zh_rare = _content("zh"), _content("en"), _content("zh")
+    cmap = TTFont(str(cjk_font_path())).getBestCmap()
+    rare = next(chr(c) for c in range(0x4E00, 0x9FA6) if c in cmap and c not in pf.tier_codepoints("cjk"))
+    zh_rare.sources = [f"/data/{rare}.jpg"]
+    expected = [_written(c, share_font=False) for c in (zh, en, zh_rare, zh)]
+    assert [_written(c, share_font=True) for c in (zh, en, zh_rare, zh)] == expected
+
+
+def test_shared_font_keeps_missing_characters_per_document(font_cache):
+    from fpdf.fonts import TTFFont as FpdfFont
+
+    from livus.report.pdf import build_pdf
+
+    cmap = TTFont(str(cjk_font_path())).getBestCmap()
+    rare = next(chr(c) for c in range(0x4E00, 0x9FA6) if c in cmap and c not in pf.tier_codepoints("cjk"))
+    content = _content("zh")
+    content.sources = [f"/data/{rare}.jpg"]
+    path = pf.prepared_font("cjk").path
+
+    def missing(c):
+        pdf = build_pdf(c, path, share_font=True)
+        return [m for f in pdf.fonts.values() if isinstance(f, FpdfFont) for m in f.missing_glyphs]
+
+    assert missing(content) == [ord(rare)]
+    assert missing(_content("zh")) == []
+
+
+def test_shared_font_covers_every_fpdf2_font_attribute():
+    """Each attribute of fpdf2's TTFFont is known as shared (read-only once parsed) or per
+    document: a new fpdf2 version with new font state fails here, not in a report."""
+    from fpdf.fonts import TTFFont as FpdfFont
+
+    from livus.report.pdf_fonts import PER_DOCUMENT, SHARED
+
+    assert set(FpdfFont.__slots__) == PER_DOCUMENT | SHARED and not PER_DOCUMENT & SHARED

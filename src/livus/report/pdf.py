@@ -29,6 +29,7 @@ from PIL import Image
 from livus.report.content import ReportContent
 from livus.report.fonts import cjk_font_path
 from livus.report.fonts import prepared as prepared_fonts
+from livus.report.pdf_fonts import font_for_document, is_shared
 from livus.report.pdf_layout import TableStyle, draw_paragraph, draw_table
 
 FONT_FAMILY = "livus-cjk"
@@ -101,10 +102,13 @@ def _preload_png(pdf: FPDF, path: Path) -> tuple[int, int] | None:
 
 
 class _ReportPDF(FPDF):
-    def __init__(self, footer_text: str, font_path: Path | None = None) -> None:
+    def __init__(self, footer_text: str, font_path: Path | None = None, share_font: bool = False) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.footer_text = footer_text
-        self.add_font(FONT_FAMILY, "", str(font_path or cjk_font_path()))
+        if share_font:  # only for output through PreparedFontOutputProducer (livus.report.pdf_fonts)
+            font_for_document(self, FONT_FAMILY, str(font_path))
+        else:
+            self.add_font(FONT_FAMILY, "", str(font_path or cjk_font_path()))
         self.set_auto_page_break(auto=True, margin=15)
         self.set_margins(15, 15, 15)
 
@@ -166,6 +170,8 @@ class PreparedFontOutputProducer(OutputProducer):
                 if isinstance(font, TTFFont) and not font.color_font and font.is_cff and font.is_cid_keyed
                 and prepared_fonts.prepared_for_path(font.ttffile) is not None}
         if not mine or (compliance is not None and getattr(compliance, "profile", None) == "PDFA"):
+            if any(is_shared(font) for font in fonts.values() if isinstance(font, TTFFont)):
+                raise ValueError("a report font shared between documents cannot be subset by fpdf2")
             return super()._add_fonts(*args, **kwargs)
         registry = list(fonts.items())  # fpdf2's own font registry (a dict), restored below
         for key in mine:
@@ -246,7 +252,8 @@ class PreparedFontOutputProducer(OutputProducer):
 
         font.subset.pick.cache_clear()
         font.subset.get_glyph.cache_clear()
-        font.close()
+        if not is_shared(font):
+            font.close()
         return type0
 
 
@@ -310,11 +317,14 @@ def _overlay_images(pdf: FPDF, c: ReportContent) -> None:
         pdf.set_font(FONT_FAMILY, size=9.5)
 
 
-def build_pdf(c: ReportContent, font_path: Path | None = None) -> FPDF:
+def build_pdf(c: ReportContent, font_path: Path | None = None, share_font: bool = False) -> FPDF:
     """The report laid out as an :class:`fpdf.FPDF` document (not yet written), in the font at
-    ``font_path`` (default: the full bundled CJK font)."""
+    ``font_path`` (default: the full bundled CJK font); ``share_font``: with the font parsed once
+    per process (``livus.report.pdf_fonts``; a prepared font, written only through
+    :class:`PreparedFontOutputProducer`)."""
     L = c.labels
-    pdf = _ReportPDF(footer_text=f"{L['title']} · {c.case_id} · {L['model']} {c.model}", font_path=font_path)
+    pdf = _ReportPDF(footer_text=f"{L['title']} · {c.case_id} · {L['model']} {c.model}", font_path=font_path,
+                     share_font=share_font)
     pdf.alias_nb_pages()
     pdf.set_title(f"{L['title']} {c.case_id}")
     pdf.set_creator("livus")
@@ -394,7 +404,7 @@ def pdf_bytes(content: ReportContent) -> bytes:
         prep = prepared_fonts.prepared_font(tier)
         if prep is None:  # no cache file could be written anywhere
             break
-        pdf = build_pdf(content, prep.path)
+        pdf = build_pdf(content, prep.path, share_font=True)
         data = pdf.output(output_producer_class=PreparedFontOutputProducer)
         if not any(isinstance(f, TTFFont) and f.missing_glyphs for f in pdf.fonts.values()):
             return bytes(data)
