@@ -140,6 +140,16 @@ def test_wrap_lines_breaks_as_fpdf2(font_dirs):
     assert checked > 1000
 
 
+def test_wrap_lines_with_a_core_font_is_fpdf2s():
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=10)
+    text = "Decision support only, not validated for clinical use. " * 4
+    assert wrap_lines(pdf, text, 40) == _fpdf2_lines(pdf, text, 40, 0)
+
+
 @pytest.fixture
 def font_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVUS_CACHE_DIR", str(tmp_path / "cache"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import TTFFont
 from fpdf.line_break import BREAKING_SPACE_SYMBOLS_STR
 
 TOLERANCE_MM = 1e-9  # fpdf2's FloatTolerance: a line is too wide when it exceeds the width by more
@@ -38,8 +39,8 @@ class TableStyle:
 
 
 def _fast_path(pdf: FPDF, text: str) -> bool:
-    font = pdf.current_font
-    return (getattr(font, "cw", None) is not None and not getattr(font, "is_symbol", False)
+    font = pdf.current_font  # a core font's width table is keyed by character, not code point
+    return (isinstance(font, TTFFont) and not font.is_symbol
             and not pdf.text_shaping and not pdf.char_spacing and pdf.font_stretching == 100
             and SPECIAL_CHARACTERS.isdisjoint(text))
 
