@@ -189,6 +189,14 @@ def diffuse_table(reports: list[tuple[str, dict[str, Any]]]) -> str:
             k = row.get("with_reported_lesion", row.get("with_lesion", 0))
             cells.append(f"{k}/{row['n']} ({k / row['n']:.2f})")
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    if any(rep["total"].get("reported_lesions_sit_on") for _, rep in reports):
+        cells = [" / ".join(str(v) for v in rep["total"]["reported_lesions_sit_on"].values())
+                 if rep["total"].get("reported_lesions_sit_on") else "–" for _, rep in reports]
+        lines.append("| reported lesions on vessel / gallbladder / kidney / liver tissue | " + " | ".join(cells) + " |")
+    if any(rep.get("with_lesions") for _, rep in reports):
+        cells = [f"{rep['with_lesions']['found']}/{rep['with_lesions']['lesions']} in {rep['with_lesions']['livers']} livers"
+                 if rep.get("with_lesions") else "–" for _, rep in reports]
+        lines.append("| simulated lesions found in diseased livers (`--with-lesions`) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
