@@ -75,6 +75,23 @@ def test_coarse_bright_speckle_is_not_taken_for_marks() -> None:
     assert mask_iou(detect_fan(img).mask, fan) > 0.93
 
 
+def test_envelope_counts_in_blocks_match_the_per_candidate_counts() -> None:
+    """The RANSAC residual counts made a block of candidates at a time (issue 17) are those of
+    each candidate's own residuals, whatever the block size (last block partly filled)."""
+    from livus.preprocess.fan import _envelope_counts
+
+    rng = np.random.default_rng(4)
+    ys = np.arange(30, 260, dtype=np.float64)
+    xs = 50 + 0.3 * ys + rng.normal(0, 2, ys.size)
+    a, b = rng.normal(0.3, 0.05, 157), rng.normal(50, 3, 157)
+    for outward in (-1.0, 1.0):
+        resid = (xs[None, :] - (a[:, None] * ys[None, :] + b[:, None])) * outward
+        want = ((resid > 1.5).sum(1), (np.abs(resid) <= 1.5).sum(1))
+        for block in (1, 1000, 10**6):
+            out, within = _envelope_counts(a, b, ys, xs, outward, 1.5, block)
+            assert np.array_equal(out, want[0]) and np.array_equal(within, want[1])
+
+
 def test_envelope_line_scores_every_candidate_like_the_plain_formula() -> None:
     """The vectorised RANSAC scoring (one in-place residual buffer, issue 17) picks the same
     line as the plain per-candidate formula: residual share outside ≤ 3 %, most inliers."""

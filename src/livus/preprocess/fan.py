@@ -161,6 +161,28 @@ def _hull_mask(support: np.ndarray) -> np.ndarray:
     return m
 
 
+def _envelope_counts(a: np.ndarray, b: np.ndarray, ys: np.ndarray, xs: np.ndarray, outward: float, tol: float,
+                     block_values: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """For each candidate line ``x = a*y + b``: how many points lie outside it by more than
+    ``tol`` and how many within ``tol`` of it (residual ``(x - (a*y + b)) * outward``).
+    Candidates are scored in blocks of about ``block_values`` residuals in one reused buffer."""
+    m, n = len(a), len(ys)
+    outside = np.empty(m, np.intp)
+    within = np.empty(m, np.intp)
+    step = max(1, block_values // max(n, 1))
+    buf = np.empty((min(step, m), n))
+    for s in range(0, m, step):
+        e = min(s + step, m)
+        r = buf[: e - s]
+        np.multiply.outer(a[s:e], ys, out=r)
+        r += b[s:e, None]
+        np.subtract(xs[None, :], r, out=r)
+        r *= outward
+        outside[s:e] = np.count_nonzero(r > tol, axis=1)
+        within[s:e] = np.count_nonzero(np.abs(r, out=r) <= tol, axis=1)
+    return outside, within
+
+
 def _envelope_line(ys: np.ndarray, xs: np.ndarray, outward: float, tol: float, rng: np.random.Generator,
                    n_pairs: int = 3000) -> tuple[np.ndarray, int] | None:
     """RANSAC line ``x = a*y + b`` through boundary points that the other points do not cross
@@ -180,16 +202,13 @@ def _envelope_line(ys: np.ndarray, xs: np.ndarray, outward: float, tol: float, r
         return None
     a_all = (xs[j] - xs[i]) / dy
     b_all = xs[i] - a_all * ys[i]
-    # residuals of every point to every candidate (> 0: outside), in one buffer (in place: the
-    # same float operations in the same order, without a temporary per step)
-    resid = np.multiply.outer(a_all, ys)
-    resid += b_all[:, None]
-    np.subtract(xs[None, :], resid, out=resid)
-    resid *= outward
-    valid = np.count_nonzero(resid > tol, axis=1) / n <= 0.03
+    # residuals of every point to every candidate (> 0: outside), a block of candidates at a time
+    # in one buffer that stays in the cache (in place: the same float operations in the same order)
+    outside, within = _envelope_counts(a_all, b_all, ys, xs, outward, tol)
+    valid = outside / n <= 0.03
     if not valid.any():
         return None
-    scores = np.where(valid, np.count_nonzero(np.abs(resid, out=resid) <= tol, axis=1), -1)
+    scores = np.where(valid, within, -1)
     k = int(np.argmax(scores))
     best, best_score = (a_all[k], b_all[k]), int(scores[k])
     if best is None:
