@@ -367,17 +367,18 @@ def _arc_radii(support: np.ndarray, apex: np.ndarray, a_l: float, a_r: float, pa
     push it out, while a far field that is dark in most beams still reaches the deepest echo."""
     ys, xs = np.nonzero(support)
     r = np.hypot(xs - apex[0], ys - apex[1])
-    th = np.arctan2(xs - apex[0], ys - apex[1])
-    nb = 48
-    b = ((th - a_l) / (a_r - a_l) * nb).astype(int)
-    ok = (b >= 0) & (b < nb)
-    r_max = np.full(nb, np.nan)
-    if ok.any():
-        tmp = np.full(nb, -np.inf)
-        np.maximum.at(tmp, b[ok], r[ok])
-        r_max = np.where(np.isfinite(tmp), tmp, np.nan)
-    if params.far_bin_percentile < 100 and np.isfinite(r_max).sum() >= nb // 4:
-        return float(np.percentile(r, 0.2)), float(np.nanpercentile(r_max, params.far_bin_percentile))
+    if params.far_bin_percentile < 100:  # the beam-angle bins (only then: 100 is the pixel percentile)
+        th = np.arctan2(xs - apex[0], ys - apex[1])
+        nb = 48
+        b = ((th - a_l) / (a_r - a_l) * nb).astype(int)
+        ok = (b >= 0) & (b < nb)
+        r_max = np.full(nb, np.nan)
+        if ok.any():
+            tmp = np.full(nb, -np.inf)
+            np.maximum.at(tmp, b[ok], r[ok])
+            r_max = np.where(np.isfinite(tmp), tmp, np.nan)
+        if np.isfinite(r_max).sum() >= nb // 4:
+            return float(np.percentile(r, 0.2)), float(np.nanpercentile(r_max, params.far_bin_percentile))
     r0, r1 = np.percentile(r, [0.2, 99.9])  # one partition for both
     return float(r0), float(r1)
 
@@ -395,9 +396,9 @@ def _sector_mask(support: np.ndarray, params: FanParams, textured: np.ndarray | 
     ang_r = np.degrees(np.arctan2(right[1][0], right[1][1]))
     if min(ang_l, ang_r) < 2.0:  # not a converging sector (linear probe): the hull is the fan
         return None
-    ys, xs = np.nonzero(support)
+    top_row = int(np.argmax(support.any(1)))  # the support's first row (it is not empty here)
     apex = _intersect(left, right)
-    if apex is None or apex[1] > ys.min() + 2:
+    if apex is None or apex[1] > top_row + 2:
         return None
     a_l = np.arctan2(left[1][0], left[1][1])
     a_r = np.arctan2(right[1][0], right[1][1])
