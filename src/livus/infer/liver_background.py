@@ -190,8 +190,8 @@ def texture_measures(g: np.ndarray, m: np.ndarray, levels: int = 32) -> dict[str
 
     vals = g[m]
     lo, hi = np.percentile(vals, [1, 99])
-    q = np.clip((g - lo) / max(hi - lo, 1e-3) * (levels - 1), 0, levels - 1).astype(np.uint8) + 1
-    q[~m] = 0
+    q = np.zeros(g.shape, np.uint8)  # 0: excluded; grey levels quantised only where they are used
+    q[m] = np.clip((vals - lo) / max(hi - lo, 1e-3) * (levels - 1), 0, levels - 1).astype(np.uint8) + 1
     out: dict[str, float] = {}
     for mm in (1.0, 3.0):
         d = max(int(round(_px(mm))), 1)
