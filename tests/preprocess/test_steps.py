@@ -149,3 +149,22 @@ def test_aul_overlays_before_after(aul_dir, artifacts_dir) -> None:
     out = artifacts_dir / "preprocess_overlays_aul.png"
     cv2.imwrite(str(out), np.vstack(tiles))
     assert out.is_file()
+
+
+def test_uint8_percentile_is_numpy_percentile_bit_for_bit() -> None:
+    """The histogram shortcut of the fan's background level (issue 17) returns exactly what
+    np.percentile returns: ties at the rank (read from the histogram) and no ties (numpy)."""
+    from livus.preprocess.intensity import uint8_percentile
+
+    rng = np.random.default_rng(8)
+    images = [rng.integers(0, 256, (97, 131)).astype(np.uint8),  # few ties at any rank
+              (rng.gamma(2.0, 30.0, (240, 320)).clip(0, 255)).astype(np.uint8),
+              np.pad(rng.integers(20, 200, (50, 60)), 40).astype(np.uint8),  # a black border
+              np.full((3, 4), 7, np.uint8), np.array([[3, 250]], np.uint8), np.array([[9]], np.uint8)]
+    images.append(images[1][::4, ::4])  # strided view
+    for img in images:
+        for q in (0.0, 0.2, 1.0, 2.5, 15.0, 50.0, 63.7, 99.0, 99.9, 100.0):
+            assert uint8_percentile(img, q) == float(np.percentile(img, q)), (img.shape, q)
+    big = np.zeros((4097, 4096), np.uint8)  # 2**24 pixels and more: counted exactly as integers
+    big[:3000] = 5
+    assert uint8_percentile(big, 30.0) == float(np.percentile(big, 30.0)) == 5.0

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from livus.preprocess.intensity import uint8_percentile
 from livus.shapes import polygon_mask
 
 
@@ -110,7 +111,7 @@ def flat_rim(grey: np.ndarray, params: FanParams) -> tuple[np.ndarray, float] | 
     k = (params.std_window_px, params.std_window_px)
     mean = cv2.boxFilter(g, -1, k)
     var = cv2.boxFilter(g * g, -1, k) - mean * mean
-    background = float(np.percentile(grey[::4, ::4], 1))
+    background = uint8_percentile(grey[::4, ::4], 1)
     flat = (var < params.min_local_std**2) & (g > background + params.floor_grey) & (g < params.flat_max_grey)
     near_bg = cv2.dilate((g <= background + 2).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     edge = flat & near_bg
@@ -136,7 +137,7 @@ def bright_marks(grey_small: np.ndarray, params: FanParams) -> np.ndarray | None
 def echo_support(grey_small: np.ndarray, params: FanParams) -> np.ndarray:
     """Pixels (0/1) of the largest connected region carrying echo (above the black background)."""
     blur = cv2.GaussianBlur(grey_small, (0, 0), 1.0)
-    background = float(np.percentile(blur, 1))
+    background = uint8_percentile(blur, 1)
     raw = (blur > background + params.floor_grey).astype(np.uint8)
     opened = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _disk(params.open_px))
     # the largest region plus big pieces split off by dark bands (near-field gaps, shadows)

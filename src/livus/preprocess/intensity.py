@@ -30,10 +30,37 @@ def _uint8_percentiles(image: np.ndarray, valid: np.ndarray | None, low_pct: flo
         pos = q / 100.0 * (n - 1)
         k = int(np.floor(pos))
         frac = pos - k
-        v_lo = float(np.searchsorted(cum, k, side="right"))  # value of the k-th order statistic
-        v_hi = float(np.searchsorted(cum, min(k + 1, n - 1), side="right"))
+        v_lo = _order_statistic(cum, k)
+        v_hi = _order_statistic(cum, min(k + 1, n - 1))
         out.append(v_lo + frac * (v_hi - v_lo))
     return out[0], out[1]
+
+
+def _order_statistic(cum: np.ndarray, k: int) -> float:
+    """Value of the ``k``-th smallest (0-based) of the values counted by the cumulative
+    histogram ``cum``."""
+    return float(np.searchsorted(cum, k, side="right"))
+
+
+def uint8_percentile(image: np.ndarray, q: float) -> float:
+    """``float(np.percentile(image, q))`` of a ``uint8`` image, bit for bit. When the order
+    statistics around the rank share one grey level (the usual case for the background level of a
+    frame) it is that level, read from the 256-bin histogram without sorting; otherwise
+    ``np.percentile`` itself."""
+    u8 = np.ascontiguousarray(image)
+    n = u8.size
+    if n and u8.dtype == np.uint8:
+        if n < 2**24:  # OpenCV's float32 counts are exact integers
+            hist = cv2.calcHist([u8.reshape(-1, 1)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        else:
+            hist = np.bincount(u8.ravel(), minlength=256)
+        cum = np.cumsum(hist)
+        k = int(np.floor(q / 100.0 * (n - 1)))
+        # ranks k-1 .. k+2: the two that np.percentile interpolates, with a margin for rounding
+        v = {_order_statistic(cum, min(max(r, 0), n - 1)) for r in (k - 1, k + 2)}
+        if len(v) == 1:
+            return v.pop()
+    return float(np.percentile(image, q))
 
 
 def percentile_stretch(
