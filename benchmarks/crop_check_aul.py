@@ -27,6 +27,7 @@ from livus.config import load_config
 from livus.evaluate.detection import match_image, pred_lesions, true_lesions
 from livus.io.dataset import load_dataset
 from livus.models.classifier import classify_lesions, load_classifier
+from livus.models.decode import EVIDENCE_NAMES
 from livus.models.detector import load_detector
 from livus.train.calibration import predict_results
 from livus.train.datasets import frame_for_record
@@ -88,7 +89,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows, out_names, records, held_out = candidates(Path(args.data), Path(args.cv), Path(args.classifier_run))
     fold, image, is_true = rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2].astype(int)
-    n_ev = rows.shape[1] - 3 - len(out_names)
+    n_ev = len(EVIDENCE_NAMES)
     evidence, outputs = rows[:, 3 : 3 + n_ev], logit(rows[:, 3 + n_ev :])
     n_lesions = np.array([len(true_lesions(r)) for r in records])
     normal = np.array([r.image_class == "normal" for r in records])

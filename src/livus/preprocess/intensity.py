@@ -20,11 +20,10 @@ def _uint8_percentiles(image: np.ndarray, valid: np.ndarray | None, low_pct: flo
     """``np.percentile`` (linear interpolation) of a ``uint8`` image inside ``valid``, computed
     from its 256-bin histogram: identical values, without sorting the pixels."""
     mask = (valid > 0).astype(np.uint8) if valid is not None and valid.any() else None
-    hist = cv2.calcHist([image], [0], mask, [256], [0, 256]).ravel()
-    n = int(hist.sum())
+    cum = _cumulative_histogram(image, mask)
+    n = int(cum[-1])
     if n == 0:
         return None, None
-    cum = np.cumsum(hist)
     out = []
     for q in (low_pct, high_pct):
         pos = q / 100.0 * (n - 1)
@@ -34,6 +33,17 @@ def _uint8_percentiles(image: np.ndarray, valid: np.ndarray | None, low_pct: flo
         v_hi = _order_statistic(cum, min(k + 1, n - 1))
         out.append(v_lo + frac * (v_hi - v_lo))
     return out[0], out[1]
+
+
+def _cumulative_histogram(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Cumulative 256-bin histogram (exact ``int64`` counts) of a ``uint8`` image, inside
+    ``mask`` (nonzero) when given. OpenCV counts in float32, exact below 2**24 pixels; larger
+    images are counted by NumPy."""
+    if image.size < 2**24:
+        hist = cv2.calcHist([np.ascontiguousarray(image)], [0], mask, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        hist = np.bincount((image[mask > 0] if mask is not None else image).ravel(), minlength=256)
+    return np.cumsum(hist)
 
 
 def _order_statistic(cum: np.ndarray, k: int) -> float:
@@ -47,16 +57,12 @@ def uint8_percentile(image: np.ndarray, q: float) -> float:
     statistics around the rank share one grey level (the usual case for the background level of a
     frame) it is that level, read from the 256-bin histogram without sorting; otherwise
     ``np.percentile`` itself."""
-    u8 = np.ascontiguousarray(image)
-    n = u8.size
-    if n and u8.dtype == np.uint8:
-        if n < 2**24:  # OpenCV's float32 counts are exact integers
-            hist = cv2.calcHist([u8.reshape(-1, 1)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-        else:
-            hist = np.bincount(u8.ravel(), minlength=256)
-        cum = np.cumsum(hist)
+    n = image.size
+    if n and image.dtype == np.uint8:
+        cum = _cumulative_histogram(image.reshape(-1, 1))
         k = int(np.floor(q / 100.0 * (n - 1)))
-        # ranks k-1 .. k+2: the two that np.percentile interpolates, with a margin for rounding
+        # ranks k and k+1 are what np.percentile interpolates; order statistics are sorted, so the
+        # same level at k-1 and k+2 (a margin for rounding of the rank) means one level for all four
         v = {_order_statistic(cum, min(max(r, 0), n - 1)) for r in (k - 1, k + 2)}
         if len(v) == 1:
             return v.pop()
