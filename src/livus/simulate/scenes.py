@@ -95,9 +95,9 @@ def sample_anatomy(rng: np.random.Generator, geom: ScanGeometry, liver_state: st
     )
     _add_vessels(rng, scene, geom, half_w)
     if not linear and rng.random() < 0.25:
-        scene.gallbladder = _place_organ(rng, scene, geom, (12, 22), (6, 12), (0.4, 0.75))
+        scene.gallbladder = place_gallbladder(rng, scene, geom)
     if not linear and rng.random() < 0.2:
-        scene.kidney = _place_organ(rng, scene, geom, (20, 30), (12, 18), (0.6, 0.95))
+        scene.kidney = place_kidney(rng, scene, geom)
     if rng.random() < 0.12:
         add_rib(rng, scene, half_w)
     return scene
@@ -133,17 +133,53 @@ def _add_vessels(rng: np.random.Generator, scene: Scene, geom: ScanGeometry, hal
         scene.vessels.append(Vessel(np.asarray(pts, np.float32), r, kind))
 
 
-def _place_organ(rng: np.random.Generator, scene: Scene, geom: ScanGeometry, a_rng, b_rng, depth_frac) -> Ellipse | None:
+def deep_border_depth(scene: Scene, x_mm: float, max_depth_mm: float) -> float | None:
+    """Depth (mm) of the liver's deep border (the lower edge of the diaphragm ellipse) at lateral
+    position ``x_mm``; ``None`` when the liver reaches beyond ``max_depth_mm`` there."""
+    z = np.linspace(scene.diaphragm.cz, max_depth_mm, 400, dtype=np.float64)
+    outside = np.nonzero(scene.diaphragm.rho(np.full_like(z, x_mm), z) >= 1)[0]
+    return float(z[outside[0]]) if len(outside) else None
+
+
+def _place_at_border(rng: np.random.Generator, scene: Scene, geom: ScanGeometry, a_rng: tuple[float, float],
+                     b_rng: tuple[float, float], below: tuple[float, float], max_tilt_deg: float) -> Ellipse | None:
+    """An organ ellipse against the liver's deep border, where anatomy puts the kidney (behind the
+    liver) and the gallbladder (in its fossa on the visceral surface), never enclosed by liver
+    tissue like a focal lesion. Its centre lies ``below`` × its short semi-axis beyond the border
+    (negative: inside the liver). Where the border lies too deep to show the organ, the liver's
+    deep border (diaphragm ellipse) is raised to 65-90 % of the field depth. Millimetres."""
     p = geom.profile
+    half_w = (p.radius_mm + p.depth_mm) * np.sin(np.radians(p.fan_angle_deg) / 2)
     for _ in range(20):
-        e = Ellipse(float(rng.uniform(-0.6, 0.6) * p.depth_mm * 0.6), float(rng.uniform(*depth_frac) * p.depth_mm),
-                    float(rng.uniform(*a_rng)), float(rng.uniform(*b_rng)), float(rng.uniform(-40, 40)))
+        a, b = float(rng.uniform(*a_rng)), float(rng.uniform(*b_rng))
+        x0 = float(rng.uniform(-0.5, 0.5) * half_w)
+        target = float(rng.uniform(0.65, 0.9) * p.depth_mm)
+        border = deep_border_depth(scene, x0, 3 * p.depth_mm)
+        if border is None:
+            continue
+        if border > target:  # lift the liver's deep border so that the organ is in view
+            d = scene.diaphragm
+            scene.diaphragm = Ellipse(d.cx, d.cz - (border - target), d.a, d.b, d.angle_deg)
+            border = target
+        e = Ellipse(x0, border + float(rng.uniform(*below)) * b, a, b, float(rng.uniform(-max_tilt_deg, max_tilt_deg)))
         t = np.linspace(0, 2 * np.pi, 16)
-        X = e.cx + e.a * np.cos(t)
-        Z = e.cz + e.b * np.sin(t)
-        if scene.in_liver(X, Z).mean() > 0.6:
+        if geom.in_fan_mm(np.asarray([e.cx]), np.asarray([e.cz]), margin_mm=2.0).all() and \
+                scene.in_liver(e.cx + e.a * np.cos(t), e.cz + e.b * np.sin(t)).mean() < 0.75:
             return e
     return None
+
+
+def place_kidney(rng: np.random.Generator, scene: Scene, geom: ScanGeometry) -> Ellipse | None:
+    """Right kidney behind the liver (hepatorenal view): centre beyond the liver's deep border,
+    long axis roughly along it (semi-axes 35-55 × 20-28 mm: an adult kidney is about 10-12 cm long
+    and 5-6 cm wide)."""
+    return _place_at_border(rng, scene, geom, (35, 55), (20, 28), (0.3, 0.8), 20.0)
+
+
+def place_gallbladder(rng: np.random.Generator, scene: Scene, geom: ScanGeometry) -> Ellipse | None:
+    """Gallbladder in its fossa: against the liver's deep (visceral) border, partly wrapped by
+    liver (semi-axes 12-22 × 6-12 mm)."""
+    return _place_at_border(rng, scene, geom, (12, 22), (6, 12), (-0.6, 0.4), 40.0)
 
 
 def sample_lesion_appearance(rng: np.random.Generator, diagnosis: str, diameter_mm: float, liver_state: str) -> dict:
@@ -273,6 +309,6 @@ def sample_scene(rng: np.random.Generator, geom: ScanGeometry, image_class: str 
         scene = sample_anatomy(rng, geom, diffuse.liver_state)
         apply_diffuse(rng, scene, diffuse)
         if diffuse.steatosis_grade > 0 and scene.kidney is None and geom.convex and rng.random() < 0.4:
-            scene.kidney = _place_organ(rng, scene, geom, (20, 30), (12, 18), (0.6, 0.95))  # liver vs kidney
+            scene.kidney = place_kidney(rng, scene, geom)  # liver vs kidney
     place_lesions(rng, scene, geom, diagnoses)
     return scene
