@@ -11,10 +11,12 @@ Prints per fold and mean: FROC sensitivity, sensitivity < 60 px, mass and liver 
 of normal images with a reported lesion, ECE of the calibrated candidate scores; three-way
 accuracy and per-class recall of the image head alone, the lesion rule alone and the fusion,
 with the fusion's ECE. ``--json`` writes all of it plus the calibration, threshold and fusion
-fitted on ALL folds (what ships with the final model).
+fitted on ALL folds (what ships with the final model). ``--tta-flip``: the fold detectors average
+each image with its mirror image (``DetectorConfig.tta_flip``); the calibration, threshold and
+fusion are then fitted on those outputs and the shipped model must use the same setting.
 
 Usage: python benchmarks/pretrained_cv_report.py --data DATASET --cv runs/cv_pre
-           [--classifier-run runs/clf_pre] [--json benchmarks/results/pretrained_cv.json]
+           [--classifier-run runs/clf_pre] [--json benchmarks/results/pretrained_cv.json] [--tta-flip]
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--evidence", default=",".join(EVIDENCE_NAMES),
                     help="evidence the score calibration may weigh (comma-separated EVIDENCE_NAMES)")
+    ap.add_argument("--tta-flip", action="store_true", help="mirror test-time augmentation in every fold detector")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     use = tuple(args.evidence.split(","))
@@ -85,6 +88,8 @@ def main() -> None:
     splits = stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)
     folds = [f for f in range(len(splits)) if (run / f"fold{f}" / "detector.pt").is_file()]
     models = {f: load_detector(run / f"fold{f}" / "detector.pt") for f in folds}
+    for m in models.values():
+        m.cfg.tta_flip = args.tta_flip
     preds: dict[int, HeldOutPredictions] = {}
     for f in folds:
         va = splits[f][1]
@@ -156,7 +161,7 @@ def main() -> None:
     summary = {"run": str(run), "folds": folds, "evidence": list(use), "fp_rate": FP_RATE, "per_fold": per_fold, "mean": mean,
                "image_per_fold": image_rows, "image_mean": imean, "image_pooled": pooled,
                "classifier_run": args.classifier_run,
-               "shipped": {"score_calibration": list(coef_all), "score_threshold": thr_all,
+               "shipped": {"score_calibration": list(coef_all), "score_threshold": thr_all, "tta_flip": args.tta_flip,
                            "fusion": {"weights": fusion_all.weights, "bias": fusion_all.bias}},
                "n_candidates": int(len(everything.is_true)), "seconds": round(time.time() - t0, 1)}
     if args.json:

@@ -253,7 +253,7 @@ def main() -> None:
         det = load_detector(det_path)
     else:
         det_path = ship_model(Path(args.final), out / "detector.pt", shipped["score_threshold"], meta,
-                              tuple(shipped["score_calibration"]))
+                              tuple(shipped["score_calibration"]), tta_flip=bool(shipped.get("tta_flip", False)))
         det = load_detector(det_path)
         shutil.copyfile(clf_run / "classifier.pt", out / "classifier.pt")
         fusion = ImageLabelFusion(shipped["fusion"]["weights"], shipped["fusion"]["bias"],

@@ -75,6 +75,9 @@ class DetectorConfig:
     decode_mode: str = "mask"
     component_threshold: float = 0.3
     min_component_px: int = 4  # smaller components (model pixels) are noise
+    # eval mode: average the outputs of the image and of its left-right mirror (livus.models.flip_tta);
+    # the score calibration must be fitted with the same setting (twice the detector's CPU time)
+    tta_flip: bool = False
 
 
 @dataclass

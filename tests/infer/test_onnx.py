@@ -70,6 +70,24 @@ def test_detector_onnx_matches_torch_with_dynamic_batch(detector_files) -> None:
         runner(torch.zeros(1, 1, 32, 32))  # wrong spatial size
 
 
+def test_mirror_tta_detector_exports_with_its_averaging(tmp_path: Path) -> None:
+    """With ``tta_flip`` the ONNX graph itself averages the image and its mirror (dynamic batch)."""
+    from dataclasses import replace
+
+    torch.manual_seed(1)
+    model = LesionDetector(replace(TINY_DET, tta_flip=True)).eval()
+    path = export_detector_onnx(model, tmp_path / "detector.onnx")
+    runner = load_onnx_detector(path, threads=1)
+    assert runner.cfg.tta_flip
+    for batch in (1, 3):
+        x = torch.from_numpy(_blobs(batch, 64, seed=10 + batch))[:, None]
+        with torch.no_grad():
+            ref = model(x)
+        out = runner(x)
+        for k in ref:
+            assert float((out[k] - ref[k]).abs().max()) <= 1e-4, k
+
+
 def test_detector_runner_carries_config_meta_and_decodes_like_torch(detector_files) -> None:
     model, pt, fp32, _ = detector_files
     runner = load_onnx_detector(fp32, threads=1)

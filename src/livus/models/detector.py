@@ -11,6 +11,9 @@ Input: ``(B, 1, S, S)`` float in [0, 1] — the preprocessed, letterboxed fan fr
 * ``image_logits`` ``(B, 3)`` normal / benign / malignant logits of the whole image (when
   ``cfg.image_head``)
 * training only: ``aux_heatmap_s8`` ``(B, 1, S/8, S/8)``, ``aux_masks_s16`` ``(B, 2, S/16, S/16)``
+
+With ``cfg.tta_flip`` the network in eval mode also sees the left-right mirror image and returns
+the average of both (``livus.models.flip_tta``); an exported ONNX graph does the same.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 from livus.config import DetectorConfig, from_dict, to_dict
 from livus.models.backbone import ResNetLite
 from livus.models.encoders import ENCODER_NAMES, EfficientNetLiteEncoder
+from livus.models.flip_tta import average_with_mirror
 from livus.models.fpn import FPN
 from livus.models.heads import AuxHeads, CenterHeads, ImageHead, SegmentationHead
 
@@ -65,6 +69,12 @@ class LesionDetector(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected (B, 1, S, S) input, got {tuple(x.shape)}")
+        if self.cfg.tta_flip and not self.training:
+            return average_with_mirror(self._single(x), self._single(torch.flip(x, dims=[3])))
+        return self._single(x)
+
+    def _single(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One pass of the network (no test-time augmentation)."""
         stem, feats = self.backbone(x)
         p2, p3, p4, _ = self.fpn(feats)
         out = self.center(p2)

@@ -352,11 +352,13 @@ def revalidate_run(run_dir: Path, data_dir: Path, score_threshold: float | None 
 
 def ship_model(
     trained: Path, dest: Path, score_threshold: float | None = None, extra_meta: dict[str, Any] | None = None,
-    score_calibration: tuple[float, ...] | None = None,
+    score_calibration: tuple[float, ...] | None = None, tta_flip: bool | None = None,
 ) -> Path:
     """Copy a trained checkpoint to ``dest`` (e.g. ``models/detector.pt``) without the
     training-only auxiliary heads, optionally with a new report threshold, a score calibration
-    (``DetectorConfig.score_calibration``) and more metadata."""
+    (``DetectorConfig.score_calibration``), mirror test-time augmentation
+    (``DetectorConfig.tta_flip``: the calibration must have been fitted with the same setting)
+    and more metadata."""
     from livus.models.detector import load_checkpoint, load_detector
 
     meta = dict(load_checkpoint(trained).get("meta", {}))
@@ -366,6 +368,8 @@ def ship_model(
         cfg.score_threshold = float(score_threshold)
     if score_calibration is not None:
         cfg.score_calibration = tuple(float(c) for c in score_calibration)
+    if tta_flip is not None:
+        cfg.tta_flip = bool(tta_flip)
     cfg.deep_supervision = False
     slim = LesionDetector(cfg)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux.")}
