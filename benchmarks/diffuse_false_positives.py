@@ -7,7 +7,9 @@ of ``--models`` exactly as ``livus analyze`` would (no pixel spacing given). Pri
 the share of livers with at least one reported lesion (target of issue 21: <= 5 % at every
 grade), the mean number of lesions, the image label's abnormal share and the image-derived
 liver background found with the detector's own liver outline. Rerun it on new models with
-``--models DIR``. Writes the figures as JSON.
+``--models DIR``. Writes the figures as JSON, with every liver's candidate scores down to
+``CANDIDATE_FLOOR`` (calibrated scale, also below the report threshold) for
+``benchmarks/diffuse_operating_point.py``.
 
 Usage: python benchmarks/diffuse_false_positives.py [--models models] [--per-grade 6] [--normals 6]
            [--json benchmarks/results/diffuse_false_positives.json]
@@ -25,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 424242  # held out: not a seed any training set of this repository uses
+CANDIDATE_FLOOR = 0.05  # candidate scores kept per liver (calibrated scale)
 
 
 def groups(per_grade: int, normals: int) -> list[tuple[str, "object"]]:
@@ -60,7 +63,9 @@ def _label_at(mask: np.ndarray, center_px: tuple[float, float]) -> int:
 
 def lesions_found(analyzer: "object", rng: np.random.Generator, n: int, cache: "object", names: list[str]) -> dict:
     """Share of simulated lesions found in ``n`` diffuse-disease livers drawn WITH lesions
-    (a lesion is found when a reported lesion's centre lies inside its mask)."""
+    (a lesion is found when a reported lesion's centre lies inside its mask), and per liver its
+    lesion labels and every candidate down to ``CANDIDATE_FLOOR`` as ``[score, lesion label at
+    its centre (0: none)]``."""
     from livus.simulate.diffuse import sample_diffuse_spec
     from livus.simulate.profiles import PROFILES
     from livus.simulate.scenes import sample_scene
@@ -68,6 +73,7 @@ def lesions_found(analyzer: "object", rng: np.random.Generator, n: int, cache: "
     from livus.types import Frame
 
     found = total = extra = 0
+    livers: list[dict] = []
     for i in range(n):
         prof = PROFILES[names[i % len(names)]]
         geom = cache.get(prof)
@@ -75,14 +81,18 @@ def lesions_found(analyzer: "object", rng: np.random.Generator, n: int, cache: "
         scene = sample_scene(rng, geom, "malignant" if i % 2 else "benign", diffuse=spec)
         info = overlay_info_for(prof, "SIM^PATIENT", f"FL{i:04d}", datetime(2024, 1, 1, 9, 0))
         sim = simulate_still(rng, geom, info=info, scene=scene)
-        r = analyzer.analyze(Frame(sim.image, f"diffuse_lesion_{i:04d}.png")).result
+        frame = Frame(sim.image, f"diffuse_lesion_{i:04d}.png")
+        r = analyzer.analyze(frame).result
         hits = [_label_at(sim.lesion_mask, les.center_px) for les in r.lesions]
         truth = {int(v) for v in np.unique(sim.lesion_mask) if v}
         found += len(truth & set(hits))
         total += len(truth)
         extra += hits.count(0)
+        livers.append({"lesions": sorted(truth), "candidates": [[round(les.score, 4), _label_at(sim.lesion_mask, les.center_px)]
+                                                                for les in analyzer.lesion_candidates(frame, CANDIDATE_FLOOR)]})
     return {"livers": n, "lesions": total, "found": found, "sensitivity": round(found / total, 3) if total else None,
-            "false_positives_per_image": round(extra / n, 2) if n else None}
+            "false_positives_per_image": round(extra / n, 2) if n else None,
+            "livers_detail": livers}
 
 
 def main() -> None:
@@ -120,12 +130,14 @@ def main() -> None:
         scene = sample_scene(rng, geom, "normal", diffuse=spec)
         sim = simulate_still(rng, geom, info=info, scene=scene)
         assert not sim.lesions
-        fa = analyzer.analyze(Frame(sim.image, f"diffuse_{i:04d}.png"))
-        r = fa.result
+        frame = Frame(sim.image, f"diffuse_{i:04d}.png")
+        r = analyzer.analyze(frame).result
+        candidate_scores = [round(les.score, 4) for les in analyzer.lesion_candidates(frame, CANDIDATE_FLOOR)]
         bg = r.liver_background  # computed by FrameAnalyzer with the detector's liver outline
         bg = bg if bg is not None and bg.assessed else None
         rows.append({"group": group, "profile": prof.name, "spec": spec.to_labels(), "lesions": len(r.lesions),
                      "max_score": max((les.score for les in r.lesions), default=0.0),
+                     "candidate_scores": candidate_scores,
                      "sits_on": [sits_on(scene, geom, les.center_px) for les in r.lesions],
                      "image_label": r.image_label,
                      "background": None if bg is None else {"steatosis": bg.steatosis, "fibrosis": bg.fibrosis,
@@ -162,9 +174,10 @@ def main() -> None:
           f"{total['with_reported_lesion'] / total['n']:6.2f}")
     print(f"reported lesions sit on: {total['reported_lesions_sit_on']}")
     if with_lesions:
-        print(f"diffuse livers with simulated lesions: {with_lesions}")
+        print("diffuse livers with simulated lesions:", {k: v for k, v in with_lesions.items() if k != "livers_detail"})
     out = {"benchmark": "diffuse_false_positives", "models": str(args.models), "model_info": analyzer.model_info,
-           "seed": args.seed, "seconds": round(seconds, 1), "by_group": by_group, "total": total,
+           "seed": args.seed, "seconds": round(seconds, 1), "report_threshold": analyzer.detector.cfg.score_threshold,
+           "by_group": by_group, "total": total,
            "with_lesions": with_lesions, "images": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

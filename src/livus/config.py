@@ -177,9 +177,17 @@ class AnalyzeConfig:
     # livus.infer.report_selection) | none; case.json, summary.csv, results.jsonl and overlays are
     # always written; the web service always writes every report
     reports: str = "all"
+    # the detector's report threshold (its calibrated score, between 0 and 1); None = the one
+    # shipped with the model (0.25 false positives per image in AUL cross-validation). Higher:
+    # fewer lesion-free livers get a lesion, and fewer true lesions are found; the measured
+    # trade-off is in docs/liver_background.md (benchmarks/diffuse_operating_point.py). A set
+    # value is written into every result's model entry and shown in the reports.
+    report_threshold: float | None = None
 
     def __post_init__(self) -> None:
         check_report_mode(self.reports)
+        if self.report_threshold is not None and not 0.0 < float(self.report_threshold) < 1.0:
+            raise ValueError(f"analyze.report_threshold must lie between 0 and 1, got {self.report_threshold!r}")
 
 
 @dataclass

@@ -232,3 +232,27 @@ def test_not_assessable_inputs_get_no_lesions_and_no_advice(tmp_path, tiny_model
         assert "不可评估" in html and "图像不可评估，未分析病灶" in html
         assert "紧急" not in html and "未检出病灶" not in html  # no advice, no "no lesion" claim
         assert "low-quality" not in html and "not assessable" not in html  # all Chinese
+
+
+def test_site_report_threshold_keeps_only_candidates_above_it_and_says_so(tiny_model_dir):
+    """``analyze.report_threshold`` replaces the model's threshold: the lesions are exactly the
+    candidates scoring at or above it, and the result's model entry names the setting."""
+    from livus.config import LivusConfig
+
+    frame = Frame(_fan_image(), source="x.png", pixel_spacing_mm=(0.2, 0.2))
+    shipped = FrameAnalyzer(model_dir=tiny_model_dir)
+    scores = sorted(les.score for les in shipped.lesion_candidates(frame, 0.0))
+    assert len(scores) >= 2
+    cut = (scores[0] + scores[-1]) / 2
+    cfg = LivusConfig()
+    cfg.analyze.report_threshold = cut
+    site = FrameAnalyzer(cfg, model_dir=tiny_model_dir)
+    res = site.analyze(frame).result
+    kept = [s for s in scores if s >= cut]
+    assert sorted(les.score for les in res.lesions) == pytest.approx(kept[-len(res.lesions):]) and res.lesions
+    assert len(res.lesions) == min(len(kept), site.detector.cfg.max_detections)
+    assert res.model["report_threshold"] == f"{cut:.3f}"
+    assert "report_threshold" not in shipped.analyze(frame).result.model
+    with pytest.raises(ValueError, match="report_threshold"):
+        cfg.analyze.report_threshold = 1.5
+        cfg.analyze.__post_init__()

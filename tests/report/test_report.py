@@ -163,3 +163,11 @@ def test_follow_up_units_and_plurals(months, en, zh, frame_result):
     case.follow_up_months = months
     assert build_report_content(case, [frame_result], {}, "en").follow_up == en
     assert build_report_content(case, [frame_result], {}, "zh").follow_up == zh
+
+
+@pytest.mark.parametrize("language,words", [("zh", "本院设定的报告阈值 0.650"), ("en", "site-set report threshold 0.650")])
+def test_report_names_a_site_set_report_threshold(frame_result, language, words):
+    case = make_case(frame_result)
+    case.model = {**case.model, "report_threshold": "0.650"}
+    assert build_report_content(case, [frame_result], {}, language).model.endswith(words)
+    assert "0.650" not in build_report_content(make_case(frame_result), [frame_result], {}, language).model

@@ -84,6 +84,9 @@ class FrameAnalyzer:
             self.model_info = {"name": "livus-detector", "version": str(meta.get("version", "unknown")),
                                "runtime": info["runtime"]}
             self.cfg.preprocess.input_size_px = self.detector.cfg.input_size_px
+            if self.cfg.analyze.report_threshold is not None:  # a site's own operating point
+                self.detector.cfg.score_threshold = float(self.cfg.analyze.report_threshold)
+                self.model_info["report_threshold"] = f"{self.detector.cfg.score_threshold:.3f}"
             if (self.model_dir / DEFAULT_CLASSIFIER_FILE).is_file():
                 self.classifier, cinfo = load_model_for_inference(self.model_dir, "classifier", precision, threads)
                 cmeta = getattr(self.classifier, "meta", {}) or {}
@@ -188,8 +191,19 @@ class FrameAnalyzer:
             self._ceus_model = load_ceus_model(path)
         return self._ceus_model
 
-    def _detect(self, pre: object) -> tuple[list[Lesion], list[list[float]] | None, np.ndarray | None]:
-        """Lesions (original pixels), the liver outline (model pixels) and the image-level head's
+    def lesion_candidates(self, frame: Frame, score_threshold: float) -> list[Lesion]:
+        """Every lesion the detector proposes on ``frame`` with a (calibrated) score ≥
+        ``score_threshold`` (original pixels, best first), not only those at the report threshold:
+        for operating-point studies. No quality gate, classification or liver background."""
+        from livus.preprocess.pipeline import preprocess_frame
+
+        if self.detector is None:
+            raise ValueError("no detector model loaded")
+        return self._detect(preprocess_frame(frame, self.cfg.preprocess), score_threshold)[0]
+
+    def _detect(self, pre: object, score_threshold: float | None = None) -> tuple[list[Lesion], list[list[float]] | None, np.ndarray | None]:
+        """Lesions (original pixels; those scoring ≥ ``score_threshold``, default the model's
+        report threshold), the liver outline (model pixels) and the image-level head's
         normal/benign/malignant probabilities (``None`` for a detector without one)."""
         import torch
 
@@ -199,7 +213,7 @@ class FrameAnalyzer:
         valid = torch.from_numpy(pre.valid_mask[None, None].astype(np.float32))
         with torch.no_grad():
             out = self.detector(x)
-        dets = decode_detections(out, self.detector.cfg, valid_mask=valid)[0]
+        dets = decode_detections(out, self.detector.cfg, valid_mask=valid, score_threshold=score_threshold)[0]
         lb = pre.letterbox
         lesions = []
         for i, d in enumerate(dets, start=1):

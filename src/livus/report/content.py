@@ -218,10 +218,12 @@ def _yes_no(value: bool | None, language: str) -> str:
     return text("yes" if value else "no", language)
 
 
-def _model_string(case: CaseResult, frames: list[FrameResult]) -> str:
+def _model_string(case: CaseResult, frames: list[FrameResult], language: str) -> str:
     model = case.model or (frames[0].model if frames else {})
     name = model.get("name", "unknown")
     version = model.get("version", "?")
+    if "report_threshold" in model:  # a site's own operating point, not the shipped one
+        return f"{name} {version} · {text('site_report_threshold', language)} {model['report_threshold']}"
     return f"{name} {version}"
 
 
@@ -289,7 +291,7 @@ def build_report_content(
         reasons=list(case.reasons) or [not_assessed],
         background=background,
         warnings=warnings,
-        model=_model_string(case, frames),
+        model=_model_string(case, frames, language),
         disclaimer=text("disclaimer", language),
         any_size_in_px=any_px,
         assessability=assessability_text(case.assessability, language),

@@ -209,6 +209,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "background_no_frame": {"zh": "未评估：无可评估图像", "en": "not assessed: no assessable frame"},
     "warnings": {"zh": "提示", "en": "Warnings"},
     "model": {"zh": "模型", "en": "Model"},
+    "site_report_threshold": {"zh": "本院设定的报告阈值", "en": "site-set report threshold"},
     # CEUS (contrast clips, livus.models.ceus; see docs/ceus.md)
     "ceus_line": {
         "zh": "超声造影（仅用模拟造影数据训练）：{aphe}；廓清：{washout}；{capsule}",
