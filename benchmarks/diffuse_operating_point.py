@@ -14,7 +14,7 @@ same calibrated scale, but the simulated livers are scored by the final model's 
 (fitted on all folds), the AUL images by their fold's cross-fitted one.
 
 Usage: python benchmarks/diffuse_operating_point.py --data DATASET --cv runs/cv_hn
-           --diffuse benchmarks/results/diffuse_false_positives_12_per_grade_organs_at_border.json
+           --diffuse benchmarks/results/diffuse_false_positives_hard_negatives_release.json
            [--json benchmarks/results/diffuse_operating_point.json]
 """
 

