@@ -171,3 +171,11 @@ def test_report_names_a_site_set_report_threshold(frame_result, language, words)
     case.model = {**case.model, "report_threshold": "0.650"}
     assert build_report_content(case, [frame_result], {}, language).model.endswith(words)
     assert "0.650" not in build_report_content(make_case(frame_result), [frame_result], {}, language).model
+
+
+def test_model_line_does_not_repeat_a_name_the_version_carries(frame_result):
+    case = make_case(frame_result)
+    case.model = {"name": "livus-detector", "version": "livus-detector-20261206-lite0-r2"}
+    assert build_report_content(case, [frame_result], {}, "en").model == "livus-detector-20261206-lite0-r2"
+    case.model = {"name": "livus-detector", "version": "0.1.0"}
+    assert build_report_content(case, [frame_result], {}, "en").model == "livus-detector 0.1.0"

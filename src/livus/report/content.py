@@ -222,9 +222,10 @@ def _model_string(case: CaseResult, frames: list[FrameResult], language: str) ->
     model = case.model or (frames[0].model if frames else {})
     name = model.get("name", "unknown")
     version = model.get("version", "?")
+    label = version if version.startswith(name) else f"{name} {version}"  # "livus-detector-2026…" names itself
     if "report_threshold" in model:  # a site's own operating point, not the shipped one
-        return f"{name} {version} · {text('site_report_threshold', language)} {model['report_threshold']}"
-    return f"{name} {version}"
+        return f"{label} · {text('site_report_threshold', language)} {model['report_threshold']}"
+    return label
 
 
 def assessability_text(a: Assessability | None, language: str) -> str:
