@@ -181,7 +181,8 @@ class AnalyzeConfig:
     # shipped with the model (0.25 false positives per image in AUL cross-validation). Higher:
     # fewer lesion-free livers get a lesion, and fewer true lesions are found; the measured
     # trade-off is in docs/liver_background.md (benchmarks/diffuse_operating_point.py). A set
-    # value is written into every result's model entry and shown in the reports.
+    # value is written into every result's model entry, shown in the reports and carried by the
+    # DICOM SR/SEG as an algorithm parameter.
     report_threshold: float | None = None
 
     def __post_init__(self) -> None:

@@ -141,3 +141,23 @@ def test_device_uid_without_a_writable_folder_is_still_stable(tmp_path, monkeypa
     first = device_observer_uid(tmp_path / "ro")
     assert first == device_observer_uid(tmp_path / "ro") != device_observer_uid(tmp_path / "other")
     assert not (tmp_path / "ro" / "device-observer-uid").exists()
+
+
+def test_a_site_report_threshold_is_named_in_the_seg_and_sr_algorithm(tmp_path):
+    """A site's own ``analyze.report_threshold`` changes what is reported: both DICOM objects
+    carry it as an algorithm parameter (and the shipped setting carries none)."""
+    paths = _series(tmp_path / "in", 1)
+    site = make_result()
+    site.model = {**site.model, "report_threshold": "0.650"}
+    seg, sr = (pydicom.dcmread(p) for p in write_series_results([(paths[0], [site])], tmp_path / "site",
+                                                                device_uid="1.2.826.0.1.3680043.8.498.1"))
+    algo = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert algo.AlgorithmParameters == "report_threshold=0.650"
+    texts = [getattr(item, "TextValue", "") for item in _items(sr.ContentSequence)]
+    assert "report_threshold=0.650" in texts
+    seg0, sr0 = (pydicom.dcmread(p) for p in write_series_results([(paths[0], [make_result()])], tmp_path / "shipped",
+                                                                  device_uid="1.2.826.0.1.3680043.8.498.1"))
+    assert "AlgorithmParameters" not in seg0.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert not any("report_threshold" in getattr(item, "TextValue", "") for item in _items(sr0.ContentSequence))
+    for path in sorted((tmp_path / "site").glob("*.dcm")):  # still valid DICOM with the parameter
+        assert dciodvfy_errors(path) == [], path.name

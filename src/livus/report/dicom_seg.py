@@ -69,6 +69,13 @@ def _description(number: int, label: str, prop: tuple, algorithm: hd.AlgorithmId
         algorithm_identification=algorithm, tracking_uid=tracking_uid, tracking_id=tracking_id[:64])
 
 
+def algorithm_parameters(model: dict) -> dict[str, str]:
+    """Settings that change what the model reports, for the DICOM algorithm identification: a
+    site's own report threshold (``analyze.report_threshold``, recorded in ``FrameResult.model``);
+    empty with the shipped settings."""
+    return {"report_threshold": str(model["report_threshold"])} if "report_threshold" in model else {}
+
+
 def build_image_segmentation(source: pydicom.Dataset, result: FrameResult
                              ) -> tuple[hd.seg.Segmentation, dict[int, SegmentRef]] | None:
     """SEG of one single-frame image: liver (segment 1, when outlined) and one segment per
@@ -77,7 +84,8 @@ def build_image_segmentation(source: pydicom.Dataset, result: FrameResult
     model = result.model or {}
     name, version = str(model.get("name", "livus")), str(model.get("version", "0"))
     algorithm = hd.AlgorithmIdentificationSequence(name=name, version=version,
-                                                   family=codes.cid7162.ArtificialIntelligence)
+                                                   family=codes.cid7162.ArtificialIntelligence,
+                                                   parameters=algorithm_parameters(model) or None)
     planes: list[np.ndarray] = []
     descriptions: list[hd.seg.SegmentDescription] = []
     refs: dict[int, SegmentRef] = {}

@@ -60,6 +60,7 @@ import pydicom
 from pydicom.sr.codedict import codes
 
 from livus.infer.assessability import result_assessability
+from livus.report.dicom_seg import algorithm_parameters
 from livus.report.i18n import assessability_reason, quality_label
 from livus.report.overlay import axis_endpoints_px
 from livus.types import Assessability, FrameResult, Lesion
@@ -401,7 +402,8 @@ def build_series_sr(sources: list[pydicom.Dataset], results: list[FrameResult], 
     case's ``lirads`` in every group; ``device_uid`` defaults to the installation's."""
     model = results[0].model or {}
     name, version = str(model.get("name", "livus")), str(model.get("version", "0"))
-    algorithm = hd.sr.AlgorithmIdentification(name=name, version=version)
+    parameters = [f"{k}={v}" for k, v in algorithm_parameters(model).items()]
+    algorithm = hd.sr.AlgorithmIdentification(name=name, version=version, parameters=parameters or None)
     observation_context = hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Device,
