@@ -159,3 +159,34 @@ def test_browser_login_upload_overlay_live(chromium, server, tmp_path, artifacts
 
         n_outcomes = db.query(Outcome).count()
     assert n_outcomes >= 60  # the seeded ones (+1 when the page confirmed a lesion)
+
+
+def test_browser_names_a_site_report_threshold(chromium, tmp_path, artifacts_dir):
+    """With ``analyze.report_threshold`` in the analysis config, each frame's heading on the page
+    names the site's operating point next to the model version."""
+    from playwright.sync_api import sync_playwright
+
+    config = tmp_path / "site.yaml"
+    config.write_text("analyze: {report_threshold: 0.65}\n", encoding="utf-8")
+    svc = make_service(tmp_path / "data", analysis_config=str(config))
+    image = tmp_path / "liver_example.png"
+    image.write_bytes(png_bytes(ultrasound_like(480, 360)))
+    with serving(svc.app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+            page.goto(url)
+            page.fill("#login-user", "doc")
+            page.fill("#login-pass", "doctor-pass-123")
+            page.click("#login-submit")
+            page.wait_for_selector("#view-studies:not([hidden])")
+            page.set_input_files("#upload-files", str(image))
+            page.click("#upload-submit")
+            page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=60000)
+            page.wait_for_selector(".frame h3")
+            heading = page.locator(".frame h3").first.inner_text()
+            assert "本院设定的报告阈值 0.650" in heading
+            assert "livus-detector livus-detector" not in heading  # a version that names itself is shown once
+            page.screenshot(path=str(artifacts_dir / "service_site_threshold_zh.png"), full_page=True)
+        finally:
+            browser.close()

@@ -21,7 +21,7 @@ const I18N = {
     report: "报告", queued: "排队中", running: "分析中", done: "完成", failed: "失败", storing: "保存中",
     uploading: "正在上传…", uploaded: "已上传，正在分析",
     too_many: "尝试次数过多，请稍候", confirmed: "已确认",
-    risk: "风险", priority: "处理优先级", follow_up: "随访间隔", reasons: "依据", model_version: "模型版本",
+    risk: "风险", priority: "处理优先级", follow_up: "随访间隔", reasons: "依据", model_version: "模型版本", site_report_threshold: "本院设定的报告阈值",
     export: "导出结果（JSON；研究人员为去标识化数据）", model_card: "模型说明", routine: "常规", soon: "尽快", urgent: "紧急", pacs: "从 PACS 调取", study_uid: "检查实例 UID", retrieve: "调取并分析",
     unknown_mm: "未知（缺少像素间距）", shown_fps: "显示 帧/秒", fps: "分析 帧/秒", p95: "服务器 p95", dropped: "跳过帧",
     patient_name: "患者姓名", identity_hint: "DICOM 文件的患者 ID 与姓名取自文件头；普通图像请填写。",
@@ -56,7 +56,7 @@ const I18N = {
     uploaded: "Uploaded, analysing",
     too_many: "Too many attempts; please wait",
     confirmed: "confirmed", risk: "Risk", priority: "Priority", follow_up: "Follow-up interval",
-    reasons: "Reasons", model_version: "Model version", export: "Export results (JSON; de-identified for researchers)", model_card: "Model card", routine: "routine", soon: "soon", urgent: "urgent", pacs: "Retrieve from PACS",
+    reasons: "Reasons", model_version: "Model version", site_report_threshold: "site-set report threshold", export: "Export results (JSON; de-identified for researchers)", model_card: "Model card", routine: "routine", soon: "soon", urgent: "urgent", pacs: "Retrieve from PACS",
     study_uid: "Study Instance UID", retrieve: "Retrieve and analyse", unknown_mm: "unknown (no pixel spacing)", shown_fps: "shown frames/s", fps: "analysed frames/s",
     p95: "server p95", dropped: "skipped frames",
     patient_name: "Patient name", identity_hint: "DICOM files: patient ID and name come from the file header; plain images: type them.",
@@ -352,7 +352,10 @@ function renderFrame(f, caseNotAssessable) {
   const wrap = el("div", null, "frame");
   wrap.dataset.frameId = f.id;
   const r = f.result;
-  const h = el("h3", `${f.file} #${f.frame_index}  — ${t("model_version")}: ${f.model_name} ${f.model_version} `);
+  const siteThreshold = r && r.model && r.model.report_threshold;  // analyze.report_threshold of this site
+  const modelLabel = String(f.model_version).startsWith(f.model_name) ? f.model_version : `${f.model_name} ${f.model_version}`;
+  const h = el("h3", `${f.file} #${f.frame_index}  — ${t("model_version")}: ${modelLabel}` +
+    (siteThreshold ? ` · ${t("site_report_threshold")} ${siteThreshold} ` : " "));
   if (f.assessability) h.appendChild(assessBadge(f.assessability, true));
   wrap.appendChild(h);
   const imgs = el("div", null, "row");
