@@ -112,10 +112,24 @@ Everything here is produced by the livus phantom simulator (`make examples`, i.e
 `livus simulate-examples --out examples`); no real patient data, fake names only.
 
 - `hcc_malignant.png`, `hemangioma_benign.png`, `small_lesion.png` (< 10 mm), `normal_liver.png`:
-  B-mode stills with burned-in scanner overlays.
+  B-mode stills with burned-in scanner overlays. "Normal" means no focal lesion. The simulated
+  liver behind each still may be normal, fatty or cirrhotic (`labels/annotations.json`,
+  `extra.liver_state`), and its report's liver-background line reads that liver. A fatty
+  `normal_liver` gets a steatosis line, as it should.
 - `bmode_clip.avi`: 2 s B-mode sweep at 10 fps (one HCC, stable `lesion_id`).
 - `ceus_clip.avi`: contrast-mode frames 0–180 s after injection (HCC pattern).
 - `dicom/small_lesion.dcm`: US Image Storage with a Sequence of Ultrasound Regions (true spacing).
 - `labels/`: the same in the livus dataset format (`annotations.json`, masks, overlay masks),
   so `livus evaluate --data examples/labels` can score results.
+
+## Real images in the demo (not stored here)
+
+`make demo` also analyses six real AUL images when the AUL folder lies beside the clone
+(`../shared/data/aul`, or `make demo AUL=/path/to/aul`): the two lowest image ids of each class
+whose file names are not taken by an earlier class (inputs with the same file name form one case):
+`Benign/image/1.jpg`, `2.jpg`, `Malignant/image/4.jpg`, `5.jpg`, `Normal/image/3.jpg`, `6.jpg`,
+read in place — the project never commits AUL files. AUL: Xu Y. et al., *Annotated Ultrasound
+Liver images*, Zenodo 7272660 (2022), CC BY 4.0. These images belong to the data the shipped
+models were trained on, so the demo shows the models in-sample: it is a demonstration, not a
+measurement (the cross-validated figures are in `models/MODEL_CARD.md`).
 """
