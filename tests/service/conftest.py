@@ -177,3 +177,16 @@ def serving(app: object) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(15)
+
+
+def upload_as_doctor(page: object, url: str, path: Path, timeout_ms: int = 60000) -> None:
+    """In a Playwright ``page``: log in as the test doctor at ``url``, upload ``path`` and wait
+    until the study's analysis is done."""
+    page.goto(url)
+    page.fill("#login-user", "doc")
+    page.fill("#login-pass", PASSWORDS["doc"])
+    page.click("#login-submit")
+    page.wait_for_selector("#view-studies:not([hidden])")
+    page.set_input_files("#upload-files", str(path))
+    page.click("#upload-submit")
+    page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=timeout_ms)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import make_service, png_bytes, serving, ultrasound_like
+from .conftest import make_service, png_bytes, serving, ultrasound_like, upload_as_doctor
 from .system_packages import ensure_debian_package
 
 pytestmark = pytest.mark.slow
@@ -175,14 +175,7 @@ def test_browser_names_a_site_report_threshold(chromium, tmp_path, artifacts_dir
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-            page.goto(url)
-            page.fill("#login-user", "doc")
-            page.fill("#login-pass", "doctor-pass-123")
-            page.click("#login-submit")
-            page.wait_for_selector("#view-studies:not([hidden])")
-            page.set_input_files("#upload-files", str(image))
-            page.click("#upload-submit")
-            page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=60000)
+            upload_as_doctor(page, url, image)
             page.wait_for_selector(".frame h3")
             heading = page.locator(".frame h3").first.inner_text()
             assert "本院设定的报告阈值 0.650" in heading

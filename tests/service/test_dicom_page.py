@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_service, serving
+from .conftest import make_service, serving, upload_as_doctor
 from .dicom_helpers import free_port
 from .test_browser import chromium  # noqa: F401 - fixture (skips without chromium/playwright)
 
@@ -31,14 +31,7 @@ def test_page_shows_dicom_results_and_failed_send(chromium, dicom_server, tmp_pa
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000}, bypass_csp=True)  # lets wait_for_function evaluate
-            page.goto(url)
-            page.fill("#login-user", "doc")
-            page.fill("#login-pass", "doctor-pass-123")
-            page.click("#login-submit")
-            page.wait_for_selector("#view-studies:not([hidden])")
-            page.set_input_files("#upload-files", str(EXAMPLE_DICOM))
-            page.click("#upload-submit")
-            page.wait_for_function("document.querySelector('#study-detail').dataset.status === 'done'", timeout=120000)
+            upload_as_doctor(page, url, EXAMPLE_DICOM, timeout_ms=120000)
             deadline = time.monotonic() + 90  # the failed send comes a few seconds after "done"; slow on a loaded machine
             while time.monotonic() < deadline and not page.locator(".dicom-send button").count():
                 page.evaluate("openStudy(document.querySelector('#study-detail').dataset.uid)")  # what a reload does
