@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Train the pretrained models (EfficientNet-Lite0 detector + classifier), cross-validate them,
-# and write models/ with its model card — on any device. The detector is trained in four
+# and write models/ with its model card — on any device. The detector is trained in five
 # schedules: 10 epochs from the ImageNet weights (one-cycle, peak lr 2e-3), then 12 more epochs
 # warm-restarted from those weights (peak lr 1e-3; train.init_from: fold f continues fold f, so no
 # fold starts from weights that saw its validation images), then 4 epochs (peak lr 5e-4) with 360
 # simulated livers with diffuse disease added to every training split (60 % drawn lesion-free:
-# hard negatives; issue 21), then 3 epochs (peak lr 3e-4) with 600 more such livers (seed 2103),
-# drawn after the simulator placed the kidney behind the liver and the gallbladder in its fossa
+# hard negatives; issue 21), then twice 3 epochs (peak lr 3e-4) with 600 more such livers each
+# (seeds 2103, 2104), drawn after the simulator placed the kidney behind the liver and the gallbladder in its fossa
 # (the shipped third schedule's 360 livers were drawn before that change; a rerun of this script
 # draws them with today's simulator). Validation is always on AUL images only. Compare the new
 # card with git's before committing models/.
@@ -37,6 +37,9 @@ HN=$RUN/sim_diffuse_hn  # diffuse-disease livers for the third schedule (not the
 HN2=$RUN/sim_diffuse_hn3  # the fourth schedule's livers (kidney and gallbladder at the liver's border)
 [ -f "$HN2/annotations.json" ] || $LIVUS simulate --n 600 --seed 2103 --out "$HN2" --lesion-free-share 0.6 \
     --diffuse "steatosis=0.2,fibrosis=0.3,fibrosis:4=0.15,schistosomal=0.1,mixed=0.15,none=0.1"
+HN3=$RUN/sim_diffuse_hn4  # the fifth schedule's livers (fresh draws, same simulator and mix)
+[ -f "$HN3/annotations.json" ] || $LIVUS simulate --n 600 --seed 2104 --out "$HN3" --lesion-free-share 0.6 \
+    --diffuse "steatosis=0.2,fibrosis=0.3,fibrosis:4=0.15,schistosomal=0.1,mixed=0.15,none=0.1"
 start=$(date +%s)
 $LIVUS train detector --data "$DATA" --out "$RUN/stage1_cv" --folds 5 --device "$DEVICE" --resume
 $LIVUS train detector --data "$DATA" --out "$RUN/stage1_all" --folds 0 --device "$DEVICE" --resume
@@ -55,8 +58,14 @@ for part in cv all; do  # the fourth schedule: more hard negatives, organs where
   printf 'train:\n  epochs: 3\n  lr: 0.0003\n  init_from: %s\n  use_simulated: true\n  simulated_dir: %s\n' \
     "$RUN/stage3_$part" "$HN2" > "$RUN/stage4_$part.yaml"
 done
-$LIVUS train detector --data "$DATA" --config "$RUN/stage4_cv.yaml" --out "$RUN/detector_cv" --folds 5 --device "$DEVICE" --resume
-$LIVUS train detector --data "$DATA" --config "$RUN/stage4_all.yaml" --out "$RUN/detector_all" --folds 0 --device "$DEVICE" --resume
+$LIVUS train detector --data "$DATA" --config "$RUN/stage4_cv.yaml" --out "$RUN/stage4_cv" --folds 5 --device "$DEVICE" --resume
+$LIVUS train detector --data "$DATA" --config "$RUN/stage4_all.yaml" --out "$RUN/stage4_all" --folds 0 --device "$DEVICE" --resume
+for part in cv all; do  # the fifth schedule: the same again on fresh livers
+  printf 'train:\n  epochs: 3\n  lr: 0.0003\n  init_from: %s\n  use_simulated: true\n  simulated_dir: %s\n' \
+    "$RUN/stage4_$part" "$HN3" > "$RUN/stage5_$part.yaml"
+done
+$LIVUS train detector --data "$DATA" --config "$RUN/stage5_cv.yaml" --out "$RUN/detector_cv" --folds 5 --device "$DEVICE" --resume
+$LIVUS train detector --data "$DATA" --config "$RUN/stage5_all.yaml" --out "$RUN/detector_all" --folds 0 --device "$DEVICE" --resume
 $LIVUS train classifier --data "$DATA" --sim "$SIM" --out "$RUN/classifier" --folds 5 --device "$DEVICE"
 $PY benchmarks/pretrained_cv_report.py --data "$DATA" --cv "$RUN/detector_cv" --classifier-run "$RUN/classifier" \
     --json "$RUN/pretrained_cv.json"
