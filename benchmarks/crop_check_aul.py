@@ -23,16 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livus.config import load_config
 from livus.evaluate.detection import match_image, pred_lesions, true_lesions
-from livus.io.dataset import load_dataset
 from livus.models.classifier import classify_lesions, load_classifier
 from livus.models.decode import EVIDENCE_NAMES
 from livus.models.detector import load_detector
 from livus.train.calibration import predict_results
 from livus.train.datasets import frame_for_record
-from livus.train.detector import get_cache
-from livus.train.splits import stratified_kfold
+from livus.train.detector import load_cv_run
 
 FP_RATE = 0.25
 
@@ -45,28 +42,23 @@ def logit(p: np.ndarray) -> np.ndarray:
 def candidates(data: Path, run: Path, classifier_run: Path) -> tuple[np.ndarray, list[str], list, list[np.ndarray]]:
     """Rows ``(fold, image index, is true, *evidence, malignancy, *features)``, the feature names,
     the records and the folds' held-out image indices."""
-    cfg = load_config(run / "config.yaml")
-    ds = load_dataset(data)
-    records = ds.images
-    cache = get_cache(cfg, data, run, records)
-    splits = stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)
+    cv = load_cv_run(run, data)
     rows, names = [], None
-    for f in range(len(splits)):
-        model = load_detector(run / f"fold{f}" / "detector.pt")
+    for f in cv.folds:
+        model = load_detector(cv.fold_model_path(f))
         model.cfg = copy.deepcopy(model.cfg)
         model.cfg.score_calibration = ()
         clf = load_classifier(classifier_run / f"fold{f}.pt")
-        va = splits[f][1]
-        recs = [records[i] for i in va]
-        results, dets, _ = predict_results(model, cache.subset(va), recs, score_threshold=model.cfg.candidate_threshold)
-        for i, rec, res, d in zip(va, recs, results, dets):
+        cache_f, recs = cv.validation(f)
+        results, dets, _ = predict_results(model, cache_f, recs, score_threshold=model.cfg.candidate_threshold)
+        for i, rec, res, d in zip(cv.splits[f][1], recs, results, dets):
             if not res.lesions:
                 continue
             hits = match_image(pred_lesions(res), true_lesions(rec)).hit  # same order as the detections
-            for det, hit, out in zip(d, hits, classify_lesions(clf, frame_for_record(ds, rec).pixels, res.lesions)):
+            for det, hit, out in zip(d, hits, classify_lesions(clf, frame_for_record(cv.dataset, rec).pixels, res.lesions)):
                 names = names or sorted(out["features"])
                 rows.append([f, int(i), int(hit >= 0), *det.evidence, out["malignancy"], *[out["features"][n] for n in names]])
-    return np.asarray(rows, float), ["malignancy", *(names or [])], records, [s[1] for s in splits]
+    return np.asarray(rows, float), ["malignancy", *(names or [])], cv.records, [cv.splits[f][1] for f in cv.folds]
 
 
 def threshold_at_fp(scores: np.ndarray, is_true: np.ndarray, n_images: int, fp_rate: float) -> float:

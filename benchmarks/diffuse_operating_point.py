@@ -27,12 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livus.config import load_config
-from livus.io.dataset import load_dataset
 from livus.models.detector import load_detector
-from livus.train.calibration import calibrated_scores, concat_predictions, fit_score_calibration, held_out_predictions
-from livus.train.detector import get_cache
-from livus.train.splits import stratified_kfold
+from livus.train.calibration import (calibrated_scores, concat_predictions, fit_score_calibration, held_out_predictions,
+                                     other_folds)
+from livus.train.detector import load_cv_run
 
 TARGET = 0.05
 
@@ -40,19 +38,13 @@ TARGET = 0.05
 def aul_candidates(data: Path, run: Path) -> dict[str, np.ndarray]:
     """Cross-fitted calibrated scores of every held-out AUL candidate, with its hit label and
     image, and per image its lesion count and whether it is a normal liver."""
-    cfg = load_config(run / "config.yaml")
-    records = load_dataset(data).images
-    records = records[: cfg.train.max_train_images] if cfg.train.max_train_images else records
-    cache = get_cache(cfg, data, run, records)
-    splits = stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)
-    preds = {}
-    for f, (_, va) in enumerate(splits):
-        preds[f] = held_out_predictions(load_detector(run / f"fold{f}" / "detector.pt"), cache.subset(va), [records[i] for i in va])
+    cv = load_cv_run(run, data)
+    preds = {f: held_out_predictions(load_detector(cv.fold_model_path(f)), *cv.validation(f)) for f in cv.folds}
     scores = []
     for f in preds:
-        others = concat_predictions([preds[g] for g in preds if g != f])
+        others = other_folds(preds, f)
         scores.append(calibrated_scores(preds[f], fit_score_calibration(others.evidence, others.is_true)))
-    pooled = concat_predictions([preds[f] for f in preds])
+    pooled = concat_predictions(list(preds.values()))
     return {"score": np.concatenate(scores), "is_true": pooled.is_true, "image": pooled.image_index,
             "n_lesions": pooled.n_lesions, "normal": np.array([c == "normal" for c in pooled.classes])}
 

@@ -20,14 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livus.config import load_config
 from livus.infer.onnx import OnnxDetector, export_detector_onnx, quantize_detector_int8
 from livus.train.onnx_build import spread_indices
-from livus.io.dataset import load_dataset
 from livus.models.detector import load_detector
 from livus.train.calibration import evaluate_calibrated
-from livus.train.detector import get_cache
-from livus.train.splits import stratified_kfold
+from livus.train.detector import load_cv_run
 
 COLUMNS = ("sens@0.25fp", "sens@1fp", "sens_lt60", "mass_dice", "liver_dice", "normal_with_lesion")
 
@@ -41,28 +38,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    run = Path(args.cv)
-    cfg = load_config(run / "config.yaml")
-    ds = load_dataset(args.data)
-    records = ds.images
-    cache = get_cache(cfg, Path(args.data), run, records)
+    cv = load_cv_run(Path(args.cv), Path(args.data))
     shipped = json.loads(Path(args.report).read_text())["shipped"]
     coef, thr = tuple(shipped["score_calibration"]), float(shipped["score_threshold"])
     per = {"fp32": [], "int8": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for f, (tr, va) in enumerate(stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)):
-            pt = run / f"fold{f}" / "detector.pt"
-            if not pt.is_file():
-                continue
+        for f in cv.folds:
+            pt = cv.fold_model_path(f)
             model = load_detector(pt)
             fp32 = export_detector_onnx(model, Path(tmp) / f"f{f}.onnx", source_checkpoint=pt)
-            calib = [cache.images[i] for i in spread_indices(np.asarray(tr), 64)]
+            calib = [cv.cache.images[i] for i in spread_indices(np.asarray(cv.splits[f][0]), 64)]
             int8 = quantize_detector_int8(fp32, Path(tmp) / f"f{f}.int8.onnx", calib)
-            recs = [records[i] for i in va]
+            cache_f, recs = cv.validation(f)
             for name, path in (("fp32", fp32), ("int8", int8)):
                 runner = OnnxDetector(path, args.threads)
                 runner.cfg = model.cfg
-                m, normal_rate, _, _ = evaluate_calibrated(runner, cache.subset(va), recs, coef, thr)
+                m, normal_rate, _, _ = evaluate_calibrated(runner, cache_f, recs, coef, thr)
                 per[name].append({"fold": f, **m.headline(), "normal_with_lesion": normal_rate})
                 print(name, f, {k: round(per[name][-1][k], 3) for k in COLUMNS}, flush=True)
     rows = []

@@ -30,16 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livus.config import load_config
 from livus.evaluate.classification import expected_calibration_error
-from livus.io.dataset import load_dataset
 from livus.models.decode import EVIDENCE_NAMES
 from livus.models.detector import load_detector
 from livus.models.image_label import IMAGE_CLASSES, ImageLabelFusion, fusion_features, lesion_evidence_label
 from livus.train.calibration import (HeldOutPredictions, candidate_ece, concat_predictions, evaluate_calibrated,
-                                     fit_score_calibration, held_out_predictions, report_threshold)
-from livus.train.detector import get_cache
-from livus.train.splits import stratified_kfold
+                                     fit_score_calibration, held_out_predictions, other_folds, report_threshold)
+from livus.train.detector import load_cv_run
 
 FP_RATE = 0.25
 
@@ -81,28 +78,20 @@ def main() -> None:
     use = tuple(args.evidence.split(","))
     t0 = time.time()
     run = Path(args.cv)
-    cfg = load_config(run / "config.yaml")
-    ds = load_dataset(args.data)
-    records = ds.images[: cfg.train.max_train_images] if cfg.train.max_train_images else ds.images
-    cache = get_cache(cfg, Path(args.data), run, records)
-    splits = stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)
-    folds = [f for f in range(len(splits)) if (run / f"fold{f}" / "detector.pt").is_file()]
-    models = {f: load_detector(run / f"fold{f}" / "detector.pt") for f in folds}
+    cv = load_cv_run(run, Path(args.data))
+    folds = cv.folds
+    models = {f: load_detector(cv.fold_model_path(f)) for f in folds}
     for m in models.values():
         m.cfg.tta_flip = args.tta_flip
-    preds: dict[int, HeldOutPredictions] = {}
-    for f in folds:
-        va = splits[f][1]
-        preds[f] = held_out_predictions(models[f], cache.subset(va), [records[i] for i in va])
+    preds: dict[int, HeldOutPredictions] = {f: held_out_predictions(models[f], *cv.validation(f)) for f in folds}
     per_fold, image_rows = [], []
     fused_inputs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for f in folds:
-        others = concat_predictions([preds[g] for g in folds if g != f]) if len(folds) > 1 else preds[f]
+        others = other_folds(preds, f)
         coef = fit_score_calibration(others.evidence, others.is_true, use=use)
         thr = report_threshold(others, coef, FP_RATE)
-        va = splits[f][1]
-        recs = [records[i] for i in va]
-        m, normal_rate, results, head = evaluate_calibrated(models[f], cache.subset(va), recs, coef, thr)
+        cache_f, recs = cv.validation(f)
+        m, normal_rate, results, head = evaluate_calibrated(models[f], cache_f, recs, coef, thr)
         row = {"fold": f, **m.headline(), "normal_with_lesion": normal_rate, "fp_per_image": m.fp_per_image_reported,
                "sens_at_threshold": m.sensitivity_reported, "candidate_ece": candidate_ece(preds[f], coef), "threshold": thr}
         per_fold.append(row)
@@ -117,7 +106,7 @@ def main() -> None:
             for i, (rec, res) in enumerate(zip(recs, results)):
                 lesions = [l for l in res.lesions if l.score >= thr]
                 if lesions:
-                    out = classify_lesions(clf, frame_for_record(ds, rec).pixels, lesions)
+                    out = classify_lesions(clf, frame_for_record(cv.dataset, rec).pixels, lesions)
                     mal[i] = [(l.score, o["malignancy"]) for l, o in zip(lesions, out)]
         else:
             for i, res in enumerate(results):  # no classifier: lesions count as benign-or-malignant 50/50

@@ -11,7 +11,7 @@ import pytest
 from livus.config import DetectorConfig, LivusConfig, TrainConfig
 from livus.io.dataset import ImageRecord, LesionAnnotation, save_dataset, write_png
 from livus.models.detector import load_detector
-from livus.train.detector import format_cv_table, train_detector
+from livus.train.detector import format_cv_table, load_cv_run, revalidate_run, train_detector
 
 
 def _make_dataset(root, n: int = 6) -> None:
@@ -74,6 +74,13 @@ def test_folds_to_run_limits_the_folds(tmp_path) -> None:
     summary = train_detector(data, cfg, tmp_path / "run", progress=False)
     assert len(summary["per_fold"]) == 1
     assert not (tmp_path / "run" / "fold0").exists() and (tmp_path / "run" / "fold1" / "detector.pt").is_file()
+    # the run as its folds saw the data: only fold 1 has a model, validated on its own split
+    cv = load_cv_run(tmp_path / "run", data)
+    assert cv.folds == [1] and len(cv.splits) == 2
+    cache_1, recs_1 = cv.validation(1)
+    assert len(cache_1) == len(recs_1) == len(cv.splits[1][1]) > 0
+    assert {r.file_name for r in recs_1}.isdisjoint(cv.records[i].file_name for i in cv.splits[1][0])
+    assert len(revalidate_run(tmp_path / "run", data)) == 1
 
 
 def test_interrupted_run_resumes_from_state(tmp_path, monkeypatch) -> None:

@@ -41,6 +41,15 @@ def sample_liver_state(rng: np.random.Generator, diagnosis_hint: str | None) -> 
     return _choice(rng, {"normal": 0.55, "steatosis": 0.3, "cirrhosis": 0.15})
 
 
+def field_half_width_mm(geom: ScanGeometry) -> float:
+    """Half the width of the field of view at its full depth (mm): the linear array's half width,
+    or the convex sector's half chord at the deepest radius."""
+    p = geom.profile
+    if p.probe == "linear":
+        return p.width_mm / 2
+    return (p.radius_mm + p.depth_mm) * np.sin(np.radians(p.fan_angle_deg) / 2)
+
+
 def sample_anatomy(rng: np.random.Generator, geom: ScanGeometry, liver_state: str) -> Scene:
     """Background scene (no lesions yet) fitted to the probe's field of view."""
     p = geom.profile
@@ -54,7 +63,7 @@ def sample_anatomy(rng: np.random.Generator, geom: ScanGeometry, liver_state: st
         ascites = float(rng.uniform(3, 0.12 * depth))
     elif rng.random() < 0.04:
         ascites = float(rng.uniform(2, 8))
-    half_w = (p.radius_mm + depth) * np.sin(np.radians(p.fan_angle_deg) / 2) if not linear else p.width_mm / 2
+    half_w = field_half_width_mm(geom)
     # diaphragm: a large ellipse whose lower boundary crosses the deep part of the field
     if linear:
         dia = Ellipse(0.0, depth * 0.3, depth * 6, depth * rng.uniform(1.1, 2.0), float(rng.uniform(-5, 5)))
@@ -149,7 +158,7 @@ def _place_at_border(rng: np.random.Generator, scene: Scene, geom: ScanGeometry,
     (negative: inside the liver). Where the border lies too deep to show the organ, the liver's
     deep border (diaphragm ellipse) is raised to 65-90 % of the field depth. Millimetres."""
     p = geom.profile
-    half_w = (p.radius_mm + p.depth_mm) * np.sin(np.radians(p.fan_angle_deg) / 2)
+    half_w = field_half_width_mm(geom)
     for _ in range(20):
         a, b = float(rng.uniform(*a_rng)), float(rng.uniform(*b_rng))
         x0 = float(rng.uniform(-0.5, 0.5) * half_w)

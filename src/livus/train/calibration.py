@@ -64,6 +64,13 @@ def concat_predictions(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
     )
 
 
+def other_folds(preds: dict[int, HeldOutPredictions], fold: int) -> HeldOutPredictions:
+    """The held-out predictions of every fold but ``fold`` (what fold ``fold``'s cross-fitted
+    calibration and threshold are fitted on); ``fold``'s own when it is the only one."""
+    others = [p for g, p in preds.items() if g != fold]
+    return concat_predictions(others) if others else preds[fold]
+
+
 def predict_results(model: LesionDetector, cache: ModelSpaceCache, records: list[ImageRecord], score_threshold: float | None = None,
                     batch_size: int = 16) -> tuple[list[FrameResult], list[list], np.ndarray]:
     """Decode ``model`` on a cache: ``(results in ORIGINAL pixels, detections in model pixels,

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import torch
 
 from livus.config import LivusConfig, load_config, save_config
 from livus.evaluate.run import Metrics, compute_metrics, write_metrics
-from livus.io.dataset import ImageRecord, load_dataset
+from livus.io.dataset import Dataset, ImageRecord, load_dataset
 from livus.models.decode import Detection, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector, count_parameters, load_detector, save_detector
 from livus.preprocess.geometry import Letterbox
@@ -328,25 +329,54 @@ def train_detector_cli(args: argparse.Namespace) -> int:
 # ---- after training: operating threshold, shipped model, model card -----------------------
 
 
-def revalidate_run(run_dir: Path, data_dir: Path, score_threshold: float | None = None) -> list[Metrics]:
-    """Re-run validation of every ``run_dir/fold<k>/detector.pt`` on its own validation split
-    (from the run's config and cache); ``score_threshold`` overrides the report threshold."""
+@dataclass
+class CVRun:
+    """A finished CV run of ``livus train detector`` as its folds saw the data: the run's config,
+    the dataset and its records (capped as in training), their model-space cache and the
+    ``(train, validation)`` index splits; fold ``f``'s model is ``run_dir/fold<f>/detector.pt``."""
+
+    run_dir: Path
+    cfg: LivusConfig
+    dataset: Dataset
+    records: list[ImageRecord]
+    cache: ModelSpaceCache
+    splits: list[tuple[np.ndarray, np.ndarray]]
+
+    def fold_model_path(self, fold: int) -> Path:
+        return self.run_dir / f"fold{fold}" / "detector.pt"
+
+    @property
+    def folds(self) -> list[int]:
+        """The folds whose model exists."""
+        return [f for f in range(len(self.splits)) if self.fold_model_path(f).is_file()]
+
+    def validation(self, fold: int) -> tuple[ModelSpaceCache, list[ImageRecord]]:
+        """Fold ``fold``'s validation images: their cache and their records."""
+        va = self.splits[fold][1]
+        return self.cache.subset(va), [self.records[i] for i in va]
+
+
+def load_cv_run(run_dir: Path, data_dir: Path) -> CVRun:
+    """The folds of the CV run in ``run_dir`` over the dataset at ``data_dir`` (its cache is
+    built with ``preprocess_frame`` when missing)."""
+    run_dir, data_dir = Path(run_dir), Path(data_dir)
     cfg = load_config(run_dir / "config.yaml")
     ds = load_dataset(data_dir)
     records = ds.images[: cfg.train.max_train_images] if cfg.train.max_train_images else ds.images
     cache = get_cache(cfg, data_dir, run_dir, records)
-    splits = stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed)
-    out = []
-    from livus.models.detector import load_detector
+    return CVRun(run_dir, cfg, ds, records, cache, stratified_kfold(cache.classes, cfg.train.folds, cfg.train.seed))
 
-    for f, (_, va) in enumerate(splits):
-        path = run_dir / f"fold{f}" / "detector.pt"
-        if not path.is_file():
-            continue
-        model = load_detector(path)
+
+def revalidate_run(run_dir: Path, data_dir: Path, score_threshold: float | None = None) -> list[Metrics]:
+    """Re-run validation of every ``run_dir/fold<k>/detector.pt`` on its own validation split
+    (from the run's config and cache); ``score_threshold`` overrides the report threshold."""
+    cv = load_cv_run(run_dir, data_dir)
+    out = []
+    for f in cv.folds:
+        model = load_detector(cv.fold_model_path(f))
         if score_threshold is not None:
             model.cfg.score_threshold = score_threshold
-        out.append(validate(model, cache.subset(va), [records[i] for i in va]))
+        out.append(validate(model, *cv.validation(f)))
     return out
 
 
