@@ -41,6 +41,36 @@ def groups(per_grade: int, normals: int) -> list[tuple[str, "object"]]:
     return out
 
 
+def lesion_free_liver(rng: np.random.Generator, i: int, spec: "object | None", geometries: "object") -> tuple["object", "object"]:
+    """Held-out liver number ``i`` of the benchmark: a lesion-free simulated still (overlays
+    burned in) with diffuse disease ``spec`` (``None``: steatosis with fibrosis, grades drawn),
+    on the scanner profiles in turn. Returns ``(SimulatedImage, spec)``."""
+    from livus.simulate.diffuse import sample_diffuse_spec
+    from livus.simulate.profiles import PROFILES
+    from livus.simulate.scenes import sample_scene
+    from livus.simulate.still import overlay_info_for, simulate_still
+
+    if spec is None:
+        spec = sample_diffuse_spec(rng, {"mixed": 1.0})
+    names = list(PROFILES)
+    prof = PROFILES[names[i % len(names)]]
+    geom = geometries.get(prof)
+    info = overlay_info_for(prof, "SIM^PATIENT", f"FP{i:04d}", datetime(2024, 1, 1, 9, 0))
+    scene = sample_scene(rng, geom, "normal", diffuse=spec)
+    sim = simulate_still(rng, geom, info=info, scene=scene)
+    assert not sim.lesions
+    return sim, spec
+
+
+def share_interval(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95 % interval of a share ``k / n`` (scipy), so that a group's share is read with
+    its uncertainty: one liver in 12 is 8 %, but so is anything from 1.5 % to 35 %."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return round(float(ci.low), 3), round(float(ci.high), 3)
+
+
 def sits_on(scene: "object", geom: "object", center_px: tuple[float, float]) -> str:
     """What a reported lesion's centre (image pixels) lies on in the simulated ``scene``:
     ``vessel`` (within the vessel's radius + 1 mm), ``gallbladder``, ``kidney`` or ``liver``."""
@@ -107,10 +137,8 @@ def main() -> None:
 
     from livus.config import LivusConfig
     from livus.infer.frame import FrameAnalyzer
-    from livus.simulate.diffuse import sample_diffuse_spec
     from livus.simulate.profiles import PROFILES
-    from livus.simulate.scenes import sample_scene
-    from livus.simulate.still import GeometryCache, overlay_info_for, simulate_still
+    from livus.simulate.still import GeometryCache
     from livus.types import Frame
 
     analyzer = FrameAnalyzer(LivusConfig(), Path(args.models))
@@ -122,14 +150,8 @@ def main() -> None:
     rows = []
     t0 = time.perf_counter()
     for i, (group, spec) in enumerate(groups(args.per_grade, args.normals)):
-        if spec is None:
-            spec = sample_diffuse_spec(rng, {"mixed": 1.0})
-        prof = PROFILES[names[i % len(names)]]
-        geom = cache.get(prof)
-        info = overlay_info_for(prof, "SIM^PATIENT", f"FP{i:04d}", datetime(2024, 1, 1, 9, 0))
-        scene = sample_scene(rng, geom, "normal", diffuse=spec)
-        sim = simulate_still(rng, geom, info=info, scene=scene)
-        assert not sim.lesions
+        sim, spec = lesion_free_liver(rng, i, spec, cache)
+        prof, scene, geom = sim.geom.profile, sim.scene, sim.geom
         frame = Frame(sim.image, f"diffuse_{i:04d}.png")
         r = analyzer.analyze(frame).result
         candidate_scores = [round(les.score, 4) for les in analyzer.lesion_candidates(frame, CANDIDATE_FLOOR)]
@@ -154,24 +176,27 @@ def main() -> None:
             "n": len(sel),
             "with_reported_lesion": sum(r["lesions"] > 0 for r in sel),
             "share_with_reported_lesion": round(sum(r["lesions"] > 0 for r in sel) / len(sel), 3),
+            "share_95ci": share_interval(sum(r["lesions"] > 0 for r in sel), len(sel)),
             "mean_lesions": round(float(np.mean([r["lesions"] for r in sel])), 2),
             "image_label_abnormal_share": round(len(abnormal) / len(sel), 3) if any(r["image_label"] for r in sel) else None,
             "background_steatosis": dict(sorted({b["steatosis"]: sum(x["steatosis"] == b["steatosis"] for x in bgs) for b in bgs}.items())),
             "background_fibrosis": dict(sorted({b["fibrosis"]: sum(x["fibrosis"] == b["fibrosis"] for x in bgs) for b in bgs}.items())),
         }
     total = {"n": len(rows), "with_reported_lesion": sum(r["lesions"] > 0 for r in rows)}
+    total["share_95ci"] = share_interval(total["with_reported_lesion"], total["n"])
     places = [p for r in rows for p in r["sits_on"]]
     total["reported_lesions_sit_on"] = {p: places.count(p) for p in ("vessel", "gallbladder", "kidney", "liver")}
     with_lesions = lesions_found(analyzer, rng, args.with_lesions, cache, names) if args.with_lesions else None
     print(f"models: {args.models} ({analyzer.model_info})  seed {args.seed}, {len(rows)} lesion-free livers, "
           f"{seconds:.0f} s")
-    print(f"{'group':22s} {'n':>3s} {'with lesion':>12s} {'share':>6s} {'mean':>5s} {'img abn':>8s}  background (detector outline)")
+    print(f"{'group':22s} {'n':>3s} {'with lesion':>12s} {'share':>6s} {'95% CI':>13s} {'mean':>5s} {'img abn':>8s}  background (detector outline)")
     for g, d in by_group.items():
         ia = "—" if d["image_label_abnormal_share"] is None else f"{d['image_label_abnormal_share']:.2f}"
-        print(f"{g:22s} {d['n']:3d} {d['with_reported_lesion']:12d} {d['share_with_reported_lesion']:6.2f} "
+        ci = f"{d['share_95ci'][0]:.2f}–{d['share_95ci'][1]:.2f}"
+        print(f"{g:22s} {d['n']:3d} {d['with_reported_lesion']:12d} {d['share_with_reported_lesion']:6.2f} {ci:>13s} "
               f"{d['mean_lesions']:5.2f} {ia:>8s}  {d['background_steatosis']} {d['background_fibrosis']}")
     print(f"{'all':22s} {total['n']:3d} {total['with_reported_lesion']:12d} "
-          f"{total['with_reported_lesion'] / total['n']:6.2f}")
+          f"{total['with_reported_lesion'] / total['n']:6.2f} {total['share_95ci'][0]:.2f}–{total['share_95ci'][1]:.2f}")
     print(f"reported lesions sit on: {total['reported_lesions_sit_on']}")
     if with_lesions:
         print("diffuse livers with simulated lesions:", {k: v for k, v in with_lesions.items() if k != "livers_detail"})
