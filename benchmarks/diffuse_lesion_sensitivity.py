@@ -14,7 +14,7 @@ CV fold's held-out AUL lesions (real lesions, never seen by that fold's model) a
 and the fold's model analyses each result in model space with a score calibration and report
 threshold fitted on the OTHER folds (cross-fitted, as ``benchmarks/pretrained_cv_report.py``).
 A pasted lesion is found when a reported lesion hits it by the rule of the AUL figures
-(``livus.evaluate.detection.is_hit``: centre inside the outline or box IoU >= 0.3); reports
+(``livus.evaluate.detection.match_image``: centre inside the outline or box IoU >= 0.3); reports
 elsewhere count as false positives. Also printed: the same lesions in their own AUL images.
 
 A pasted lesion is not a lesion grown in that liver (its own surroundings are cut away, and a
@@ -41,11 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffuse_false_positives import SEED, groups, lesion_free_liver, share_interval  # noqa: E402
 
 from livus.augment import copy_paste_lesion  # noqa: E402
-from livus.evaluate.detection import PredLesion, TrueLesion, is_hit  # noqa: E402
+from livus.evaluate.detection import PredLesion, TrueLesion, match_image  # noqa: E402
 from livus.models.decode import decode_detections  # noqa: E402
 from livus.models.detector import load_detector  # noqa: E402
-from livus.train.calibration import (calibrated_scores, fit_score_calibration, held_out_predictions, other_folds,  # noqa: E402
-                                     report_threshold)
+from livus.train.calibration import calibrated_scores, cross_fitted_operating_point, held_out_predictions  # noqa: E402
 from livus.train.detector import load_cv_run  # noqa: E402
 from livus.train.trainer import predict  # noqa: E402
 
@@ -65,26 +64,31 @@ def model_space_liver(sim: "object", pcfg: "object") -> dict[str, np.ndarray]:
     return {"image": pre.image.astype(np.float32), "liver": liver, "valid": pre.valid_mask.astype(np.uint8)}
 
 
-def outline(mask: np.ndarray) -> TrueLesion:
-    """The pasted lesion as an annotated lesion (largest outer contour, model pixels)."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    c = max(contours, key=cv2.contourArea)[:, 0, :]
-    return TrueLesion(polygon_px=c.astype(float).tolist())
+def outlines(instance_mask: np.ndarray) -> list[TrueLesion]:
+    """Each lesion of an instance mask as an annotated lesion (its largest outer contour, model pixels)."""
+    out = []
+    for v in (int(v) for v in np.unique(instance_mask) if v):
+        contours, _ = cv2.findContours((instance_mask == v).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        out.append(TrueLesion(polygon_px=max(contours, key=cv2.contourArea)[:, 0, :].astype(float).tolist()))
+    return out
 
 
-def score(model: "object", coefficients: tuple[float, ...], threshold: float, cases: list[dict]) -> list[tuple[bool, int]]:
-    """Per case ``(pasted lesion found, false positives)`` at the cross-fitted threshold."""
+def found_and_false(model: "object", coefficients: tuple[float, ...], threshold: float, cases: list[dict]) -> list[tuple[int, int, int]]:
+    """Per case ``(lesions found, lesions, false positives)`` at the report ``threshold`` with the
+    score calibration ``coefficients``, matched by the rule of the AUL figures
+    (``livus.evaluate.detection.match_image``). A case is a model-space ``image``, its fan
+    ``valid`` mask and its lesions' ``instances`` mask."""
     cfg = model.cfg
     cfg.score_calibration = coefficients
     images = np.stack([c["image"] for c in cases])
-    out: list[tuple[bool, int]] = []
+    out: list[tuple[int, int, int]] = []
     k = 0
     for batch in predict(model, images):
         valid = torch.from_numpy(np.stack([c["valid"] for c in cases[k : k + batch["heatmap"].shape[0]]]))
         for d in decode_detections(batch, cfg, valid_mask=valid, score_threshold=threshold):
-            truth = outline(cases[k]["lesion"])
-            hits = [is_hit(PredLesion(det.center_px, det.bbox_px, det.score), truth) for det in d]
-            out.append((any(hits), hits.count(False)))
+            truths = outlines(cases[k]["instances"])
+            m = match_image([PredLesion(det.center_px, det.bbox_px, det.score) for det in d], truths)
+            out.append((int((m.hit >= 0).sum()), len(truths), int((m.hit < 0).sum())))
             k += 1
     return out
 
@@ -122,9 +126,7 @@ def main() -> None:
     unplaced = dict.fromkeys(backgrounds, 0)  # lesions that fit in no tried liver of the background
     paste_rng = np.random.default_rng(args.seed + 1)
     for f in cv.folds:
-        others = other_folds(preds, f)
-        coefficients = fit_score_calibration(others.evidence, others.is_true)
-        thr = report_threshold(others, coefficients)
+        coefficients, thr = cross_fitted_operating_point(preds, f)
         own = preds[f]
         own_scores = calibrated_scores(own, coefficients)
         kept = own.is_true & (own_scores >= thr)
@@ -146,14 +148,15 @@ def main() -> None:
                     res = copy_paste_lesion(val.images[src].astype(np.float32), val.lesion_masks[src], value, dst["image"],
                                             np.zeros_like(dst["liver"]), dst["liver"], dst["valid"], paste_rng)
                     if res is not None:
-                        cases[b].append({"image": res.image, "valid": dst["valid"], "lesion": res.instance_mask == res.value})
+                        cases[b].append({"image": res.image, "valid": dst["valid"],
+                                         "instances": (res.instance_mask == res.value).astype(np.uint8)})
                         break
                 else:
                     unplaced[b] += 1
         for b, cs in cases.items():
             if cs:
-                for hit, fp in score(models[f], coefficients, thr, cs):
-                    found[b].append(hit)
+                for hit, _, fp in found_and_false(models[f], coefficients, thr, cs):
+                    found[b].append(bool(hit))
                     false_pos[b].append(fp)
     seconds = time.perf_counter() - t0
 

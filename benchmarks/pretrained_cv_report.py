@@ -35,7 +35,8 @@ from livus.models.decode import EVIDENCE_NAMES
 from livus.models.detector import load_detector
 from livus.models.image_label import IMAGE_CLASSES, ImageLabelFusion, fusion_features, lesion_evidence_label
 from livus.train.calibration import (HeldOutPredictions, candidate_ece, concat_predictions, evaluate_calibrated,
-                                     fit_score_calibration, held_out_predictions, other_folds, report_threshold)
+                                     cross_fitted_operating_point, fit_score_calibration, held_out_predictions,
+                                     report_threshold)
 from livus.train.detector import load_cv_run
 
 FP_RATE = 0.25
@@ -87,9 +88,7 @@ def main() -> None:
     per_fold, image_rows = [], []
     fused_inputs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for f in folds:
-        others = other_folds(preds, f)
-        coef = fit_score_calibration(others.evidence, others.is_true, use=use)
-        thr = report_threshold(others, coef, FP_RATE)
+        coef, thr = cross_fitted_operating_point(preds, f, FP_RATE, use)
         cache_f, recs = cv.validation(f)
         m, normal_rate, results, head = evaluate_calibrated(models[f], cache_f, recs, coef, thr)
         row = {"fold": f, **m.headline(), "normal_with_lesion": normal_rate, "fp_per_image": m.fp_per_image_reported,

@@ -56,3 +56,17 @@ def test_left_out_evidence_gets_zero_weight():
     pred = _synthetic()
     coef = fit_score_calibration(pred.evidence, pred.is_true, use=EVIDENCE_NAMES[:3])
     assert coef[4] == 0.0 and coef[1] > 0
+
+
+def test_cross_fitted_operating_point_ignores_the_fold_it_describes():
+    from livus.train.calibration import cross_fitted_operating_point
+
+    preds = {0: _synthetic(seed=0), 1: _synthetic(seed=1), 2: _synthetic(seed=2)}
+    coef, thr = cross_fitted_operating_point(preds, 0)
+    # the same whatever fold 0 holds: it takes no part in its own fit
+    swapped = {**preds, 0: _synthetic(seed=9)}
+    assert cross_fitted_operating_point(swapped, 0) == (coef, thr)
+    # and it differs from a fit that includes fold 0
+    assert cross_fitted_operating_point(preds, 1) != (coef, thr)
+    fp_rate_coef, strict_thr = cross_fitted_operating_point(preds, 0, fp_rate=0.05)
+    assert fp_rate_coef == coef and strict_thr >= thr

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livus.simulate.phantom import CosField, Scene
+from livus.simulate.phantom import CosField, Scene, coarse_echo_factor
 
 STEATOSIS_GRADES = ("none", "mild", "moderate", "severe")
 FIBROSIS_GRADES = ("F0", "F1", "F2", "F3", "F4")
@@ -154,24 +154,47 @@ def sample_diffuse_spec(rng: np.random.Generator, mix: dict[str, float]) -> Diff
     return DiffuseSpec()
 
 
-def apply_diffuse(rng: np.random.Generator, scene: Scene, spec: DiffuseSpec) -> None:
-    """Set the scene's liver echo, attenuation, texture, surface and vessel walls for ``spec``
-    (in place); the scene's ``liver_state`` becomes ``spec.liver_state``."""
+@dataclass
+class DiffuseDraw:
+    """One liver's random draw of the diffuse-disease settings of ``spec`` (what
+    :func:`apply_diffuse` sets on a scene): echo and attenuation of the parenchyma, portal and
+    vessel walls, coarse texture, surface, and the septa / network :class:`DiffusePattern`."""
+
+    spec: DiffuseSpec
+    liver_echo: float  # × the normal liver's echo
+    liver_atten: float  # dB/cm/MHz
+    portal_wall_amp: float
+    portal_wall_mm: float
+    vessel_edge_mm: float
+    texture_amp: float
+    coarse_amp: float
+    coarse: CosField
+    capsule_nodularity: float
+    capsule_field: CosField
+    pattern: DiffusePattern
+
+    def parenchyma_echo_factor(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """Multiplicative echo change of the parenchyma at ``(X, Z)`` (mm) from the coarse
+        texture and the septa (as ``phantom.evaluate_scene`` draws them), float32."""
+        return coarse_echo_factor(self.coarse, self.coarse_amp, X, Z) * self.pattern.echo_factor(X, Z)
+
+
+def draw_diffuse(rng: np.random.Generator, spec: DiffuseSpec) -> DiffuseDraw:
+    """Draw the settings of one liver with diffuse disease ``spec`` (see the module docstring)."""
     u = rng.uniform
     s, f, sch = spec.steatosis_grade, spec.fibrosis_grade, spec.schistosomal_grade
-    scene.liver_state = spec.liver_state
     # steatosis: brighter, more attenuating liver; vessel walls blur (all 1.0 / 0.5 when none)
-    scene.liver_echo = float((1.0, u(1.3, 1.5), u(1.6, 1.85), u(1.9, 2.3))[s] * u(0.95, 1.05))
-    scene.liver_atten = float((u(0.46, 0.54), u(0.57, 0.63), u(0.64, 0.71), u(0.72, 0.8))[s])
-    scene.portal_wall_amp = float((2.6, 1.7, 1.0, 0.45)[s])
-    scene.portal_wall_mm = float((0.7, 1.0, 1.4, 1.8)[s])
-    scene.vessel_edge_mm = float((0.0, 0.5, 1.0, 1.6)[s])
+    liver_echo = float((1.0, u(1.3, 1.5), u(1.6, 1.85), u(1.9, 2.3))[s] * u(0.95, 1.05))
+    liver_atten = float((u(0.46, 0.54), u(0.57, 0.63), u(0.64, 0.71), u(0.72, 0.8))[s])
+    portal_wall_amp = float((2.6, 1.7, 1.0, 0.45)[s])
+    portal_wall_mm = float((0.7, 1.0, 1.4, 1.8)[s])
+    vessel_edge_mm = float((0.0, 0.5, 1.0, 1.6)[s])
     # fibrosis: coarse echotexture, septa, surface; cirrhosis also nodules and a blunt edge
-    scene.texture_amp = float((0.18, 0.18, 0.2, 0.22, 0.24)[f])
-    scene.coarse_amp = float((u(0.03, 0.06), u(0.1, 0.14), u(0.17, 0.22), u(0.25, 0.31), u(0.33, 0.42))[f])
-    scene.coarse = CosField.random(rng, 16, (2.5, 7.0))
-    scene.capsule_nodularity = float((u(0, 0.3), u(0.2, 0.45), u(0.4, 0.8), u(0.8, 1.4), u(1.5, 2.8))[f])
-    scene.capsule_field = CosField.random(rng, 4, (4.0, 9.0) if f >= 3 else (6.0, 14.0))
+    texture_amp = float((0.18, 0.18, 0.2, 0.22, 0.24)[f])
+    coarse_amp = float((u(0.03, 0.06), u(0.1, 0.14), u(0.17, 0.22), u(0.25, 0.31), u(0.33, 0.42))[f])
+    coarse = CosField.random(rng, 16, (2.5, 7.0))
+    capsule_nodularity = float((u(0, 0.3), u(0.2, 0.45), u(0.4, 0.8), u(0.8, 1.4), u(1.5, 2.8))[f])
+    capsule_field = CosField.random(rng, 4, (4.0, 9.0) if f >= 3 else (6.0, 14.0))
     pattern = DiffusePattern(spec)
     if f > 0:
         lam = float(u(9.0, 16.0) if f >= 4 else u(12.0, 22.0))
@@ -181,8 +204,8 @@ def apply_diffuse(rng: np.random.Generator, scene: Scene, spec: DiffuseSpec) -> 
         pattern.septa_mm = float((0.5, 0.35, 0.45, 0.55, 0.6)[f])
         pattern.septa_gate = CosField.random(rng, 4, (15.0, 40.0)) if f < 4 else None
         pattern.cell_amp = float(u(0.12, 0.22)) if f >= 4 else 0.0
-        scene.portal_wall_amp += float((0.0, 0.3, 0.6, 0.9, 1.0)[f])  # periportal bright bands
-        scene.portal_wall_mm += float((0.0, 0.2, 0.4, 0.6, 0.7)[f])
+        portal_wall_amp += float((0.0, 0.3, 0.6, 0.9, 1.0)[f])  # periportal bright bands
+        portal_wall_mm += float((0.0, 0.2, 0.4, 0.6, 0.7)[f])
     if sch > 0:  # network pattern: larger polygonal areas, thick bright bands (overrides septa)
         lam = float(u(30.0, 60.0))
         pattern.septa = CosField.random(rng, 14, (0.8 * lam, 1.25 * lam))
@@ -191,9 +214,22 @@ def apply_diffuse(rng: np.random.Generator, scene: Scene, spec: DiffuseSpec) -> 
         pattern.septa_mm = float((0.0, 0.9, 1.4, 2.0)[sch])
         pattern.septa_gate = CosField.random(rng, 4, (20.0, 50.0)) if sch == 1 else None
         pattern.cell_amp = 0.0
-        scene.portal_wall_amp += float((0.0, 0.8, 1.3, 1.8)[sch])
-        scene.portal_wall_mm += float((0.0, 0.6, 1.0, 1.5)[sch])
-    if f >= 4:  # blunted edge: a rounder lower boundary of the liver
-        d = scene.diaphragm
-        scene.diaphragm = type(d)(d.cx, d.cz, d.a * 0.85, d.b * 1.1, d.angle_deg)
-    scene.diffuse = pattern
+        portal_wall_amp += float((0.0, 0.8, 1.3, 1.8)[sch])
+        portal_wall_mm += float((0.0, 0.6, 1.0, 1.5)[sch])
+    return DiffuseDraw(spec, liver_echo, liver_atten, portal_wall_amp, portal_wall_mm, vessel_edge_mm, texture_amp, coarse_amp,
+                       coarse, capsule_nodularity, capsule_field, pattern)
+
+
+def apply_diffuse(rng: np.random.Generator, scene: Scene, spec: DiffuseSpec) -> None:
+    """Set the scene's liver echo, attenuation, texture, surface and vessel walls for ``spec``
+    (in place, one :func:`draw_diffuse`); the scene's ``liver_state`` becomes ``spec.liver_state``."""
+    d = draw_diffuse(rng, spec)
+    scene.liver_state = spec.liver_state
+    scene.liver_echo, scene.liver_atten = d.liver_echo, d.liver_atten
+    scene.portal_wall_amp, scene.portal_wall_mm, scene.vessel_edge_mm = d.portal_wall_amp, d.portal_wall_mm, d.vessel_edge_mm
+    scene.texture_amp, scene.coarse_amp, scene.coarse = d.texture_amp, d.coarse_amp, d.coarse
+    scene.capsule_nodularity, scene.capsule_field = d.capsule_nodularity, d.capsule_field
+    if spec.fibrosis_grade >= 4:  # blunted edge: a rounder lower boundary of the liver
+        dia = scene.diaphragm
+        scene.diaphragm = type(dia)(dia.cx, dia.cz, dia.a * 0.85, dia.b * 1.1, dia.angle_deg)
+    scene.diffuse = d.pattern

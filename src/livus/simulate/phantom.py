@@ -262,6 +262,14 @@ class SceneMaps:
     lesion_phi: list[np.ndarray]
 
 
+def coarse_echo_factor(field: CosField, amp: float, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Coarse heterogeneous echotexture of a diseased parenchyma: a log-normal echo factor of
+    mean 1 from the random field at ``(X, Z)`` (mm); 1 where ``amp`` is 0."""
+    if amp <= 0:
+        return np.ones(np.shape(X), np.float32)
+    return np.exp(amp * field(X, Z) - amp ** 2 / 2)
+
+
 def evaluate_scene(scene: Scene, X: np.ndarray, Z: np.ndarray, motion: PlaneMotion | None = None) -> SceneMaps:
     """Tissue properties at probe-frame points ``(X, Z)`` (mm) for the plane pose ``motion``."""
     Xw = np.asarray(X, np.float32)
@@ -292,7 +300,7 @@ def evaluate_scene(scene: Scene, X: np.ndarray, Z: np.ndarray, motion: PlaneMoti
     liver_region = (d > cap) & (dw > wall + 0.8) & (scene.diaphragm.rho(X, Z) < 1) & (not scene.out_of_liver)
     tex = 1 + scene.texture_amp * scene.texture(X, Z)
     if scene.coarse_amp > 0:
-        tex *= np.exp(scene.coarse_amp * scene.coarse(X, Z) - scene.coarse_amp ** 2 / 2)
+        tex *= coarse_echo_factor(scene.coarse, scene.coarse_amp, X, Z)
     if scene.diffuse is not None:
         tex *= scene.diffuse.echo_factor(X, Z)
     liver_echo = (scene.liver_echo * tex).astype(np.float32)

@@ -71,6 +71,15 @@ def other_folds(preds: dict[int, HeldOutPredictions], fold: int) -> HeldOutPredi
     return concat_predictions(others) if others else preds[fold]
 
 
+def cross_fitted_operating_point(preds: dict[int, HeldOutPredictions], fold: int, fp_rate: float = 0.25,
+                                 use: tuple[str, ...] | None = None) -> tuple[tuple[float, ...], float]:
+    """Fold ``fold``'s score calibration and report threshold (at ``fp_rate`` false positives
+    per image), both fitted on the other folds' held-out candidates only."""
+    others = other_folds(preds, fold)
+    coefficients = fit_score_calibration(others.evidence, others.is_true, use=use)
+    return coefficients, report_threshold(others, coefficients, fp_rate)
+
+
 def predict_results(model: LesionDetector, cache: ModelSpaceCache, records: list[ImageRecord], score_threshold: float | None = None,
                     batch_size: int = 16) -> tuple[list[FrameResult], list[list], np.ndarray]:
     """Decode ``model`` on a cache: ``(results in ORIGINAL pixels, detections in model pixels,
