@@ -98,6 +98,10 @@ class TrainConfig:
     hard_example_mining: bool = True
     hard_example_fraction: float = 0.3  # share of each epoch drawn by per-image loss
     copy_paste_prob: float = 0.3
+    # real (not simulated) training images that get a drawn diffuse liver disease (livus.simulate.diffuse_on_real),
+    # lesions kept: hard negatives on real speckle; kinds and grades drawn from diffuse_on_real_mix (simulate --diffuse syntax)
+    diffuse_on_real_prob: float = 0.0
+    diffuse_on_real_mix: str = "steatosis=0.2,fibrosis=0.3,fibrosis:4=0.15,schistosomal=0.2,mixed=0.15"
     augment: bool = True
     scanner_augment: bool = True  # resolution, TGC bands, dynamic range, speckle grain, blur, markers (livus.augment_scanner)
     augment_backend: str = "builtin"  # builtin (cv2, used for the shipped model) | livus (livus.augment, albumentations)

@@ -165,3 +165,25 @@ def test_model_card_keeps_sections_written_by_others(tmp_path) -> None:
     write_model_card(card, sections, {"cv": cv}, retired=("Ablation",))
     text = card.read_text()
     assert "## Ablation" not in text and text.count("## Classifier (other)") == 1
+
+
+def test_diffuse_on_real_changes_real_livers_only_and_keeps_lesion_targets() -> None:
+    from livus.preprocess.geometry import full_image_letterbox
+    from livus.train.datasets import DetectorTrainSet, ModelSpaceCache
+
+    n = 4
+    les = np.stack([_ellipse_mask(30, 30, 8, 6, 20)] * n)
+    img = np.random.default_rng(0).uniform(0.3, 0.6, (n, S, S)).astype(np.float32)
+    cache = ModelSpaceCache(img, les, np.ones((n, S, S), np.uint8), np.ones(n, bool), np.ones((n, S, S), np.uint8),
+                            [full_image_letterbox(S, S, S)] * n, ["benign"] * n, ["a", "b", "c", "d"])
+    kw = {"augment": True, "seed": 0, "scanner_augment": False, "n_simulated": 1}
+    plain = DetectorTrainSet(cache, **kw)
+    drawn = DetectorTrainSet(cache, diffuse_on_real_prob=1.0, diffuse_mix={"fibrosis:4": 1.0}, **kw)
+    for i in range(n):
+        a, b = plain[i], drawn[i]
+        assert np.array_equal(a["heatmap"].numpy(), b["heatmap"].numpy())
+        assert np.array_equal(a["lesion_mask"].numpy(), b["lesion_mask"].numpy())
+        changed = not np.allclose(a["image"].numpy(), b["image"].numpy())
+        assert changed == (i < n - 1)  # the last image is simulated: left as it is
+    with pytest.raises(ValueError):
+        DetectorTrainSet(cache, diffuse_on_real_prob=0.5)

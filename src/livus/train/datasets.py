@@ -278,10 +278,19 @@ class DetectorTrainSet(torch.utils.data.Dataset):
 
     def __init__(
         self, cache: ModelSpaceCache, augment: bool = True, copy_paste_prob: float = 0.0, seed: int = 0, backend: str = "builtin",
-        scanner_augment: bool = False,
+        scanner_augment: bool = False, diffuse_on_real_prob: float = 0.0, diffuse_mix: dict[str, float] | None = None,
+        n_simulated: int = 0,
     ) -> None:
+        """``diffuse_on_real_prob``: share of the real images (all but the last ``n_simulated``
+        of ``cache``) that get a diffuse liver disease drawn from ``diffuse_mix`` onto their liver
+        (``livus.simulate.diffuse_on_real``; their lesions keep their appearance and labels)."""
         if backend not in ("builtin", "livus"):
             raise ValueError(f"unknown augmentation backend {backend!r} (builtin | livus)")
+        if diffuse_on_real_prob > 0 and not diffuse_mix:
+            raise ValueError("diffuse_on_real_prob needs a diffuse_mix")
+        self.diffuse_on_real_prob = diffuse_on_real_prob
+        self.diffuse_mix = diffuse_mix
+        self.n_real = len(cache) - n_simulated
         self.cache = cache
         self.augment = augment
         self.backend = backend
@@ -310,12 +319,27 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         image, masks = aug.augment_sample(image, {"lesion": lesion, "liver": liver, "valid": valid}, rng)
         return image, masks["lesion"], masks["liver"], masks["valid"]
 
+    def _with_diffuse_disease(
+        self, image: np.ndarray, lesion: np.ndarray, liver: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        from livus.simulate.diffuse import sample_diffuse_spec
+        from livus.simulate.diffuse_on_real import with_diffuse_disease
+
+        assert self.diffuse_mix is not None
+        spec = sample_diffuse_spec(rng, self.diffuse_mix)
+        return with_diffuse_disease(rng, image, spec, liver, valid, keep_mask=lesion)
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         c = self.cache
         image, lesion, liver, valid = c.images[i], c.lesion_masks[i], c.liver_masks[i], c.valid_masks[i]
         n_lesions = int(lesion.max())
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, int(i)))
+            if self.diffuse_on_real_prob > 0 and i < self.n_real and c.liver_valid[i]:
+                # its own stream: the other augmentations draw the same with and without it
+                drng = np.random.default_rng((self.seed, self.epoch, int(i), 21))
+                if drng.random() < self.diffuse_on_real_prob:
+                    image = self._with_diffuse_disease(image, lesion, liver, valid, drng)
             if self.backend == "livus":
                 image, lesion, liver, valid = self._augment_livus(i, image, lesion, liver, valid, rng)
             else:

@@ -31,6 +31,7 @@ from livus.evaluate.run import Metrics, compute_metrics, write_metrics
 from livus.io.dataset import Dataset, ImageRecord, load_dataset
 from livus.models.decode import Detection, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector, count_parameters, load_detector, save_detector
+from livus.simulate.diffuse import parse_mix
 from livus.preprocess.geometry import Letterbox
 from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, concat_caches, load_cache, save_cache
 from livus.train.distributed import DistContext, is_main, main_first, wrap_model
@@ -110,13 +111,14 @@ def param_groups(model: LesionDetector, lr: float, encoder_lr_scale: float) -> l
 def train_run(
     cfg: LivusConfig, train_cache: ModelSpaceCache, val_cache: ModelSpaceCache | None, val_records: list[ImageRecord],
     run_dir: Path, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None,
-    init_path: Path | None = None, dist: DistContext | None = None,
+    init_path: Path | None = None, dist: DistContext | None = None, n_simulated: int = 0,
 ) -> tuple[LesionDetector, Metrics | None]:
     """Train one model; validate every ``eval_every`` epochs (and at the end) when a validation
     set is given. Writes ``log.csv``, ``state.pt``, ``detector.pt`` and ``metrics.json``.
     ``init_path``: a detector.pt of the same architecture to start from (else ImageNet/random).
     ``dist``: one rank of a data-parallel run (``livus.train.distributed``); only rank 0
-    validates and writes files (the other ranks return no metrics)."""
+    validates and writes files (the other ranks return no metrics). ``n_simulated``: the last
+    images of ``train_cache`` that are simulated (``train.diffuse_on_real_prob`` spares them)."""
     t = cfg.train
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(t.seed)
@@ -127,7 +129,9 @@ def train_run(
         meta = dict(meta or {}, init_from=str(init_path))
     model = model.to(device)
     dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend,
-                               scanner_augment=t.scanner_augment)
+                               scanner_augment=t.scanner_augment, diffuse_on_real_prob=t.diffuse_on_real_prob,
+                               diffuse_mix=parse_mix(t.diffuse_on_real_mix) if t.diffuse_on_real_prob > 0 else None,
+                               n_simulated=n_simulated)
     sampler = HardExampleSampler(len(train_cache), t.hard_example_fraction if t.hard_example_mining else 0.0, seed=t.seed)
     groups = param_groups(model, t.lr, t.encoder_lr_scale)
     opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
@@ -255,13 +259,14 @@ def train_detector(
         sim_dir = Path(cfg.train.simulated_dir)
         extra = main_first(dist, lambda: get_cache(cfg, sim_dir, out_dir, load_dataset(sim_dir).images, name="simulated"))
     with_extra = (lambda c: concat_caches(c, extra)) if extra is not None else (lambda c: c)  # noqa: E731
+    n_simulated = len(extra) if extra is not None else 0  # with_extra puts them last
     k = cfg.train.folds if folds is None else folds
     training_data = str(ds.info.get("name") or data_dir.name) + (" + simulated" if cfg.train.use_simulated else "")
     meta = {"version": f"{MODEL_VERSION_PREFIX}-{time.strftime('%Y%m%d')}", "training_data": training_data,
             "input_size_px": cfg.detector.input_size_px, "config": "see run folder config.yaml"}
     if k == 0:
         model, _ = train_run(cfg, with_extra(cache), None, [], out_dir / "all", resume, progress, meta, init_checkpoint(cfg, "all"),
-                             dist)
+                             dist, n_simulated)
         return {"folds": 0, "model": str(out_dir / "all" / "detector.pt")}
     splits = stratified_kfold(cache.classes, k, cfg.train.seed)
     per_fold: list[dict[str, float]] = []
@@ -275,7 +280,7 @@ def train_detector(
             continue
         val_recs = [records[i] for i in va]
         _, metrics = train_run(cfg, with_extra(cache.subset(tr)), cache.subset(va), val_recs, fold_dir, resume, progress,
-                               dict(meta, fold=f, folds=k), init_checkpoint(cfg, f"fold{f}"), dist)
+                               dict(meta, fold=f, folds=k), init_checkpoint(cfg, f"fold{f}"), dist, n_simulated)
         if not is_main(dist):
             continue
         assert metrics is not None
