@@ -104,6 +104,7 @@ def lesions_found(analyzer: "object", rng: np.random.Generator, n: int, cache: "
 
     found = total = extra = 0
     livers: list[dict] = []
+    by_size = {size_bin(d): [0, 0] for d in (0.0, SIZE_BINS_MM[0], SIZE_BINS_MM[1])}  # [found, total] per bin
     for i in range(n):
         prof = PROFILES[names[i % len(names)]]
         geom = cache.get(prof)
@@ -118,11 +119,27 @@ def lesions_found(analyzer: "object", rng: np.random.Generator, n: int, cache: "
         found += len(truth & set(hits))
         total += len(truth)
         extra += hits.count(0)
-        livers.append({"lesions": sorted(truth), "candidates": [[round(les.score, 4), _label_at(sim.lesion_mask, les.center_px)]
-                                                                for les in analyzer.lesion_candidates(frame, CANDIDATE_FLOOR)]})
+        # size as the equivalent-circle diameter of the visible outline (mm: the simulator knows its spacing)
+        diameters = {v: round(2.0 * float(np.sqrt((sim.lesion_mask == v).sum() / np.pi)) * geom.spacing_mm, 1) for v in sorted(truth)}
+        for v, d in diameters.items():
+            by_size[size_bin(d)][0] += v in hits
+            by_size[size_bin(d)][1] += 1
+        livers.append({"lesions": sorted(truth), "diameters_mm": [diameters[v] for v in sorted(truth)],
+                       "candidates": [[round(les.score, 4), _label_at(sim.lesion_mask, les.center_px)]
+                                      for les in analyzer.lesion_candidates(frame, CANDIDATE_FLOOR)]})
     return {"livers": n, "lesions": total, "found": found, "sensitivity": round(found / total, 3) if total else None,
             "false_positives_per_image": round(extra / n, 2) if n else None,
+            "found_by_diameter": {k: f"{v[0]}/{v[1]}" for k, v in by_size.items()},
             "livers_detail": livers}
+
+
+SIZE_BINS_MM = (10.0, 20.0)  # equivalent diameter bins of the simulated lesions: < 10, 10-20, >= 20 mm
+
+
+def size_bin(diameter_mm: float) -> str:
+    """The bin label of a lesion's equivalent diameter (mm)."""
+    lo, hi = SIZE_BINS_MM
+    return f"<{lo:g} mm" if diameter_mm < lo else (f"{lo:g}-{hi:g} mm" if diameter_mm < hi else f">={hi:g} mm")
 
 
 def main() -> None:
