@@ -93,22 +93,36 @@ def found_and_false(model: "object", coefficients: tuple[float, ...], threshold:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--cv", required=True)
-    ap.add_argument("--per-grade", type=int, default=10, help="simulated livers per group (each lesion goes into one of them)")
-    ap.add_argument("--lesions-per-fold", type=int, default=40)
+def add_fold_benchmark_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of the benchmarks that read a CV run's fold models: dataset, run, seed,
+    torch threads and the JSON to write."""
+    ap.add_argument("--data", required=True, help="the dataset the CV run was trained on")
+    ap.add_argument("--cv", required=True, help="the CV run (RUN/fold<k>/detector.pt)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+
+
+def fold_models(args: argparse.Namespace) -> tuple["object", dict[int, "object"], dict[int, "object"]]:
+    """The CV run of ``args``, its fold models (eval mode) and their held-out AUL candidates
+    (for the cross-fitted calibrations and thresholds); sets the torch threads."""
     torch.set_num_threads(args.threads)
+    cv = load_cv_run(Path(args.cv), Path(args.data))
+    models = {f: load_detector(cv.fold_model_path(f)).eval() for f in cv.folds}
+    return cv, models, {f: held_out_predictions(models[f], *cv.validation(f)) for f in cv.folds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--per-grade", type=int, default=10, help="simulated livers per group (each lesion goes into one of them)")
+    ap.add_argument("--lesions-per-fold", type=int, default=40)
+    add_fold_benchmark_arguments(ap)
+    args = ap.parse_args()
     t0 = time.perf_counter()
 
     from livus.simulate.still import GeometryCache
 
-    cv = load_cv_run(Path(args.cv), Path(args.data))
+    cv, models, preds = fold_models(args)
     pcfg = cv.cfg.preprocess
     pcfg.input_size_px = cv.cfg.detector.input_size_px
     rng = np.random.default_rng(args.seed)
@@ -119,8 +133,6 @@ def main() -> None:
         livers.setdefault(group, []).append(model_space_liver(sim, pcfg))
     backgrounds = list(livers) + [AUL_NORMAL]
 
-    models = {f: load_detector(cv.fold_model_path(f)).eval() for f in cv.folds}
-    preds = {f: held_out_predictions(models[f], *cv.validation(f)) for f in cv.folds}
     found: dict[str, list[bool]] = {b: [] for b in backgrounds + ["own AUL image"]}
     false_pos: dict[str, list[int]] = {b: [] for b in backgrounds}
     unplaced = dict.fromkeys(backgrounds, 0)  # lesions that fit in no tried liver of the background

@@ -28,37 +28,27 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diffuse_false_positives import SEED, groups, share_interval  # noqa: E402
-from diffuse_lesion_sensitivity import found_and_false  # noqa: E402
+from diffuse_false_positives import groups, share_interval  # noqa: E402
+from diffuse_lesion_sensitivity import add_fold_benchmark_arguments, fold_models, found_and_false  # noqa: E402
 
-from livus.models.detector import load_detector  # noqa: E402
 from livus.simulate.diffuse import sample_diffuse_spec  # noqa: E402
 from livus.simulate.diffuse_on_real import with_diffuse_disease  # noqa: E402
-from livus.train.calibration import cross_fitted_operating_point, held_out_predictions  # noqa: E402
-from livus.train.detector import load_cv_run  # noqa: E402
+from livus.train.calibration import cross_fitted_operating_point  # noqa: E402
 
 AS_ACQUIRED = "as acquired"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--cv", required=True)
     ap.add_argument("--lesion-images-per-fold", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=None)
+    add_fold_benchmark_arguments(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
 
-    cv = load_cv_run(Path(args.cv), Path(args.data))
+    cv, models, preds = fold_models(args)
     specs = [(AS_ACQUIRED, None)] + [(g, s) for g, s in groups(1, 0)]
-    models = {f: load_detector(cv.fold_model_path(f)).eval() for f in cv.folds}
-    preds = {f: held_out_predictions(models[f], *cv.validation(f)) for f in cv.folds}
     pick_rng = np.random.default_rng(args.seed)
     normal_flag: dict[str, list[bool]] = {g: [] for g, _ in specs}
     lesion_rows: dict[str, list[tuple[int, int, int]]] = {g: [] for g, _ in specs}
