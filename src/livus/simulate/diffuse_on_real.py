@@ -73,11 +73,15 @@ def diffuse_grey_offset(
     depth_cm = np.clip(rows - top, 0, None) * mm / 10.0
     atten_db = (1.0 - compensated) * 2.0 * (d.liver_atten - NOMINAL_LIVER_ATTEN_DB_CM_MHZ) * freq * depth_cm
     sigma = display.edge_feather_px
-    soft_liver = cv2.GaussianBlur(liver, (0, 0), sigma) * liver if sigma > 0 else liver
+
+    def feathered(mask: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask
+
+    soft_liver = feathered(liver) * liver
     outside_keep = np.ones_like(liver)
     if keep_mask is not None and np.any(keep_mask):
         keep = (np.asarray(keep_mask) > 0).astype(np.float32)
-        outside_keep = 1.0 - np.clip(cv2.GaussianBlur(keep, (0, 0), sigma) + keep, 0, 1) if sigma > 0 else 1.0 - keep
+        outside_keep = 1.0 - np.clip(feathered(keep) + keep, 0, 1)
     beam = liver if beam_mask is None else (np.asarray(beam_mask) > 0).astype(np.float32)
     return (grey_per_db * (soft_liver * outside_keep * texture_db - beam * atten_db)).astype(np.float32)
 

@@ -31,8 +31,8 @@ from livus.evaluate.run import Metrics, compute_metrics, write_metrics
 from livus.io.dataset import Dataset, ImageRecord, load_dataset
 from livus.models.decode import Detection, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector, count_parameters, load_detector, save_detector
-from livus.simulate.diffuse import parse_mix
 from livus.preprocess.geometry import Letterbox
+from livus.simulate.diffuse import parse_mix
 from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, concat_caches, load_cache, save_cache
 from livus.train.distributed import DistContext, is_main, main_first, wrap_model
 from livus.train.splits import stratified_kfold
