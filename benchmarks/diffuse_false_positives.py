@@ -30,13 +30,16 @@ SEED = 424242  # held out: not a seed any training set of this repository uses
 CANDIDATE_FLOOR = 0.05  # candidate scores kept per liver (calibrated scale)
 
 
-def groups(per_grade: int, normals: int) -> list[tuple[str, "object"]]:
+def groups(per_grade: int, normals: int, schistosomal_per_grade: int | None = None) -> list[tuple[str, "object"]]:
+    """Benchmark groups in order; ``schistosomal_per_grade`` defaults to half of ``per_grade``."""
     from livus.simulate.diffuse import DiffuseSpec
+
+    n_sch = max(per_grade // 2, 1) if schistosomal_per_grade is None else schistosomal_per_grade
 
     out = [("normal", DiffuseSpec())] * normals
     out += [(f"steatosis {g}", DiffuseSpec(steatosis_grade=g)) for g in (1, 2, 3) for _ in range(per_grade)]
     out += [(f"fibrosis F{g}", DiffuseSpec(fibrosis_grade=g)) for g in (1, 2, 3, 4) for _ in range(per_grade)]
-    out += [(f"schistosomal {g}", DiffuseSpec(schistosomal_grade=g)) for g in (1, 2, 3) for _ in range(max(per_grade // 2, 1))]
+    out += [(f"schistosomal {g}", DiffuseSpec(schistosomal_grade=g)) for g in (1, 2, 3) for _ in range(n_sch)]
     out += [("steatosis+fibrosis", None)] * per_grade  # grades drawn per liver
     return out
 
@@ -147,6 +150,7 @@ def main() -> None:
     ap.add_argument("--models", default=str(ROOT / "models"), help="model folder (detector.pt, classifier.pt, ...)")
     ap.add_argument("--per-grade", type=int, default=6)
     ap.add_argument("--normals", type=int, default=6)
+    ap.add_argument("--schistosomal-per-grade", type=int, default=None, help="livers per schistosomal grade (default: half of --per-grade)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--with-lesions", type=int, default=0, help="also analyse N held-out diffuse livers with simulated lesions")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "diffuse_false_positives.json"))
@@ -166,7 +170,7 @@ def main() -> None:
     names = list(PROFILES)
     rows = []
     t0 = time.perf_counter()
-    for i, (group, spec) in enumerate(groups(args.per_grade, args.normals)):
+    for i, (group, spec) in enumerate(groups(args.per_grade, args.normals, args.schistosomal_per_grade)):
         sim, spec = lesion_free_liver(rng, i, spec, cache)
         prof, scene, geom = sim.geom.profile, sim.scene, sim.geom
         frame = Frame(sim.image, f"diffuse_{i:04d}.png")

@@ -122,3 +122,35 @@ def test_lesion_free_share_mixes_hard_negatives_and_lesions(tmp_path) -> None:
     assert doc["info"]["lesion_free_share"] == 0.5
     with pytest.raises(ValueError, match="lesion_free_share"):
         simulate_dataset(tmp_path / "bad", n=1, lesion_free_share=1.5)
+
+
+def test_polygonal_network_distance_is_to_the_voronoi_edge() -> None:
+    """Two seeds: the septum is their bisector, and the distance to it is exact in mm."""
+    from livus.simulate.diffuse import PolygonalNetwork
+    from livus.simulate.phantom import CosField
+
+    flat = CosField(np.zeros(0), np.zeros(0), np.zeros(0))  # zero field: no warp, even width
+    net = PolygonalNetwork(np.array([[0.0, 0.0], [10.0, 0.0]]), flat, flat, 1.0, flat, 0.3)
+    X = np.array([[0.0, 2.0, 5.0, 7.5, 12.0]], np.float32)
+    Z = np.full_like(X, 3.0)
+    np.testing.assert_allclose(net.edge_distance(X, Z), [[5.0, 3.0, 0.0, 2.5, 7.0]], atol=1e-4)
+    np.testing.assert_allclose(net.half_width_factor(X, Z), 1.0)
+
+
+def test_schistosomal_cells_are_polygons_not_rings() -> None:
+    """The network's cells are convex polygons with straight sides: along a straight line
+    through the tissue, the septum's distance field is piecewise linear (second difference
+    zero away from the septa and cell centres), unlike the zero lines of a smooth field."""
+    from livus.simulate.diffuse import draw_diffuse
+
+    d = draw_diffuse(np.random.default_rng(3), DiffuseSpec(schistosomal_grade=3))
+    net = d.pattern.network
+    assert net is not None and d.pattern.septa is None
+    net.warp_mm = 0.0  # the warp only bends the straight sides a little
+    x = np.linspace(-60, 60, 2401, dtype=np.float32)[None, :]
+    dist = net.edge_distance(x, np.full_like(x, 80.0))[0]
+    second = np.abs(np.diff(dist, 2))
+    assert np.median(second) < 1e-3  # straight pieces
+    assert (dist < 0.05).sum() >= 3  # several septa crossed over 12 cm (cells of 1.5-3 cm)
+    band = d.pattern.echo_factor(x, np.full_like(x, 80.0))[0]
+    assert band.max() > 1.5 and np.median(band) == pytest.approx(1.0)

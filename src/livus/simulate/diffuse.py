@@ -13,7 +13,10 @@ attenuation), following the usual textbook B-mode descriptions:
   regenerative nodules without a capsule (F4: cells of that network slightly darker than the
   septa around them), an irregular-to-nodular surface, a blunted (rounder) liver edge;
 * schistosomal liver (grades 1-3): a network of thick bright septa outlining polygonal areas of
-  about 1.5-3 cm ("fish-scale" / network pattern) and periportal thickening.
+  about 1.5-3 cm ("fish-scale" / network pattern) and periportal thickening. The network is
+  the edges of a Voronoi tessellation (:class:`PolygonalNetwork`: straight-sided cells meeting
+  at angular junctions, septa of uneven thickness), not the zero lines of a smooth random
+  field: those close into near-round rings that read like a lesion with a halo.
 
 Not drawn: atrophy of the right lobe and caudate enlargement (the simulated views have no
 lobes), splenomegaly. Fields are smooth analytic functions of the phantom frame ``(X, Z)`` in
@@ -25,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from scipy.spatial import cKDTree
 
 from livus.simulate.phantom import CosField, Scene, coarse_echo_factor
 
@@ -72,13 +77,60 @@ class DiffuseSpec:
 
 
 @dataclass
+class PolygonalNetwork:
+    """Septa along the edges of a Voronoi tessellation of the phantom plane (mm).
+
+    Cells are the Voronoi regions of jittered grid seeds ``seeds`` (``(n, 2)`` X, Z in mm, the
+    spacing sets the cell size); the edges wander by ``warp_mm`` (a smooth displacement field)
+    and their half width varies by ``± width_var`` along them. Written by hand because the
+    distance to a Voronoi edge is two nearest-seed lookups (scipy's ``cKDTree``), which no
+    imaging library offers as a field."""
+
+    seeds: np.ndarray
+    warp_x: CosField
+    warp_z: CosField
+    warp_mm: float
+    width: CosField
+    width_var: float
+
+    @staticmethod
+    def random(rng: np.random.Generator, cell_mm: float, extent_mm: tuple[float, float, float, float] = (-220.0, 220.0, -60.0, 320.0)) -> "PolygonalNetwork":
+        """Seeds on a grid of spacing ``cell_mm`` over ``extent_mm`` = (x0, x1, z0, z1),
+        jittered by up to 0.45 of the spacing, so cells are irregular convex polygons."""
+        x0, x1, z0, z1 = extent_mm
+        gx, gz = np.meshgrid(np.arange(x0, x1, cell_mm), np.arange(z0, z1, cell_mm))
+        seeds = np.stack([gx.ravel(), gz.ravel()], 1)
+        seeds = seeds + rng.uniform(-0.45, 0.45, seeds.shape) * cell_mm
+        return PolygonalNetwork(seeds.astype(np.float64), CosField.random(rng, 8, (8.0, 20.0)), CosField.random(rng, 8, (8.0, 20.0)),
+                                float(rng.uniform(0.6, 1.4)), CosField.random(rng, 8, (6.0, 18.0)), float(rng.uniform(0.25, 0.45)))
+
+    def edge_distance(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """Distance (mm) from ``(X, Z)`` (mm) to the nearest septum's centre line, float32."""
+        X = np.asarray(X, np.float32)
+        Z = np.asarray(Z, np.float32)
+        xw = X + np.float32(self.warp_mm) * self.warp_x(X, Z)
+        zw = Z + np.float32(self.warp_mm) * self.warp_z(X, Z)
+        pts = np.stack([xw.ravel(), zw.ravel()], 1).astype(np.float64)
+        d, idx = cKDTree(self.seeds).query(pts, k=2)
+        gap = np.linalg.norm(self.seeds[idx[:, 1]] - self.seeds[idx[:, 0]], axis=1)
+        # distance to the bisector of the two nearest seeds: (d2^2 - d1^2) / (2 |s2 - s1|)
+        dist = (d[:, 1] ** 2 - d[:, 0] ** 2) / (2 * np.maximum(gap, 1e-6))
+        return dist.reshape(np.shape(X)).astype(np.float32)
+
+    def half_width_factor(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """Local septum half width relative to the mean (``1 ± width_var``), float32."""
+        return np.clip(1 + np.float32(self.width_var) * self.width(X, Z), 0.3, None).astype(np.float32)
+
+
+@dataclass
 class DiffusePattern:
     """Rendering parameters of diffuse disease (read by ``phantom.evaluate_scene``).
 
     Echo factors are relative to the liver's own echo; widths in mm."""
 
     spec: DiffuseSpec
-    septa: CosField | None = None  # zero-level lines = septa / network bands
+    septa: CosField | None = None  # zero-level lines = septa (fibrosis)
+    network: PolygonalNetwork | None = None  # polygonal network (schistosomal); overrides ``septa``
     septa_amp: float = 0.0  # echo added on a septum (× liver echo)
     septa_mm: float = 0.5  # half width of a septum
     septa_wavelength_mm: float = 10.0  # mean wavelength of ``septa`` (sets the cell size)
@@ -88,11 +140,14 @@ class DiffusePattern:
     def echo_factor(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """Multiplicative echo change of the parenchyma at ``(X, Z)`` (mm), float32."""
         out = np.ones(np.shape(X), np.float32)
-        if self.septa is None or (self.septa_amp <= 0 and self.cell_amp <= 0):
+        if (self.septa is None and self.network is None) or (self.septa_amp <= 0 and self.cell_amp <= 0):
             return out
-        f = self.septa(X, Z)
-        # |∇f| ≈ 2π/λ for a unit-variance cosine sum: a band of ±septa_mm around f = 0
-        w = np.float32(self.septa_mm * 2 * np.pi / self.septa_wavelength_mm)
+        if self.network is not None:  # band of ±septa_mm (uneven along the septum) around an edge
+            w = np.float32(self.septa_mm) * self.network.half_width_factor(X, Z)
+            f = self.network.edge_distance(X, Z)
+        else:  # |∇f| ≈ 2π/λ for a unit-variance cosine sum: a band of ±septa_mm around f = 0
+            w = np.float32(self.septa_mm * 2 * np.pi / self.septa_wavelength_mm)
+            f = self.septa(X, Z)
         band = np.clip(1 - np.abs(f) / w, 0, 1)
         if self.septa_gate is not None:
             band = band * np.clip(self.septa_gate(X * 0.5, Z * 0.5) + 0.3, 0, 1)
@@ -207,9 +262,8 @@ def draw_diffuse(rng: np.random.Generator, spec: DiffuseSpec) -> DiffuseDraw:
         portal_wall_amp += float((0.0, 0.3, 0.6, 0.9, 1.0)[f])  # periportal bright bands
         portal_wall_mm += float((0.0, 0.2, 0.4, 0.6, 0.7)[f])
     if sch > 0:  # network pattern: larger polygonal areas, thick bright bands (overrides septa)
-        lam = float(u(30.0, 60.0))
-        pattern.septa = CosField.random(rng, 14, (0.8 * lam, 1.25 * lam))
-        pattern.septa_wavelength_mm = lam
+        pattern.network = PolygonalNetwork.random(rng, float(u(15.0, 30.0)))
+        pattern.septa = None
         pattern.septa_amp = float((0.0, 0.9, 1.4, 1.9)[sch] * u(0.85, 1.15))
         pattern.septa_mm = float((0.0, 0.9, 1.4, 2.0)[sch])
         pattern.septa_gate = CosField.random(rng, 4, (20.0, 50.0)) if sch == 1 else None
