@@ -28,8 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
 from livus.simulate.phantom import CosField, Scene, coarse_echo_factor
 
@@ -83,7 +82,7 @@ class PolygonalNetwork:
     Cells are the Voronoi regions of jittered grid seeds ``seeds`` (``(n, 2)`` X, Z in mm, the
     spacing sets the cell size); the edges wander by ``warp_mm`` (a smooth displacement field)
     and their half width varies by ``± width_var`` along them. Written by hand because the
-    distance to a Voronoi edge is two nearest-seed lookups (scipy's ``cKDTree``), which no
+    distance to a Voronoi edge is two nearest-seed lookups (scipy's ``KDTree``), which no
     imaging library offers as a field."""
 
     seeds: np.ndarray
@@ -111,7 +110,7 @@ class PolygonalNetwork:
         xw = X + np.float32(self.warp_mm) * self.warp_x(X, Z)
         zw = Z + np.float32(self.warp_mm) * self.warp_z(X, Z)
         pts = np.stack([xw.ravel(), zw.ravel()], 1).astype(np.float64)
-        d, idx = cKDTree(self.seeds).query(pts, k=2)
+        d, idx = KDTree(self.seeds).query(pts, k=2)
         gap = np.linalg.norm(self.seeds[idx[:, 1]] - self.seeds[idx[:, 0]], axis=1)
         # distance to the bisector of the two nearest seeds: (d2^2 - d1^2) / (2 |s2 - s1|)
         dist = (d[:, 1] ** 2 - d[:, 0] ** 2) / (2 * np.maximum(gap, 1e-6))
