@@ -129,6 +129,23 @@ def _cmd_train_retrain(args: argparse.Namespace) -> int:
     return retrain_cli(args)
 
 
+def _cmd_train_average(args: argparse.Namespace) -> int:
+    from livus.train.weight_average import average_cv_runs, average_detectors
+
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    members = [Path(m) for m in args.members]
+    if all(m.is_dir() for m in members):
+        written = average_cv_runs(members, Path(args.out), weights)
+        print(f"{len(written)} averaged fold models written to {args.out}")
+    elif all(m.is_file() for m in members):
+        print(f"averaged detector written to {average_detectors(members, Path(args.out), weights)}")
+    else:
+        raise ValueError("members must all be detector checkpoints or all CV run folders (and exist)")
+    print("the score calibration and report threshold are the first member's: refit them on the averaged CV run "
+          "(benchmarks/pretrained_cv_report.py --cv) before shipping")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from livus.report.deidentify import deidentify_path
 
@@ -260,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     tce.add_argument("--save", default=None, help="write the model here (e.g. models/ceus.pt)")
     tce.add_argument("--threads", type=int, default=1)
     tce.set_defaults(func=_cmd_train_ceus)
+    ta = tsub.add_parser("average", help="weight average (model soup) of detectors fine-tuned from one another")
+    ta.add_argument("members", nargs="+", help="detector checkpoints, or CV run folders averaged fold by fold")
+    ta.add_argument("--out", required=True, help="averaged checkpoint (members are files) or run folder (members are runs)")
+    ta.add_argument("--weights", default=None, help="comma-separated member weights (default equal; normalised)")
+    ta.set_defaults(func=_cmd_train_average)
 
     x = sub.add_parser("export", help="de-identified copy of DICOM, images and results (JSON/CSV)")
     x.add_argument("--deidentify", action="store_true", help="required: DICOM confidentiality profile, "
