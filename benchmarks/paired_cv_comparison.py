@@ -8,9 +8,11 @@ cross-fitted on the other folds, as in ``benchmarks/pretrained_cv_report.py``. T
 ``--base``:
 - normal images with a reported lesion: the images only one of the two flags, and the exact
   McNemar p-value (two-sided binomial test on those discordant images);
-- lesion sensitivity at the report threshold, false positives per image and candidate ECE: the
-  difference and its 95 % interval from a paired bootstrap over images (the same resampled
+- lesion sensitivity at the report threshold, false positives per image, candidate ECE (pooled
+  over folds, not the mean of per-fold ECEs that pretrained_cv_report prints) and liver Dice:
+  the difference and its 95 % interval from a paired bootstrap over images (the same resampled
   images for both runs; calibrations and thresholds kept fixed).
+The fused image label is not compared (it needs the classifier's fold models).
 
 Usage: python benchmarks/paired_cv_comparison.py --data DATASET --base runs/cv_s2
            --cv runs/cv_hn4 [runs/cv_other ...] [--bootstrap 2000] [--json out.json]
@@ -70,15 +72,19 @@ def per_image(r: PooledRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def figures(r: PooledRun, images: np.ndarray) -> dict[str, float]:
-    """Sensitivity at threshold, FP per image and candidate ECE on the (resampled) ``images``."""
+    """Sensitivity at threshold, FP per image, candidate ECE (pooled over folds) and mean liver
+    Dice on the (resampled) ``images``."""
     hits, fps, _ = per_image(r)
     counts = np.bincount(images, minlength=r.pred.n_images)
     cand_w = counts[r.pred.image_index]
     sel = np.repeat(np.arange(len(cand_w)), cand_w)
     n_les = float(np.sum(r.pred.n_lesions * counts))
+    outlined = np.isfinite(r.pred.liver_dice)
     return {"sensitivity_at_threshold": float(np.sum(hits * counts)) / n_les if n_les else float("nan"),
             "fp_per_image": float(np.sum(fps * counts)) / len(images),
-            "candidate_ece": expected_calibration_error(r.pred.is_true[sel].astype(int), r.scores[sel])}
+            "candidate_ece": expected_calibration_error(r.pred.is_true[sel].astype(int), r.scores[sel]),
+            "liver_dice": float(np.average(r.pred.liver_dice[outlined], weights=counts[outlined]))
+            if counts[outlined].sum() else float("nan")}
 
 
 def compare(base: PooledRun, other: PooledRun, n_boot: int, rng: np.random.Generator) -> dict:

@@ -66,3 +66,13 @@ def test_clip_frames_pair_with_the_clip_file(tmp_path) -> None:
     res = [FrameResult(source="/x/c1.avi", frame_index=2, image_size_px=(10, 10))]
     got, got_res, missing = pair_results(recs, res)
     assert [r.frame_index for r in got] == [2] and got_res[0] is res[0] and missing == 2
+
+
+def test_liver_dice_per_image() -> None:
+    from livus.evaluate.run import liver_dice
+
+    rec = ImageRecord(id=1, file_name="a.png", width=100, height=100, liver_polygon=_sq(0, 0, 50))
+    half = FrameResult(source="a.png", frame_index=0, image_size_px=(100, 100), liver_polygon_px=_sq(0, 0, 50)[:2] + [[50, 25], [0, 25]])
+    assert liver_dice(rec, half) == pytest.approx(2 * 0.5 / 1.5, abs=0.02)
+    assert liver_dice(rec, FrameResult(source="a.png", frame_index=0, image_size_px=(100, 100))) == 0.0
+    assert liver_dice(ImageRecord(id=2, file_name="b.png", width=100, height=100), half) is None

@@ -70,3 +70,15 @@ def test_cross_fitted_operating_point_ignores_the_fold_it_describes():
     assert cross_fitted_operating_point(preds, 1) != (coef, thr)
     fp_rate_coef, strict_thr = cross_fitted_operating_point(preds, 0, fp_rate=0.05)
     assert fp_rate_coef == coef and strict_thr >= thr
+
+
+def test_concatenated_predictions_keep_per_image_liver_dice():
+    from livus.train.calibration import concat_predictions
+
+    a, b = _synthetic(seed=0), _synthetic(seed=1)
+    a.liver_dice = np.full(a.n_images, 0.9)
+    b.liver_dice = np.full(b.n_images, np.nan)
+    both = concat_predictions([a, b])
+    assert both.n_images == len(both.liver_dice) == 1000
+    assert np.all(both.liver_dice[:500] == 0.9) and np.isnan(both.liver_dice[500:]).all()
+    assert both.image_index.max() >= 500  # second part renumbered

@@ -101,6 +101,15 @@ class Metrics:
         return "\n".join(lines)
 
 
+def liver_dice(record: ImageRecord, result: FrameResult) -> float | None:
+    """Dice of the predicted liver outline against the annotated one (0 when none was
+    predicted); ``None`` when the image has no liver annotation. Original-image pixels."""
+    if record.liver_polygon is None or len(record.liver_polygon) < 3:
+        return None
+    pl = result.liver_polygon_px
+    return polygon_set_dice([pl], [record.liver_polygon], record.width, record.height) if pl else 0.0
+
+
 def compute_metrics(records: list[ImageRecord], results: list[FrameResult], report_threshold: float = 0.0) -> Metrics:
     """All detection/segmentation metrics of paired ``records``/``results`` (same order)."""
     if len(records) != len(results):
@@ -119,9 +128,9 @@ def compute_metrics(records: list[ImageRecord], results: list[FrameResult], repo
         if t:
             polys = [l.polygon_px for l in res.lesions if l.score >= report_threshold and len(l.polygon_px) >= 3]
             mass.append(polygon_set_dice(polys, [x.polygon_px for x in t], rec.width, rec.height) if polys else 0.0)
-        if rec.liver_polygon is not None and len(rec.liver_polygon) >= 3:
-            pl = res.liver_polygon_px
-            liver.append(polygon_set_dice([pl], [rec.liver_polygon], rec.width, rec.height) if pl else 0.0)
+        d = liver_dice(rec, res)
+        if d is not None:
+            liver.append(d)
     return Metrics(
         n_images=len(records),
         n_lesions=n_les,

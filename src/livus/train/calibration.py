@@ -23,7 +23,7 @@ import torch
 
 from livus.evaluate.classification import expected_calibration_error
 from livus.evaluate.detection import ImageMatch, match_image, pred_lesions, threshold_at_fp, true_lesions
-from livus.evaluate.run import Metrics, compute_metrics
+from livus.evaluate.run import Metrics, compute_metrics, liver_dice
 from livus.io.dataset import ImageRecord
 from livus.models.decode import EVIDENCE_NAMES, calibrate_score, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector
@@ -39,7 +39,8 @@ class HeldOutPredictions:
 
     ``evidence`` ``(M, 4)``, ``is_true`` ``(M,)`` and ``image_index`` ``(M,)`` per candidate;
     ``image_probs`` ``(N, 3)`` softmax of the image-level head (NaN without one); ``classes``
-    the images' true classes; ``n_lesions`` annotated lesions per image."""
+    the images' true classes; ``n_lesions`` annotated lesions per image; ``liver_dice`` ``(N,)``
+    Dice of the predicted liver outline (NaN where the image has no liver annotation)."""
 
     evidence: np.ndarray
     is_true: np.ndarray
@@ -48,6 +49,7 @@ class HeldOutPredictions:
     classes: list[str]
     n_lesions: np.ndarray
     stems: list[str] = field(default_factory=list)
+    liver_dice: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_images(self) -> int:
@@ -61,6 +63,7 @@ def concat_predictions(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
         np.concatenate([p.evidence for p in parts]), np.concatenate([p.is_true for p in parts]),
         np.concatenate([p.image_index + o for p, o in zip(parts, offsets)]), np.concatenate([p.image_probs for p in parts]),
         [c for p in parts for c in p.classes], np.concatenate([p.n_lesions for p in parts]), [s for p in parts for s in p.stems],
+        np.concatenate([p.liver_dice for p in parts]),
     )
 
 
@@ -112,17 +115,20 @@ def held_out_predictions(model: LesionDetector, cache: ModelSpaceCache, records:
         results, dets, probs = predict_results(model, cache, records, score_threshold=raw.candidate_threshold)
     finally:
         model.cfg = saved
-    ev, hit, idx, n_les = [], [], [], []
+    ev, hit, idx, n_les, liver = [], [], [], [], []
     for i, (rec, res, d) in enumerate(zip(records, results, dets)):
         truths = true_lesions(rec)
         n_les.append(len(truths))
+        dice = liver_dice(rec, res)
+        liver.append(math.nan if dice is None else dice)
         m = match_image(pred_lesions(res), truths)  # detections are sorted by score: same order
         for det, h in zip(d, m.hit):
             ev.append(det.evidence)
             hit.append(h >= 0)
             idx.append(i)
     return HeldOutPredictions(np.asarray(ev, np.float64).reshape(-1, 4), np.asarray(hit, bool), np.asarray(idx, np.int64), probs,
-                              [r.image_class or "unknown" for r in records], np.asarray(n_les, np.int64), [r.file_name for r in records])
+                              [r.image_class or "unknown" for r in records], np.asarray(n_les, np.int64), [r.file_name for r in records],
+                              np.asarray(liver, np.float64))
 
 
 def fit_score_calibration(evidence: np.ndarray, is_true: np.ndarray, c: float = 1.0,
