@@ -63,7 +63,7 @@ def test_cv_runs_are_averaged_fold_by_fold_from_the_command_line(tmp_path: Path,
     for r, seed in (("a", 0), ("b", 1)):
         for f in (0, 1):
             save_detector(_tiny(seed + 10 * f), tmp_path / r / f"fold{f}" / "detector.pt")
-        (tmp_path / r / "config.yaml").write_text(f"# run {r}\n")
+        (tmp_path / r / "config.yaml").write_text(f"# run {r}\ntrain:\n  seed: 3\n")
         (tmp_path / r / "cache_64.npz").write_bytes(b"cache " + r.encode())
     assert main(["train", "average", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup"),
                  "--weights", "1,3"]) == 0
@@ -73,8 +73,11 @@ def test_cv_runs_are_averaged_fold_by_fold_from_the_command_line(tmp_path: Path,
         b = load_detector(tmp_path / "b" / f"fold{f}" / "detector.pt").state_dict()
         k = "head.heatmap.weight" if "head.heatmap.weight" in soup else next(k for k, v in soup.items() if v.is_floating_point())
         assert torch.allclose(soup[k], 0.25 * a[k] + 0.75 * b[k], atol=1e-6)
-    assert (tmp_path / "soup" / "config.yaml").read_text() == "# run a\n"
+    assert (tmp_path / "soup" / "config.yaml").read_text().startswith("# run a\n")
     assert (tmp_path / "soup" / "cache_64.npz").read_bytes() == b"cache a"
+    (tmp_path / "b" / "config.yaml").write_text("train:\n  seed: 4\n")
+    assert main(["train", "average", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup1")]) == 2
+    assert "split the data differently" in capsys.readouterr().err
     (tmp_path / "b" / "fold1" / "detector.pt").unlink()
     assert main(["train", "average", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup2")]) == 2
     assert "same fold models" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import torch
 
+from livus.config import LivusConfig, load_config
 from livus.models.detector import load_checkpoint
 from livus.models.ensemble import normalise_weights
 
@@ -76,6 +77,11 @@ def average_detectors(paths: Sequence[str | Path], dest: str | Path, weights: Se
     return dest
 
 
+def _fold_split(cfg: LivusConfig) -> tuple[int, int, int, int]:
+    """What decides which images a CV run's fold holds out, and the cache it reads."""
+    return cfg.train.folds, cfg.train.seed, cfg.train.max_train_images, cfg.detector.input_size_px
+
+
 def average_cv_runs(runs: Sequence[str | Path], dest: str | Path, weights: Sequence[float] | None = None) -> list[Path]:
     """Average CV runs of ``livus train detector`` fold by fold: ``dest/fold<k>/detector.pt`` is
     the average of every run's ``fold<k>/detector.pt`` (all runs must hold the same folds, i.e.
@@ -88,6 +94,9 @@ def average_cv_runs(runs: Sequence[str | Path], dest: str | Path, weights: Seque
     fold_sets = [sorted(p.parent.name for p in r.glob("fold*/detector.pt")) for r in runs]
     if not fold_sets[0] or any(f != fold_sets[0] for f in fold_sets):
         raise ValueError(f"the runs must hold the same fold models, found {dict(zip(map(str, runs), fold_sets))}")
+    splits = [_fold_split(load_config(r / "config.yaml")) for r in runs]
+    if any(s != splits[0] for s in splits):
+        raise ValueError(f"the runs split the data differently (folds, seed, image cap, input size): {splits}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(runs[0] / "config.yaml", dest / "config.yaml")
