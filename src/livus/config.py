@@ -95,6 +95,7 @@ class TrainConfig:
     num_threads: int = 2  # torch threads (one job at a time on the 2-core machine)
     use_simulated: bool = False  # add the simulated dataset at simulated_dir to every training split
     simulated_dir: str = ""  # livus dataset folder written by the simulator
+    simulated_liver_loss: bool = True  # False: simulated images do not train the liver outline (lesions still do)
     hard_example_mining: bool = True
     hard_example_fraction: float = 0.3  # share of each epoch drawn by per-image loss
     copy_paste_prob: float = 0.3

@@ -187,3 +187,21 @@ def test_diffuse_on_real_changes_real_livers_only_and_keeps_lesion_targets() -> 
         assert changed == (i < n - 1)  # the last image is simulated: left as it is
     with pytest.raises(ValueError):
         DetectorTrainSet(cache, diffuse_on_real_prob=0.5)
+
+
+def test_simulated_images_can_leave_the_liver_outline_out_of_the_loss() -> None:
+    from livus.preprocess.geometry import full_image_letterbox
+    from livus.train.datasets import DetectorTrainSet, ModelSpaceCache
+
+    n = 3
+    les = np.stack([_ellipse_mask(30, 30, 8, 6, 20)] * n)
+    img = np.random.default_rng(0).uniform(0.3, 0.6, (n, S, S)).astype(np.float32)
+    cache = ModelSpaceCache(img, les, np.ones((n, S, S), np.uint8), np.array([True, False, True]), np.ones((n, S, S), np.uint8),
+                            [full_image_letterbox(S, S, S)] * n, ["benign"] * n, ["a", "b", "c"])
+    kw = {"augment": False, "n_simulated": 1}
+    default = [float(DetectorTrainSet(cache, **kw)[i]["liver_valid"]) for i in range(n)]
+    real_only = [float(DetectorTrainSet(cache, simulated_liver_loss=False, **kw)[i]["liver_valid"]) for i in range(n)]
+    assert default == [1.0, 0.0, 1.0]  # the image without an outline never trains it
+    assert real_only == [1.0, 0.0, 0.0]  # the last image is simulated
+    a = DetectorTrainSet(cache, simulated_liver_loss=False, **kw)[2]
+    assert np.array_equal(a["heatmap"].numpy(), DetectorTrainSet(cache, **kw)[2]["heatmap"].numpy())  # lesions still train

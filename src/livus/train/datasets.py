@@ -279,11 +279,13 @@ class DetectorTrainSet(torch.utils.data.Dataset):
     def __init__(
         self, cache: ModelSpaceCache, augment: bool = True, copy_paste_prob: float = 0.0, seed: int = 0, backend: str = "builtin",
         scanner_augment: bool = False, diffuse_on_real_prob: float = 0.0, diffuse_mix: dict[str, float] | None = None,
-        n_simulated: int = 0,
+        n_simulated: int = 0, simulated_liver_loss: bool = True,
     ) -> None:
         """``diffuse_on_real_prob``: share of the real images (all but the last ``n_simulated``
         of ``cache``) that get a diffuse liver disease drawn from ``diffuse_mix`` onto their liver
-        (``livus.simulate.diffuse_on_real``; their lesions keep their appearance and labels)."""
+        (``livus.simulate.diffuse_on_real``; their lesions keep their appearance and labels).
+        ``simulated_liver_loss=False``: the simulated images' liver outlines are not a training
+        target (``liver_valid`` 0 in their targets); copy-paste into their livers still happens."""
         if backend not in ("builtin", "livus"):
             raise ValueError(f"unknown augmentation backend {backend!r} (builtin | livus)")
         if diffuse_on_real_prob > 0 and not diffuse_mix:
@@ -291,6 +293,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
         self.diffuse_on_real_prob = diffuse_on_real_prob
         self.diffuse_mix = diffuse_mix
         self.n_real = len(cache) - n_simulated
+        self.simulated_liver_loss = simulated_liver_loss
         self.cache = cache
         self.augment = augment
         self.backend = backend
@@ -349,7 +352,7 @@ class DetectorTrainSet(torch.utils.data.Dataset):
                 image, lesion, liver, valid = augment_sample(image, lesion, liver, valid, rng)
             if self.scanner_augment:
                 image = scanner_augment(image, valid, rng)
-        t = build_targets(lesion, liver, bool(c.liver_valid[i]))
+        t = build_targets(lesion, liver, bool(c.liver_valid[i]) and (self.simulated_liver_loss or i < self.n_real))
         out = {k: torch.as_tensor(v) for k, v in t.items()}
         # a pasted lesion changes what the image shows: its image label is then unknown
         pasted = int(lesion.max()) > n_lesions

@@ -131,7 +131,7 @@ def train_run(
     dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend,
                                scanner_augment=t.scanner_augment, diffuse_on_real_prob=t.diffuse_on_real_prob,
                                diffuse_mix=parse_mix(t.diffuse_on_real_mix) if t.diffuse_on_real_prob > 0 else None,
-                               n_simulated=n_simulated)
+                               n_simulated=n_simulated, simulated_liver_loss=t.simulated_liver_loss)
     sampler = HardExampleSampler(len(train_cache), t.hard_example_fraction if t.hard_example_mining else 0.0, seed=t.seed)
     groups = param_groups(model, t.lr, t.encoder_lr_scale)
     opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
