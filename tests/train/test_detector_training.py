@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from livus.config import DetectorConfig, LivusConfig, TrainConfig
-from livus.io.dataset import ImageRecord, LesionAnnotation, save_dataset, write_png
+from livus.io.dataset import ImageRecord, LesionAnnotation, load_dataset, save_dataset, write_png
 from livus.models.detector import load_detector
 from livus.train.detector import format_cv_table, load_cv_run, revalidate_run, train_detector
 
@@ -144,3 +144,38 @@ def test_init_from_starts_each_fold_from_that_folds_weights(tmp_path, monkeypatc
         assert torch.equal(seen[f], start)
     assert load_detector(tmp_path / "second" / "fold0" / "detector.pt").meta["init_from"].endswith("fold0/detector.pt")
     assert not torch.equal(seen[0], seen[1])
+
+
+def test_cache_is_rebuilt_when_the_images_change_but_not_their_count(tmp_path) -> None:
+    from livus.train.detector import get_cache
+
+    data = tmp_path / "ds"
+    _make_dataset(data, n=3)
+    cfg = LivusConfig(detector=DetectorConfig(input_size_px=64))
+    out = tmp_path / "run"
+    records = load_dataset(data).images
+    first = get_cache(cfg, data, out, records)
+    again = get_cache(cfg, data, out, records)  # unchanged: read back, same pixels
+    np.testing.assert_allclose(again.images, first.images, atol=1e-3)
+    img = cv2.imread(str(data / records[0].file_name), cv2.IMREAD_GRAYSCALE)
+    write_png(data / records[0].file_name, 255 - img)  # same file, same count, other pixels
+    rebuilt = get_cache(cfg, data, out, records)
+    assert len(rebuilt) == len(first)
+    assert np.abs(rebuilt.images[0] - first.images[0]).mean() > 0.05
+    np.testing.assert_allclose(rebuilt.images[1:], first.images[1:], atol=1e-3)
+
+
+def test_cache_is_rebuilt_when_the_preprocessing_changes(tmp_path) -> None:
+    from livus.train.datasets import saved_fingerprint
+    from livus.train.detector import get_cache
+
+    data = tmp_path / "ds"
+    _make_dataset(data, n=2)
+    out = tmp_path / "run"
+    records = load_dataset(data).images
+    get_cache(LivusConfig(detector=DetectorConfig(input_size_px=64)), data, out, records)
+    before = saved_fingerprint(out / "cache_64.npz")
+    cfg = LivusConfig(detector=DetectorConfig(input_size_px=64))
+    cfg.preprocess.speckle_filter = "median" if cfg.preprocess.speckle_filter == "none" else "none"
+    get_cache(cfg, data, out, records)
+    assert before and saved_fingerprint(out / "cache_64.npz") not in ("", before)

@@ -10,8 +10,10 @@ validation results can be mapped back to ORIGINAL pixels.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -114,14 +116,35 @@ def build_cache(ds: Dataset, pcfg: PreprocessConfig, records: list[ImageRecord] 
     return ModelSpaceCache(np.stack(imgs), np.stack(les), np.stack(liv), np.array(lv, bool), np.stack(val), lbs, cls, stems)
 
 
-def save_cache(cache: ModelSpaceCache, path: Path) -> None:
+def cache_fingerprint(ds: Dataset, records: list[ImageRecord], pcfg: PreprocessConfig) -> str:
+    """SHA-256 over what a cache is built from: the preprocessing settings, every record's labels
+    and the bytes of its image and mask files. Two datasets with the same image count (a
+    re-drawn simulated set, say) get different fingerprints, so a run folder never silently
+    trains on a stale cache."""
+    h = hashlib.sha256(json.dumps(asdict(pcfg), sort_keys=True, default=str).encode())
+    for rec in records:
+        h.update(json.dumps(asdict(rec), sort_keys=True, default=str).encode())
+        for rel in (rec.file_name, rec.mask_file):
+            if rel and (ds.root / rel).is_file():
+                h.update((ds.root / rel).read_bytes())
+    return h.hexdigest()
+
+
+def save_cache(cache: ModelSpaceCache, path: Path, fingerprint: str = "") -> None:
+    """Write the cache (images as float16) with the ``cache_fingerprint`` it was built for."""
     lb = np.array([[b.crop_x0, b.crop_y0, b.crop_w, b.crop_h, b.scale, b.pad_x, b.pad_y, b.size] for b in cache.letterboxes])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path, images=cache.images.astype(np.float16), lesion_masks=cache.lesion_masks, liver_masks=cache.liver_masks,
         liver_valid=cache.liver_valid, valid_masks=cache.valid_masks, letterboxes=lb, classes=np.array(cache.classes),
-        stems=np.array(cache.stems),
+        stems=np.array(cache.stems), fingerprint=np.array(fingerprint),
     )
+
+
+def saved_fingerprint(path: Path) -> str:
+    """The fingerprint a cache file was saved with ('' for caches written before fingerprints)."""
+    with np.load(path) as z:
+        return str(z["fingerprint"]) if "fingerprint" in z.files else ""
 
 
 def load_cache(path: Path) -> ModelSpaceCache:

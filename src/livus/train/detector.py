@@ -4,7 +4,8 @@ images, with per-epoch CSV logs, validation metrics and resumable checkpoints.
 Run folder layout (``--out RUN``)::
 
     RUN/config.yaml             the full LivusConfig used
-    RUN/cache_<S>.npz           model-space cache of the dataset (preprocessed once)
+    RUN/cache_<S>.npz           model-space cache of the dataset (preprocessed once; rebuilt when
+                                its fingerprint of images, labels and settings no longer matches)
     RUN/fold<k>/log.csv         per-epoch losses and validation figures
     RUN/fold<k>/state.pt        resumable training state (model, optimiser, sampler, epoch)
     RUN/fold<k>/detector.pt     the fold's model (save_detector format)
@@ -33,7 +34,9 @@ from livus.models.decode import Detection, decode_detections, liver_polygon
 from livus.models.detector import LesionDetector, count_parameters, load_detector, save_detector
 from livus.preprocess.geometry import Letterbox
 from livus.simulate.diffuse import parse_mix
-from livus.train.datasets import DetectorTrainSet, ModelSpaceCache, build_cache, concat_caches, load_cache, save_cache
+from livus.train.datasets import (
+    DetectorTrainSet, ModelSpaceCache, build_cache, cache_fingerprint, concat_caches, load_cache, save_cache, saved_fingerprint,
+)
 from livus.train.distributed import DistContext, is_main, main_first, wrap_model
 from livus.train.splits import stratified_kfold
 from livus.train.trainer import CsvLog, HardExampleSampler, load_training_state, predict, save_training_state, train_one_epoch
@@ -210,17 +213,20 @@ def _nanmean(values: list[float]) -> float:
 def get_cache(
     cfg: LivusConfig, data_dir: Path, out_dir: Path, records: list[ImageRecord], name: str = "cache"
 ) -> ModelSpaceCache:
-    """Load ``out_dir/<name>_<S>.npz`` or build it with ``preprocess_frame`` (same as inference)."""
+    """Load ``out_dir/<name>_<S>.npz`` or build it with ``preprocess_frame`` (same as inference).
+    A saved cache is used only when its ``cache_fingerprint`` matches these records, their files
+    and the preprocessing settings; otherwise it is rebuilt and overwritten."""
     size = cfg.detector.input_size_px
     cfg.preprocess.input_size_px = size
     path = out_dir / f"{name}_{size}.npz"
-    if path.is_file():
-        cache = load_cache(path)
-        if len(cache) == len(records):
-            return cache
     ds = load_dataset(data_dir)
+    fingerprint = cache_fingerprint(ds, records, cfg.preprocess)
+    if path.is_file():
+        if saved_fingerprint(path) == fingerprint:
+            return load_cache(path)
+        print(f"{path}: built from other images or settings, rebuilding", flush=True)
     cache = build_cache(ds, cfg.preprocess, records, progress=True)
-    save_cache(cache, path)
+    save_cache(cache, path, fingerprint)
     return cache
 
 
