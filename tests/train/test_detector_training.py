@@ -179,3 +179,28 @@ def test_cache_is_rebuilt_when_the_preprocessing_changes(tmp_path) -> None:
     cfg.preprocess.speckle_filter = "median" if cfg.preprocess.speckle_filter == "none" else "none"
     get_cache(cfg, data, out, records)
     assert before and saved_fingerprint(out / "cache_64.npz") not in ("", before)
+
+
+def test_init_from_a_shipped_model_without_training_heads(tmp_path) -> None:
+    """A researcher fine-tunes from models/detector.pt: the shipped file has no deep-supervision
+    heads, which start fresh; every other weight is taken over. Another architecture is refused."""
+    import torch
+
+    from livus.models.detector import LesionDetector, save_detector
+    from livus.train.detector import load_init_weights, ship_model
+
+    det = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16,
+                         head_channels=8, deep_supervision=True)
+    trained = LesionDetector(det)
+    save_detector(trained, tmp_path / "trained.pt", {})
+    shipped = ship_model(tmp_path / "trained.pt", tmp_path / "shipped.pt")
+    assert not any(k.startswith("aux.") for k in load_detector(shipped).state_dict())
+    model = LesionDetector(det)
+    load_init_weights(model, shipped)
+    for k, v in trained.state_dict().items():
+        if not k.startswith("aux."):
+            assert torch.equal(model.state_dict()[k], v), k
+    other = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16,
+                           head_channels=16, deep_supervision=True)
+    with pytest.raises(ValueError, match="architecture"):
+        load_init_weights(LesionDetector(other), shipped)

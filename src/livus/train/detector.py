@@ -111,6 +111,19 @@ def param_groups(model: LesionDetector, lr: float, encoder_lr_scale: float) -> l
     return [g for g in ({"params": enc, "lr": lr * scale}, {"params": rest, "lr": lr}) if g["params"]]
 
 
+def load_init_weights(model: LesionDetector, init_path: Path) -> None:
+    """Start ``model`` from the detector.pt at ``init_path``. A shipped model (``ship_model``)
+    has no training-only deep-supervision heads (``aux.*``): those start fresh; any other
+    missing or unexpected weight is an error (another architecture)."""
+    own, init = model.state_dict(), load_detector(init_path).state_dict()
+    wrong = sorted({k for k in own if k not in init and not k.startswith("aux.")} | {k for k in init if k not in own}
+                   | {k for k in init if k in own and init[k].shape != own[k].shape})
+    if wrong:
+        raise ValueError(f"train.init_from {init_path}: not this detector's architecture ({len(wrong)} weights differ, "
+                         f"e.g. {wrong[0]})")
+    model.load_state_dict(init, strict=False)
+
+
 def train_run(
     cfg: LivusConfig, train_cache: ModelSpaceCache, val_cache: ModelSpaceCache | None, val_records: list[ImageRecord],
     run_dir: Path, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None,
@@ -128,7 +141,7 @@ def train_run(
     device = resolve_device(t.device)
     model = LesionDetector(cfg.detector, pretrained=t.pretrained and init_path is None)
     if init_path is not None:
-        model.load_state_dict(load_detector(init_path).state_dict())
+        load_init_weights(model, init_path)
         meta = dict(meta or {}, init_from=str(init_path))
     model = model.to(device)
     dataset = DetectorTrainSet(train_cache, augment=t.augment, copy_paste_prob=t.copy_paste_prob, seed=t.seed, backend=t.augment_backend,
