@@ -13,6 +13,9 @@ cross-fitted on the other folds, as in ``benchmarks/pretrained_cv_report.py``. T
   the difference and its 95 % interval from a paired bootstrap over images (the same resampled
   images for both runs; calibrations and thresholds kept fixed).
 The fused image label is not compared (it needs the classifier's fold models).
+Runs that trained one fold only (``train.folds_to_run: [0]``, a quick probe) are compared on that
+fold; with no other fold to cross-fit on, the calibration and threshold are fitted on the fold's
+own held-out candidates (in-sample, the same for every run; the JSON says so).
 
 Usage: python benchmarks/paired_cv_comparison.py --data DATASET --base runs/cv_s2
            --cv runs/cv_hn4 [runs/cv_other ...] [--bootstrap 2000] [--json out.json]
@@ -33,7 +36,8 @@ from scipy.stats import binomtest
 from livus.evaluate.classification import expected_calibration_error
 from livus.models.detector import load_detector
 from livus.train.calibration import (HeldOutPredictions, calibrated_scores, concat_predictions,
-                                     cross_fitted_operating_point, held_out_predictions)
+                                     cross_fitted_operating_point, fit_score_calibration, held_out_predictions,
+                                     report_threshold)
 from livus.train.detector import load_cv_run
 
 FP_RATE = 0.25
@@ -48,19 +52,31 @@ class PooledRun:
     scores: np.ndarray  # calibrated score per candidate
     reported: np.ndarray  # candidate at or above its fold's report threshold
     stems: list[str]
+    cross_fitted: bool = True  # False: one fold only, operating point fitted on it (in-sample)
+
+
+def operating_point(preds: dict[int, HeldOutPredictions], fold: int) -> tuple[tuple[float, ...], float]:
+    """Fold ``fold``'s calibration and report threshold: cross-fitted on the other folds, or, when
+    the run has no other fold, fitted on this fold's own held-out candidates."""
+    if len(preds) > 1:
+        return cross_fitted_operating_point(preds, fold, FP_RATE)
+    coef = fit_score_calibration(preds[fold].evidence, preds[fold].is_true)
+    return coef, report_threshold(preds[fold], coef, FP_RATE)
 
 
 def pooled_run(run: Path, data: Path) -> PooledRun:
     cv = load_cv_run(run, data)
+    if not cv.folds:
+        raise ValueError(f"{run}: no fold<k>/detector.pt")
     preds = {f: held_out_predictions(load_detector(cv.fold_model_path(f)), *cv.validation(f)) for f in cv.folds}
     scores, reported = [], []
     for f in cv.folds:
-        coef, thr = cross_fitted_operating_point(preds, f, FP_RATE)
+        coef, thr = operating_point(preds, f)
         s = calibrated_scores(preds[f], coef)
         scores.append(s)
         reported.append(s >= thr)
     pred = concat_predictions([preds[f] for f in cv.folds])
-    return PooledRun(pred, np.concatenate(scores), np.concatenate(reported), pred.stems)
+    return PooledRun(pred, np.concatenate(scores), np.concatenate(reported), pred.stems, len(cv.folds) > 1)
 
 
 def per_image(r: PooledRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,7 +141,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     base = pooled_run(Path(args.base), Path(args.data))
     out = {"benchmark": "paired_cv_comparison", "base": args.base, "fp_rate": FP_RATE, "bootstrap": args.bootstrap,
-           "base_figures": figures(base, np.arange(base.pred.n_images)), "runs": {}}
+           "operating_point": "cross-fitted" if base.cross_fitted else "fitted on the one held-out fold (in-sample)",
+           "images": base.pred.n_images, "base_figures": figures(base, np.arange(base.pred.n_images)), "runs": {}}
     for run in args.cv:
         other = pooled_run(Path(run), Path(args.data))
         res = compare(base, other, args.bootstrap, rng)

@@ -204,3 +204,55 @@ def test_init_from_a_shipped_model_without_training_heads(tmp_path) -> None:
                            head_channels=16, deep_supervision=True)
     with pytest.raises(ValueError, match="architecture"):
         load_init_weights(LesionDetector(other), shipped)
+
+
+def _synthetic_predictions(rng: np.random.Generator, n_images: int, stems: list[str]):
+    from livus.train.calibration import HeldOutPredictions
+
+    idx = np.repeat(np.arange(n_images), 3)
+    is_true = rng.random(len(idx)) < 0.3
+    evidence = np.column_stack([is_true + rng.normal(0, 0.7, len(idx)), rng.random((len(idx), 3))])
+    classes = ["normal" if i % 3 == 0 else "benign" for i in range(n_images)]
+    n_les = np.bincount(idx, weights=is_true, minlength=n_images).astype(np.int64)
+    return HeldOutPredictions(evidence, is_true, idx, np.full((n_images, 3), np.nan), classes, n_les, stems,
+                              rng.uniform(0.7, 0.9, n_images))
+
+
+def test_one_fold_probe_runs_compare_on_that_fold(tmp_path, monkeypatch) -> None:
+    """benchmarks/paired_cv_comparison.py on runs that trained fold 0 only (train.folds_to_run):
+    compared on fold 0's images, the operating point fitted on that fold and said so; with
+    several folds it stays cross-fitted."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from livus.train.calibration import cross_fitted_operating_point, fit_score_calibration
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "paired_cv_comparison.py"
+    spec = importlib.util.spec_from_file_location("paired_cv_comparison", script)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    data = tmp_path / "ds"
+    _make_dataset(data, n=8)
+    det = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16, head_channels=8)
+    run = tmp_path / "run"
+    train_detector(data, LivusConfig(detector=det, train=TrainConfig(epochs=1, batch_size=4, folds=2, num_threads=1,
+                                                                      folds_to_run=(0,))), run, progress=False)
+    cv = load_cv_run(run, data)
+    assert cv.folds == [0]
+    stems = [r.file_name for r in cv.validation(0)[1]]
+    rng = np.random.default_rng(0)
+    fake = iter([_synthetic_predictions(rng, len(stems), stems) for _ in range(2)])
+    monkeypatch.setattr(bench, "held_out_predictions", lambda *a: next(fake))
+    base, other = bench.pooled_run(run, data), bench.pooled_run(run, data)
+    assert not base.cross_fitted and base.stems == stems
+    res = bench.compare(base, other, 50, rng)
+    assert res["normal_with_lesion"]["of"] == sum(c == "normal" for c in base.pred.classes)
+    lo, hi = res["differences"]["liver_dice"]["ci95"]
+    assert lo <= res["differences"]["liver_dice"]["run_minus_base"] <= hi
+
+    one = {0: _synthetic_predictions(rng, 40, [f"a{i}" for i in range(40)])}
+    assert bench.operating_point(one, 0)[0] == fit_score_calibration(one[0].evidence, one[0].is_true)
+    two = {**one, 1: _synthetic_predictions(rng, 40, [f"b{i}" for i in range(40)])}
+    assert bench.operating_point(two, 0) == cross_fitted_operating_point(two, 0, bench.FP_RATE)
