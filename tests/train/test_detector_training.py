@@ -200,6 +200,10 @@ def test_init_from_a_shipped_model_without_training_heads(tmp_path) -> None:
     for k, v in trained.state_dict().items():
         if not k.startswith("aux."):
             assert torch.equal(model.state_dict()[k], v), k
+    no_aux = LesionDetector(DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8,
+                                           fpn_channels=16, head_channels=8, deep_supervision=False))
+    load_init_weights(no_aux, tmp_path / "trained.pt")  # a training checkpoint's heads are simply not needed
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in no_aux.state_dict().items())
     other = DetectorConfig(encoder="resnet_lite", input_size_px=64, widths=(8, 16, 16, 32), stem_channels=8, fpn_channels=16,
                            head_channels=16, deep_supervision=True)
     with pytest.raises(ValueError, match="architecture"):

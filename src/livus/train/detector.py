@@ -112,10 +112,12 @@ def param_groups(model: LesionDetector, lr: float, encoder_lr_scale: float) -> l
 
 
 def load_init_weights(model: LesionDetector, init_path: Path) -> None:
-    """Start ``model`` from the detector.pt at ``init_path``. A shipped model (``ship_model``)
-    has no training-only deep-supervision heads (``aux.*``): those start fresh; any other
-    missing or unexpected weight is an error (another architecture)."""
+    """Start ``model`` from the detector.pt at ``init_path``. The training-only deep-supervision
+    heads (``aux.*``) are taken where both have them and otherwise left as they are: a shipped
+    model (``ship_model``) has none, so they start fresh. Any other missing, unexpected or
+    differently shaped weight is an error (another architecture)."""
     own, init = model.state_dict(), load_detector(init_path).state_dict()
+    init = {k: v for k, v in init.items() if k in own or not k.startswith("aux.")}
     wrong = sorted({k for k in own if k not in init and not k.startswith("aux.")} | {k for k in init if k not in own}
                    | {k for k in init if k in own and init[k].shape != own[k].shape})
     if wrong:
