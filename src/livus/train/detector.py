@@ -118,8 +118,9 @@ def load_init_weights(model: LesionDetector, init_path: Path) -> None:
     differently shaped weight is an error (another architecture)."""
     own, init = model.state_dict(), load_detector(init_path).state_dict()
     init = {k: v for k, v in init.items() if k in own or not k.startswith("aux.")}
-    wrong = sorted({k for k in own if k not in init and not k.startswith("aux.")} | {k for k in init if k not in own}
-                   | {k for k in init if k in own and init[k].shape != own[k].shape})
+    missing = {k for k in own.keys() - init.keys() if not k.startswith("aux.")}
+    reshaped = {k for k in own.keys() & init.keys() if own[k].shape != init[k].shape}
+    wrong = sorted(missing | (init.keys() - own.keys()) | reshaped)
     if wrong:
         raise ValueError(f"train.init_from {init_path}: not this detector's architecture ({len(wrong)} weights differ, "
                          f"e.g. {wrong[0]})")
